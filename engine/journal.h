@@ -1,0 +1,53 @@
+/*
+ * journal.h -- the seam between the engine and persistence.
+ *
+ * The engine knows nothing of files.  Every mutation it accepts is described
+ * by one self-contained "change record" (msgpack, engine-defined, opaque to
+ * persistence) that carries the resolved result: generated ids, timestamps,
+ * password hashes, the activity-log event.  Applying the records of a store,
+ * in order, to an empty store rebuilds it exactly; that is how the log is
+ * replayed and how a snapshot (a dump of records) is loaded.
+ *
+ * Order of a mutation: validate -> encode the change record -> journal it
+ * (the callback may refuse: the mutation is then not applied and its code is
+ * returned) -> apply in memory.  So memory never holds an accepted change
+ * that the journal did not take.
+ *
+ * Threads: as the store (one owner thread).  ud_db_dump() only reads and may
+ * run in a forked child.
+ */
+#ifndef UD_JOURNAL_H
+#define UD_JOURNAL_H
+
+#include "userdb.h"
+
+/* Receives one change record.  Returns 0 or a negative ud_code (for instance
+ * UD_EUNAVAILABLE when the log cannot be written). */
+typedef int (*ud_journal_fn)(void *ctx, const void *rec, size_t len);
+
+/* A store in memory only (what ud_open() does without a data dir).  Returns
+ * NULL and fills err on bad options or out of memory. */
+ud_db *ud_db_new(const struct ud_options *opt, struct ud_error *err);
+void ud_db_free(ud_db *db);
+
+/* Journal every later mutation through fn (NULL to stop). */
+void ud_db_set_journal(ud_db *db, ud_journal_fn fn, void *ctx);
+
+/* Apply one change record without journaling it (replay).  Returns 0, or
+ * UD_ECORRUPT when the record cannot be decoded. */
+int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err);
+
+/* Emit the whole state as change records through emit: counters first, then
+ * every user in creation order, then the kept activity logs.  Read-only;
+ * safe in a forked child.  Returns 0 or the first non-zero emit result. */
+int ud_db_dump(ud_db *db, ud_journal_fn emit, void *ctx);
+
+/* Persistence hangs its state here so that ud_close()/ud_flush() find it;
+ * ud_db_free() calls close_fn(ext) first. */
+void ud_db_set_ext(ud_db *db, void *ext, void (*close_fn)(void *ext));
+void *ud_db_ext(ud_db *db);
+
+/* Engine part of ud_stats(); persistence fills the rest. */
+void ud_db_stats(ud_db *db, struct ud_stats *out);
+
+#endif

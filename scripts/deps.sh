@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages userdb needs to build and test, if missing.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev libxxhash-dev
+      libcriterion-dev libsodium-dev libjansson-dev libutf8proc-dev python3
+      python3-msgpack curl clang-format)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
