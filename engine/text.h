@@ -1,11 +1,14 @@
 /*
  * text.h -- UTF-8 and case folding, ids and clocks.
  *
- * Case-insensitive identity (emails) and search use Unicode simple case
- * folding (utf8proc), with an ASCII fast path: most data is ASCII and folding
- * it costs one table lookup per byte.  Pure and thread-safe, except
- * id_generate() which reads libsodium's CSPRNG (itself thread-safe once
- * sodium_init() ran).
+ * Case-insensitive identity (emails) and search use Unicode full case
+ * folding (utf8proc's CASEFOLD mapping applied one code point at a time, so
+ * "STRASSE" and "straße" fold alike), with an ASCII fast path: most data is
+ * ASCII and folding it costs one compare per byte.  Folding is not
+ * normalisation: "é" precomposed and "e" + U+0301 stay different.
+ *
+ * Pure and thread-safe, except id_generate() which reads libsodium's CSPRNG
+ * (itself thread-safe; id_generate() makes sure sodium_init() ran).
  */
 #ifndef UD_TEXT_H
 #define UD_TEXT_H
@@ -13,6 +16,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* Decode one code point from s (n > 0 bytes available).  Returns its length
+ * (1..4) and *cp, or -1 for an invalid or truncated sequence (overlong,
+ * surrogate, > U+10FFFF). */
+int utf8_decode(const unsigned char *s, size_t n, int32_t *cp);
 
 /* Number of code points if s is valid UTF-8 (no overlongs, no surrogates,
  * <= U+10FFFF), else -1. */

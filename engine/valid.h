@@ -32,4 +32,12 @@ int valid_password_hash(const char *s, size_t n, struct ud_error *err);
 int valid_identity(const char *target, size_t tn, const char *uid, size_t un,
 		   struct ud_error *err);
 
+/* UD_EINVAL for an unknown key (of a request body, query string or RPC map).
+ * The key is not static, so a sanitised copy (controls and non-ASCII as '?',
+ * at most 64 bytes) is kept at the end of err->message and err->field
+ * points there: valid as long as *err is, and not after copying *err.
+ * `what` names the kind of key ("field", "query parameter"). */
+int valid_unknown_key(const char *what, const char *key, size_t n,
+		      struct ud_error *err);
+
 #endif
