@@ -165,6 +165,11 @@ extern const struct ud_options ud_options_default;
 int ud_open(const struct ud_options *opt, ud_db **out, struct ud_error *err);
 /* Flush and fsync the log, release the lock, free everything. */
 void ud_close(ud_db *db);
+/* What ud_open() repaired or worked around on a data dir (a torn log tail
+ * cut off, a damaged snapshot skipped, unfinished files removed): lines
+ * separated by '\n', "" when none.  For the caller to log; valid until
+ * ud_close(). */
+const char *ud_open_warnings(ud_db *db);
 
 /* ---- input: the fields of a create or update ---------------------------- */
 

@@ -1,0 +1,81 @@
+/*
+ * fault.h -- fault injection for the persistence layer, and the I/O calls
+ * that honour it.
+ *
+ * Every write, fdatasync and ftruncate that persistence issues goes through
+ * the fault_* wrappers below.  Without UD_FAULT_INJECTION they are the plain
+ * system calls.  With it (CMake's default, so tests and the server's
+ * integration tests can use it) each store carries one struct fault: no
+ * globals.  Two ways to arm it:
+ *
+ *   - persist_fault_set(db, spec) (persist.h), from tests;
+ *   - the environment variable USERDB_FAULT=spec, read once by ud_open(),
+ *     so that a test can start userdb-server with a failing disk.
+ *
+ * spec is a comma-separated list of rules, "" clears them all:
+ *
+ *     op:err[:skip[:count]]        e.g. write:ENOSPC:0:3
+ *     op:err:file=PATH             active while PATH exists
+ *
+ *   op     write  (log writes, including segment headers)
+ *          fsync  (log fdatasync, in every fsync mode that calls it)
+ *          trunc  (ftruncate of the log after a failed write)
+ *          snap   (a snapshot: the child's first write fails; counted once
+ *                  per snapshot, decided by the parent before it forks)
+ *   err    ENOSPC, EIO, EDQUOT, or SHORT (a write that writes half of what
+ *          it was asked and reports it; the callers loop)
+ *   skip   calls that pass before the rule fires (default 0)
+ *   count  calls that fail once it fires (default 1; "*" = until cleared)
+ *
+ * Thread assumptions: the everysec fsync thread and the owner thread both
+ * consult the rules; a mutex inside struct fault serialises that.
+ */
+#ifndef UD_FAULT_H
+#define UD_FAULT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "userdb.h"
+
+enum fault_op { FAULT_WRITE = 0, FAULT_FSYNC, FAULT_TRUNC, FAULT_SNAP };
+
+#define FAULT_SHORT (-1) /* pseudo errno: short write */
+#define FAULT_RULES 8
+
+struct fault_rule {
+	int op;
+	int err; /* errno value or FAULT_SHORT */
+	long skip;
+	long count; /* < 0: forever */
+	char *file; /* NULL, or: active only while this path exists */
+};
+
+struct fault {
+	pthread_mutex_t mu;
+	int n;
+	struct fault_rule rules[FAULT_RULES];
+};
+
+void fault_init(struct fault *f);
+/* Free the rules and the mutex. */
+void fault_destroy(struct fault *f);
+/* Replace the rules with those of spec (copied).  Returns 0 or UD_EINVAL
+ * (the rules are then unchanged).  Without UD_FAULT_INJECTION: UD_EINVAL
+ * unless spec is empty. */
+int fault_parse(struct fault *f, const char *spec, struct ud_error *err);
+/* Consume one call of op: returns 0 (go ahead) or the errno / FAULT_SHORT
+ * the call must fail with.  f may be NULL. */
+int fault_check(struct fault *f, int op);
+
+/* Write all n bytes at off, looping on short writes and EINTR, under the
+ * FAULT_WRITE rules (f may be NULL: no faults).  Returns 0 or -errno. */
+int fault_pwrite_all(struct fault *f, int fd, const void *buf, size_t n,
+		     off_t off);
+/* fdatasync(fd); returns 0 or -errno. */
+int fault_fdatasync(struct fault *f, int fd);
+/* ftruncate(fd, len); returns 0 or -errno. */
+int fault_ftruncate(struct fault *f, int fd, off_t len);
+
+#endif

@@ -1,0 +1,112 @@
+/*
+ * oplog.h -- the append-only log: segments, group commit, fsync policy,
+ * and the "unavailable" state after a disk failure.
+ *
+ * Files.  The log is a sequence of segment files DATA_DIR/log-<16 hex
+ * seq>.ulog, where seq is the sequence number of the segment's first
+ * record.  Each segment is a file header and records as laid out in
+ * frame.h; records are numbered +1 across segments (invariant 1 there).
+ * A new segment starts when a snapshot begins (oplog_rotate), so a
+ * snapshot covers exactly the segments before the current one.
+ *
+ * Group commit.  oplog_append() (the engine's journal callback) only frames
+ * the record into an in-memory batch.  oplog_flush() writes the whole batch
+ * with one pwrite(2) (looping on short writes) at the end of the last good
+ * record, then, in UD_FSYNC_ALWAYS, fdatasyncs once.  The server calls it
+ * once per event-loop iteration before any reply leaves, so one write and
+ * at most one fsync serve every request of that iteration.  In
+ * UD_FSYNC_EVERYSEC a thread fdatasyncs a dup() of the segment's fd once a
+ * second when something was written; UD_FSYNC_NO never syncs except at
+ * rotation and close.
+ *
+ * Failure (ENOSPC, EIO, fsync failure).  The bytes past the last good
+ * record are cut off (ftruncate), the batch is KEPT (its mutations are
+ * already in memory and their replies are held by the caller) and the log
+ * becomes unavailable: oplog_append() refuses with UD_EUNAVAILABLE, reads
+ * are unaffected.  oplog_flush() and oplog_tick() retry writing the same
+ * batch; the first success clears the state.  Because the retry writes the
+ * identical bytes at the identical offset, even a failed ftruncate leaves
+ * no stale record behind.  A failed everysec fsync also makes the log
+ * unavailable until a retried fdatasync succeeds.
+ *
+ * State (owner thread, plus the fsync thread where marked):
+ *
+ *     AVAILABLE --flush fails / fsync thread fails--> UNAVAILABLE
+ *     UNAVAILABLE --oplog_flush/oplog_tick retry ok--> AVAILABLE
+ *
+ * Invariants:
+ *   1. good_size is the size of the current segment up to its last record
+ *      that was written successfully; the file holds nothing else that a
+ *      reader could take for a record.
+ *   2. next_seq - 1 is the seq of the last record appended (batched or
+ *      written); batch holds records written_seq+1 .. next_seq-1.
+ *   3. The batch is empty whenever the log is rotated.
+ */
+#ifndef UD_OPLOG_H
+#define UD_OPLOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fault.h"
+#include "userdb.h"
+
+struct oplog;
+
+/* One live segment as found by recovery or created since. */
+struct oplog_seg {
+	uint64_t first_seq;
+	uint64_t bytes; /* file size (the current one: good size) */
+};
+
+/* Where recovery left the log: the existing segments in order (the last
+ * one is appended to; nseg may be 0), the size of its intact prefix, and
+ * the seq the next record gets. */
+struct oplog_start {
+	const struct oplog_seg *segs;
+	size_t nseg;
+	uint64_t next_seq;
+};
+
+/* Open the log of dir for appending (dir is copied; fault is borrowed and
+ * must outlive the log).  Truncates the last segment to its good size,
+ * creates a first segment when there is none (or the last one has no valid
+ * header), and starts the fsync thread for UD_FSYNC_EVERYSEC.  Returns 0
+ * and *out, or UD_EIO / UD_ENOMEM with err. */
+int oplog_open(const char *dir, const struct oplog_start *st,
+	       enum ud_fsync mode, struct fault *fault, struct oplog **out,
+	       struct ud_error *err);
+/* Flush, sync (every mode), stop the thread, close.  NULL is a no-op. */
+void oplog_close(struct oplog *o);
+
+/* Journal callback (ud_journal_fn): frame rec into the batch.  Returns 0,
+ * UD_EUNAVAILABLE while the log is unavailable, UD_ETOOLARGE for a record
+ * over FRAME_REC_MAX, UD_ENOMEM. */
+int oplog_append(void *o, const void *rec, size_t len);
+/* Write the batch (see above).  0, or UD_EUNAVAILABLE. */
+int oplog_flush(struct oplog *o);
+/* Periodic work: pick up an fsync-thread failure, retry when unavailable. */
+void oplog_tick(struct oplog *o);
+/* fdatasync the current segment now (any mode).  0 or UD_EUNAVAILABLE. */
+int oplog_sync(struct oplog *o);
+
+/* Start a new segment at next_seq (flushes first).  A no-op when the
+ * current segment holds no record.  Returns 0, UD_EUNAVAILABLE when the
+ * batch cannot be written, or UD_EIO (the log stays on the old segment). */
+int oplog_rotate(struct oplog *o, struct ud_error *err);
+/* Delete the segments all of whose records have seq <= upto (never the
+ * current one).  Failures to unlink are ignored: recovery skips covered
+ * segments. */
+void oplog_remove_covered(struct oplog *o, uint64_t upto);
+
+bool oplog_unavailable(const struct oplog *o);
+uint64_t oplog_last_seq(const struct oplog *o);	 /* next_seq - 1 */
+uint64_t oplog_bytes(const struct oplog *o);	 /* live segments */
+uint64_t oplog_records(const struct oplog *o);	 /* written since open */
+size_t oplog_batch_bytes(const struct oplog *o); /* not yet written */
+int oplog_last_errno(const struct oplog *o);	 /* of the last failure */
+
+/* Name of a segment: "log-<16 hex>.ulog" into out[32]. */
+void oplog_seg_name(uint64_t first_seq, char out[32]);
+
+#endif

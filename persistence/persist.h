@@ -1,0 +1,19 @@
+/*
+ * persist.h -- internal controls of a store's persistence, for tests and
+ * the server (not part of the embeddable API in userdb.h).
+ */
+#ifndef UD_PERSIST_H
+#define UD_PERSIST_H
+
+#include "userdb.h"
+
+/* Replace the fault-injection rules of db (see fault.h for the syntax; ""
+ * clears).  0, or UD_EINVAL for a bad spec or a store without a data dir.
+ */
+int persist_fault_set(ud_db *db, const char *spec, struct ud_error *err);
+
+/* Message of the last failed snapshot ("" if none): valid until the next
+ * call on db. */
+const char *persist_snapshot_error(ud_db *db);
+
+#endif
