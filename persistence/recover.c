@@ -142,6 +142,7 @@ struct replay {
 	uint64_t expect; /* next seq to apply */
 	uint64_t applied;
 	const char *name; /* current segment */
+	bool gap;	  /* failed because records are missing */
 	struct ud_error *err;
 };
 
@@ -205,7 +206,8 @@ static int replay_segment(const char *dir, const struct datadir_list *l,
 		return ud_error_set(err, UD_EINVAL, NULL, "path too long");
 	rp->name = name;
 	/* A segment must start right after what came before it. */
-	if (l->logs[i] > rp->expect)
+	rp->gap = l->logs[i] > rp->expect;
+	if (rp->gap)
 		return ud_error_set(err, UD_ECORRUPT, NULL,
 				    "%s: starts at seq %" PRIu64
 				    " but seq %" PRIu64
@@ -298,8 +300,9 @@ int recover_run(const char *dir, snap_apply_fn apply, void *ctx,
 		rc = replay_log(dir, &l, &rp, r, err);
 	}
 	/* A damaged newer snapshot covered records up to its seq: the log
-	 * must still hold them, or they would be silently lost. */
-	if (rc == 0 && l.nsnap && (si < 0 || (size_t)si + 1 < l.nsnap) &&
+	 * must still hold them, or they would be silently lost.  Name the
+	 * damaged file, the root cause, rather than the gap. */
+	if ((rc == 0 || rp.gap) && damage.code &&
 	    rp.expect - 1 < l.snaps[l.nsnap - 1]) {
 		rc = ud_error_set(err, UD_ECORRUPT, NULL,
 				  "%s (the log does not reach past seq %" PRIu64
