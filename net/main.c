@@ -1,0 +1,36 @@
+/*
+ * main.c -- userdb-server: parse the configuration, start, serve until
+ * SIGTERM/SIGINT, exit 0 (1 when it cannot start).
+ */
+#include <stdio.h>
+
+#include "config.h"
+#include "server.h"
+
+extern char **environ;
+
+int main(int argc, char **argv)
+{
+	struct server_config cfg;
+	static struct server srv; /* the one instance; see server.h */
+	int status = 0;
+
+	if (config_parse(&cfg, argc, argv, environ, stderr)) {
+		fprintf(stderr, "try: userdb-server --help\n");
+		return 2;
+	}
+	if (cfg.help) {
+		config_usage(stdout);
+		config_free(&cfg);
+		return 0;
+	}
+	if (server_start(&srv, &cfg) == 0)
+		server_run(&srv);
+	else
+		status = 1;
+	server_destroy(&srv);
+	config_free(&cfg);
+	if (status == 0)
+		fprintf(stderr, "userdb-server: stopped\n");
+	return status;
+}

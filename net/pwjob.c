@@ -1,0 +1,129 @@
+/*
+ * pwjob.c -- password work off the loop; see pwjob.h.
+ */
+#include "pwjob.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *dup_bytes(const void *p, size_t n, bool *fail)
+{
+	if (!p)
+		return NULL;
+	char *d = malloc(n + 1);
+	if (!d) {
+		*fail = true;
+		return NULL;
+	}
+	memcpy(d, p, n);
+	d[n] = 0;
+	return d;
+}
+
+static void pwjob_free(struct pwjob *j)
+{
+	if (j->pw)
+		sodium_memzero(j->pw, j->pw_len);
+	if (j->body)
+		sodium_memzero(j->body, j->body_len);
+	sodium_memzero(j->hash, sizeof j->hash);
+	free(j->id);
+	free(j->pw);
+	free(j->body);
+	free(j);
+}
+
+/* Worker side: only the job and thread-safe functions. */
+static void pwjob_work(struct pool_job *pj)
+{
+	struct pwjob *j = (struct pwjob *)pj;
+	if (j->kind == PWJOB_VERIFY) {
+		j->valid = ud_password_verify(j->hash, j->pw, j->pw_len) == 1;
+		return;
+	}
+	j->rc = ud_password_hash(&j->srv->dbopt, j->pw, j->pw_len, j->hash,
+				 &j->err);
+}
+
+static int apply_create(struct pwjob *j)
+{
+	struct ud_arena arena = {0};
+	struct ud_fields f;
+	int rc = j->body_json
+		     ? ud_fields_from_json(j->body, j->body_len, true, &f,
+					   &arena, &j->err)
+		     : ud_fields_from_msgpack(j->body, j->body_len, true, &f,
+					      &arena, &j->err);
+	if (rc == 0) {
+		f.set = (f.set & ~(unsigned)UD_F_PASSWORD) | UD_F_PASSWORD_HASH;
+		f.password = NULL;
+		f.password_len = 0;
+		f.password_hash = j->hash;
+		f.password_hash_len = strlen(j->hash);
+		rc = ud_user_create(j->srv->db, &f, &j->user, &j->err);
+	}
+	ud_arena_free(&arena);
+	return rc;
+}
+
+/* Loop side: apply the outcome to the store, let the protocol reply. */
+static void pwjob_done(struct pool_job *pj)
+{
+	struct pwjob *j = (struct pwjob *)pj;
+	ud_db *db = j->srv->db;
+	if (j->rc == 0) {
+		switch (j->kind) {
+		case PWJOB_CREATE:
+			j->rc = apply_create(j);
+			break;
+		case PWJOB_SET:
+			j->rc = ud_user_set_password_hash(
+			    db, j->id, j->id_len, j->hash, strlen(j->hash),
+			    &j->user, &j->err);
+			break;
+		case PWJOB_VERIFY:
+			j->rc = ud_user_record_verify(db, j->id, j->id_len,
+						      j->valid, &j->err);
+			break;
+		}
+	}
+	j->finish(j);
+	struct conn *c = j->conn;
+	pwjob_free(j);
+	conn_resume(c); /* HTTP waits for this before the next request */
+	conn_unref(c);
+}
+
+struct pwjob *pwjob_new(struct server *srv, struct conn *c,
+			enum pwjob_kind kind, const char *id, size_t id_len,
+			const char *pw, size_t pw_len, const void *body,
+			size_t body_len)
+{
+	bool fail = false;
+	struct pwjob *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->srv = srv;
+	j->conn = c;
+	j->kind = kind;
+	j->id = dup_bytes(id, id_len, &fail);
+	j->id_len = id_len;
+	j->pw = dup_bytes(pw, pw_len, &fail);
+	j->pw_len = pw_len;
+	j->body = dup_bytes(body, body_len, &fail);
+	j->body_len = body_len;
+	j->base.work = pwjob_work;
+	j->base.done = pwjob_done;
+	if (fail) {
+		pwjob_free(j);
+		return NULL;
+	}
+	conn_ref(c);
+	return j;
+}
+
+void pwjob_submit(struct pwjob *j)
+{
+	pool_submit(j->srv->pool, &j->base);
+}

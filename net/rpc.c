@@ -1,0 +1,897 @@
+/*
+ * rpc.c -- MessagePack-RPC framing, dispatch and methods; see rpc.h.
+ */
+#include "rpc.h"
+
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "mpframe.h"
+#include "pwjob.h"
+
+#define RPC_ASYNC    1		 /* handler replies later */
+#define RPC_READ_MAX (64u << 10) /* bytes moved from the socket per step */
+
+struct rpc_conn {
+	struct ud_buf in; /* unread bytes; frames start at in_off */
+	size_t in_off;
+	struct mpframe fr;
+	msgpack_zone *zone;
+	struct ud_buf res; /* result of the call being answered */
+	struct ud_buf tmp; /* re-packed params */
+};
+
+struct rpc_call {
+	struct conn *c;
+	struct rpc_conn *rc;
+	uint64_t msgid;
+	bool notify;
+	enum metric_route route;
+	uint64_t start_ns;
+	const msgpack_object *argv;
+	uint32_t argc;
+	msgpack_packer pk; /* writes into rc->res */
+	struct ud_error err;
+};
+
+struct rpc_method {
+	const char *name;
+	enum metric_route route;
+	int (*fn)(struct rpc_call *call);
+	bool write; /* mutates: reply waits for the log */
+	bool noauth;
+};
+
+static void rpc_pwjob_finish(struct pwjob *j);
+
+/* ---- replies ---------------------------------------------------------- */
+
+static int evbuffer_write_cb(void *data, const char *buf, size_t len)
+{
+	return evbuffer_add(data, buf, len);
+}
+
+static void pack_str(msgpack_packer *pk, const char *s)
+{
+	size_t n = strlen(s);
+	msgpack_pack_str(pk, n);
+	msgpack_pack_str_body(pk, s, n);
+}
+
+static void pack_error(msgpack_packer *pk, const struct ud_error *err)
+{
+	msgpack_pack_map(pk, err->field ? 3 : 2);
+	pack_str(pk, "code");
+	pack_str(pk, ud_code_name(err->code));
+	pack_str(pk, "message");
+	pack_str(pk, err->message[0] ? err->message : ud_code_name(err->code));
+	if (err->field) {
+		pack_str(pk, "field");
+		pack_str(pk, err->field);
+	}
+}
+
+/* Queue [1, msgid, error|nil, result|nil].  rc != 0 sends err. */
+static void rpc_reply(struct conn *c, uint64_t msgid, int rc,
+		      const struct ud_error *err, const struct ud_buf *res,
+		      bool write)
+{
+	msgpack_packer pk;
+	struct evbuffer *out = conn_reply_begin(c);
+	msgpack_packer_init(&pk, out, evbuffer_write_cb);
+	msgpack_pack_array(&pk, 4);
+	msgpack_pack_uint8(&pk, 1);
+	msgpack_pack_uint64(&pk, msgid);
+	if (rc) {
+		pack_error(&pk, err);
+		msgpack_pack_nil(&pk);
+	} else {
+		msgpack_pack_nil(&pk);
+		evbuffer_add(out, res->data, res->len);
+	}
+	conn_reply_end(c, write);
+}
+
+static void rpc_error_reply(struct conn *c, uint64_t msgid, int code,
+			    const char *field, const char *msg)
+{
+	struct ud_error err;
+	ud_error_set(&err, code, field, "%s", msg);
+	rpc_reply(c, msgid, code, &err, NULL, false);
+}
+
+/* Finish a call: count it, answer unless it was a notification. */
+static void call_finish(struct rpc_call *call, int rc, bool write)
+{
+	struct server *srv = call->c->srv;
+	metrics_observe(&srv->metrics, call->route, rc != 0, call->start_ns);
+	if (!call->notify)
+		rpc_reply(call->c, call->msgid, rc, &call->err, &call->rc->res,
+			  write);
+}
+
+/* ---- argument helpers -----------------------------------------------------
+ */
+
+static int arg_count(struct rpc_call *call, uint32_t min, uint32_t max)
+{
+	if (call->argc < min || call->argc > max)
+		return ud_error_set(&call->err, UD_EINVAL, "params",
+				    "expected %u to %u params, got %u", min,
+				    max, call->argc);
+	return 0;
+}
+
+static int arg_str(struct rpc_call *call, uint32_t i, const char *field,
+		   const char **s, size_t *n)
+{
+	const msgpack_object *o = &call->argv[i];
+	*s = NULL;
+	*n = 0;
+	if (o->type != MSGPACK_OBJECT_STR)
+		return ud_error_set(&call->err, UD_EINVAL, field,
+				    "%s must be a string", field);
+	*s = o->via.str.ptr;
+	*n = o->via.str.size;
+	return 0;
+}
+
+/* Re-pack one decoded object into rc->tmp (raw msgpack for the parsers). */
+static const struct ud_buf *repack(struct rpc_call *call,
+				   const msgpack_object *o)
+{
+	msgpack_packer pk;
+	call->rc->tmp.len = 0;
+	msgpack_packer_init(&pk, &call->rc->tmp, codec_buf_write_cb);
+	if (msgpack_pack_object(&pk, *o))
+		return NULL;
+	return &call->rc->tmp;
+}
+
+static int result_user(struct rpc_call *call, const ud_user *u)
+{
+	return ud_user_write_msgpack(u, &call->rc->res);
+}
+
+static int not_found(struct rpc_call *call, const char *what)
+{
+	return ud_error_set(&call->err, UD_ENOTFOUND, NULL, "no such %s", what);
+}
+
+/* Optional {"if_match": etag} at argv[i]; *etag = 0 when absent. */
+static int arg_if_match(struct rpc_call *call, uint32_t i, uint64_t *etag)
+{
+	*etag = 0;
+	if (call->argc <= i || call->argv[i].type == MSGPACK_OBJECT_NIL)
+		return 0;
+	const msgpack_object *o = &call->argv[i];
+	if (o->type != MSGPACK_OBJECT_MAP)
+		return ud_error_set(&call->err, UD_EINVAL, "options",
+				    "options must be a map");
+	for (uint32_t k = 0; k < o->via.map.size; k++) {
+		const msgpack_object *key = &o->via.map.ptr[k].key,
+				     *val = &o->via.map.ptr[k].val;
+		if (key->type != MSGPACK_OBJECT_STR || key->via.str.size != 8 ||
+		    memcmp(key->via.str.ptr, "if_match", 8))
+			return ud_error_set(&call->err, UD_EINVAL, "options",
+					    "unknown option");
+		if (val->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+			*etag = val->via.u64;
+			continue;
+		}
+		char hex[17] = {0};
+		const char *s = val->via.str.ptr;
+		size_t n =
+		    val->type == MSGPACK_OBJECT_STR ? val->via.str.size : 0;
+		if (n >= 2 && s[0] == '"' && s[n - 1] == '"')
+			s++, n -= 2;
+		char *end;
+		memcpy(hex, s, n < 16 ? n : 16);
+		*etag = n > 0 && n <= 16 ? strtoull(hex, &end, 16) : 0;
+		if (n == 0 || n > 16 || *end || *etag == 0)
+			*etag = UINT64_MAX; /* matches nothing */
+	}
+	return 0;
+}
+
+/* ---- methods ----------------------------------------------------------------
+ */
+
+static int m_auth(struct rpc_call *call)
+{
+	const char *key;
+	size_t n;
+	int rc = arg_count(call, 1, 1);
+	if (rc || (rc = arg_str(call, 0, "api_key", &key, &n)))
+		return rc;
+	if (!keyset_check(&call->c->srv->keys, key, n))
+		return ud_error_set(&call->err, UD_EUNAUTHORIZED, NULL,
+				    "wrong api key");
+	call->c->authed = true;
+	return msgpack_pack_true(&call->pk);
+}
+
+static int m_ping(struct rpc_call *call)
+{
+	msgpack_pack_str(&call->pk, 4);
+	return msgpack_pack_str_body(&call->pk, "pong", 4);
+}
+
+static int m_get(struct rpc_call *call)
+{
+	const char *id;
+	size_t n;
+	int rc = arg_count(call, 1, 1);
+	if (rc || (rc = arg_str(call, 0, "id", &id, &n)))
+		return rc;
+	const ud_user *u = ud_user_get(call->c->srv->db, id, n);
+	return u ? result_user(call, u) : not_found(call, "user");
+}
+
+static int m_get_by_email(struct rpc_call *call)
+{
+	const char *email;
+	size_t n;
+	int rc = arg_count(call, 1, 1);
+	if (rc || (rc = arg_str(call, 0, "email", &email, &n)))
+		return rc;
+	const ud_user *u = ud_user_get_by_email(call->c->srv->db, email, n);
+	return u ? result_user(call, u) : not_found(call, "user");
+}
+
+static int m_get_many(struct rpc_call *call)
+{
+	int rc = arg_count(call, 1, 1);
+	if (rc)
+		return rc;
+	const msgpack_object *a = &call->argv[0];
+	if (a->type != MSGPACK_OBJECT_ARRAY)
+		return ud_error_set(&call->err, UD_EINVAL, "ids",
+				    "ids must be an array of strings");
+	if (a->via.array.size > UD_GET_MANY_MAX)
+		return ud_error_set(&call->err, UD_EINVAL, "ids",
+				    "at most %d ids", UD_GET_MANY_MAX);
+	for (uint32_t i = 0; i < a->via.array.size; i++)
+		if (a->via.array.ptr[i].type != MSGPACK_OBJECT_STR)
+			return ud_error_set(&call->err, UD_EINVAL, "ids",
+					    "ids must be strings");
+	msgpack_pack_array(&call->pk, a->via.array.size);
+	for (uint32_t i = 0; i < a->via.array.size && !rc; i++) {
+		const msgpack_object_str *s = &a->via.array.ptr[i].via.str;
+		const ud_user *u =
+		    ud_user_get(call->c->srv->db, s->ptr, s->size);
+		rc = u ? result_user(call, u) : msgpack_pack_nil(&call->pk);
+	}
+	return rc;
+}
+
+/* Hand password work to the pool; the reply comes from rpc_pwjob_finish. */
+static int start_job(struct rpc_call *call, enum pwjob_kind kind,
+		     const char *id, size_t id_len, const char *pw,
+		     size_t pw_len, const struct ud_buf *body, const char *hash)
+{
+	struct pwjob *j =
+	    pwjob_new(call->c->srv, call->c, kind, id, id_len, pw, pw_len,
+		      body ? body->data : NULL, body ? body->len : 0);
+	if (!j)
+		return ud_error_set(&call->err, UD_ENOMEM, NULL,
+				    "out of memory");
+	if (hash)
+		strcpy(j->hash, hash);
+	j->msgid = call->msgid;
+	j->notify = call->notify;
+	j->route = call->route;
+	j->start_ns = call->start_ns;
+	j->finish = rpc_pwjob_finish;
+	pwjob_submit(j);
+	return RPC_ASYNC;
+}
+
+static int m_create(struct rpc_call *call)
+{
+	struct ud_arena arena = {0};
+	struct ud_fields f;
+	const ud_user *u;
+	int rc = arg_count(call, 1, 1);
+	const struct ud_buf *raw = rc ? NULL : repack(call, &call->argv[0]);
+	if (rc || !raw)
+		return rc ? rc : UD_ENOMEM;
+	rc = ud_fields_from_msgpack(raw->data, raw->len, true, &f, &arena,
+				    &call->err);
+	if (rc == 0 && (f.set & UD_F_PASSWORD)) {
+		rc = ud_fields_validate(&f, true, &call->err);
+		if (rc == 0)
+			rc = start_job(call, PWJOB_CREATE, NULL, 0, f.password,
+				       f.password_len, raw, NULL);
+	} else if (rc == 0) {
+		rc = ud_user_create(call->c->srv->db, &f, &u, &call->err);
+		rc = rc ? rc : result_user(call, u);
+	}
+	ud_arena_free(&arena);
+	return rc;
+}
+
+static int m_update(struct rpc_call *call)
+{
+	struct ud_arena arena = {0};
+	struct ud_fields f;
+	const ud_user *u;
+	const char *id;
+	size_t n;
+	uint64_t etag;
+	int rc = arg_count(call, 2, 3);
+	if (rc || (rc = arg_str(call, 0, "id", &id, &n)) ||
+	    (rc = arg_if_match(call, 2, &etag)))
+		return rc;
+	const struct ud_buf *raw = repack(call, &call->argv[1]);
+	if (!raw)
+		return UD_ENOMEM;
+	rc = ud_fields_from_msgpack(raw->data, raw->len, false, &f, &arena,
+				    &call->err);
+	if (rc == 0)
+		rc = ud_user_update(call->c->srv->db, id, n, &f, etag, &u,
+				    &call->err);
+	rc = rc ? rc : result_user(call, u);
+	ud_arena_free(&arena);
+	return rc;
+}
+
+static int m_delete(struct rpc_call *call)
+{
+	const char *id;
+	size_t n;
+	uint64_t etag;
+	int rc = arg_count(call, 1, 2);
+	if (rc || (rc = arg_str(call, 0, "id", &id, &n)) ||
+	    (rc = arg_if_match(call, 1, &etag)) ||
+	    (rc = ud_user_delete(call->c->srv->db, id, n, etag, &call->err)))
+		return rc;
+	return msgpack_pack_true(&call->pk);
+}
+
+static void pack_pagination(msgpack_packer *pk, unsigned page, unsigned limit,
+			    uint64_t total, uint64_t pages)
+{
+	pack_str(pk, "pagination");
+	msgpack_pack_map(pk, 4);
+	pack_str(pk, "page");
+	msgpack_pack_unsigned_int(pk, page);
+	pack_str(pk, "limit");
+	msgpack_pack_unsigned_int(pk, limit);
+	pack_str(pk, "total");
+	msgpack_pack_uint64(pk, total);
+	pack_str(pk, "pages");
+	msgpack_pack_uint64(pk, pages);
+}
+
+static int m_list(struct rpc_call *call)
+{
+	struct ud_query q;
+	struct ud_page *page;
+	int rc = arg_count(call, 0, 1);
+	ud_query_init(&q);
+	if (rc == 0 && call->argc == 1 &&
+	    call->argv[0].type != MSGPACK_OBJECT_NIL) {
+		const struct ud_buf *raw = repack(call, &call->argv[0]);
+		rc = raw ? ud_query_from_msgpack(&q, raw->data, raw->len,
+						 &call->err)
+			 : UD_ENOMEM;
+	}
+	if (rc)
+		return rc;
+	page = malloc(sizeof(*page));
+	if (!page)
+		return UD_ENOMEM;
+	rc = ud_user_list(call->c->srv->db, &q, page, &call->err);
+	if (rc == 0) {
+		msgpack_pack_map(&call->pk, 2);
+		pack_str(&call->pk, "data");
+		msgpack_pack_array(&call->pk, page->count);
+		for (unsigned i = 0; i < page->count && !rc; i++)
+			rc = result_user(call, page->items[i]);
+		pack_pagination(&call->pk, page->page, page->limit, page->total,
+				page->pages);
+	}
+	free(page);
+	return rc;
+}
+
+static int m_set_password(struct rpc_call *call)
+{
+	const char *id, *pw;
+	size_t n, pn;
+	int rc = arg_count(call, 2, 2);
+	if (rc || (rc = arg_str(call, 0, "id", &id, &n)) ||
+	    (rc = arg_str(call, 1, "password", &pw, &pn)))
+		return rc;
+	if (!ud_user_get(call->c->srv->db, id, n))
+		return not_found(call, "user");
+	if ((rc = ud_fields_validate(&(struct ud_fields){.set = UD_F_PASSWORD,
+							 .password = pw,
+							 .password_len = pn},
+				     false, &call->err)))
+		return rc;
+	return start_job(call, PWJOB_SET, id, n, pw, pn, NULL, NULL);
+}
+
+static int m_verify_password(struct rpc_call *call)
+{
+	const char *id, *pw;
+	size_t n, pn;
+	char hash[UD_PWHASH_MAX];
+	int rc = arg_count(call, 2, 2);
+	if (rc || (rc = arg_str(call, 0, "id", &id, &n)) ||
+	    (rc = arg_str(call, 1, "password", &pw, &pn)))
+		return rc;
+	if (ud_user_password_hash_copy(call->c->srv->db, id, n, hash))
+		return not_found(call, "user");
+	return start_job(call, PWJOB_VERIFY, id, n, pw, pn, NULL, hash);
+}
+
+static int m_set_suspended(struct rpc_call *call)
+{
+	const char *id;
+	size_t n;
+	const ud_user *u;
+	int rc = arg_count(call, 2, 2);
+	if (rc || (rc = arg_str(call, 0, "id", &id, &n)))
+		return rc;
+	if (call->argv[1].type != MSGPACK_OBJECT_BOOLEAN)
+		return ud_error_set(&call->err, UD_EINVAL, "is_suspended",
+				    "is_suspended must be a boolean");
+	rc = ud_user_set_suspended(call->c->srv->db, id, n,
+				   call->argv[1].via.boolean, &u, &call->err);
+	return rc ? rc : result_user(call, u);
+}
+
+/* {"user_id": str, "details": map?} -> ext id and raw details in tmp. */
+static int identity_arg(struct rpc_call *call, const msgpack_object *o,
+			const char **uid, size_t *un,
+			const struct ud_buf **details)
+{
+	*uid = NULL;
+	*un = 0;
+	*details = NULL;
+	if (o->type != MSGPACK_OBJECT_MAP)
+		return ud_error_set(&call->err, UD_EINVAL, "identity",
+				    "identity must be a map");
+	for (uint32_t k = 0; k < o->via.map.size; k++) {
+		const msgpack_object *key = &o->via.map.ptr[k].key,
+				     *val = &o->via.map.ptr[k].val;
+		const msgpack_object_str *ks = &key->via.str;
+		if (key->type == MSGPACK_OBJECT_STR && ks->size == 7 &&
+		    !memcmp(ks->ptr, "user_id", 7) &&
+		    val->type == MSGPACK_OBJECT_STR) {
+			*uid = val->via.str.ptr;
+			*un = val->via.str.size;
+		} else if (key->type == MSGPACK_OBJECT_STR && ks->size == 7 &&
+			   !memcmp(ks->ptr, "details", 7) &&
+			   (val->type == MSGPACK_OBJECT_MAP ||
+			    val->type == MSGPACK_OBJECT_NIL)) {
+			if (val->type == MSGPACK_OBJECT_MAP &&
+			    !(*details = repack(call, val)))
+				return UD_ENOMEM;
+		} else {
+			return ud_error_set(&call->err, UD_EINVAL, "identity",
+					    "identity takes user_id (string) "
+					    "and details (map)");
+		}
+	}
+	if (!*uid)
+		return ud_error_set(&call->err, UD_EINVAL, "user_id",
+				    "user_id is required");
+	return 0;
+}
+
+static int m_link_identity(struct rpc_call *call)
+{
+	const char *id, *target, *uid;
+	size_t n, tn, un;
+	const struct ud_buf *det;
+	const ud_user *u;
+	int rc = arg_count(call, 3, 3);
+	if (rc || (rc = arg_str(call, 0, "id", &id, &n)) ||
+	    (rc = arg_str(call, 1, "target", &target, &tn)) ||
+	    (rc = identity_arg(call, &call->argv[2], &uid, &un, &det)))
+		return rc;
+	rc = ud_user_link_identity(call->c->srv->db, id, n, target, tn, uid, un,
+				   det ? det->data : NULL, det ? det->len : 0,
+				   &u, &call->err);
+	return rc ? rc : result_user(call, u);
+}
+
+static int m_unlink_identity(struct rpc_call *call)
+{
+	const char *id, *target;
+	size_t n, tn;
+	const ud_user *u;
+	int rc = arg_count(call, 2, 2);
+	if (rc || (rc = arg_str(call, 0, "id", &id, &n)) ||
+	    (rc = arg_str(call, 1, "target", &target, &tn)))
+		return rc;
+	rc = ud_user_unlink_identity(call->c->srv->db, id, n, target, tn, &u,
+				     &call->err);
+	return rc ? rc : result_user(call, u);
+}
+
+/* log.list [{"user_id", "page", "limit"}]: page/limit ints or strings. */
+static int log_query(struct rpc_call *call, const char **uid, size_t *un,
+		     unsigned *page, unsigned *limit)
+{
+	const msgpack_object *o = &call->argv[0];
+	*uid = NULL;
+	*page = 1;
+	*limit = 20;
+	if (o->type != MSGPACK_OBJECT_MAP)
+		return ud_error_set(&call->err, UD_EINVAL, "query",
+				    "query must be a map");
+	for (uint32_t k = 0; k < o->via.map.size; k++) {
+		const msgpack_object *key = &o->via.map.ptr[k].key,
+				     *val = &o->via.map.ptr[k].val;
+		const char *kn = key->via.str.ptr;
+		size_t kl =
+		    key->type == MSGPACK_OBJECT_STR ? key->via.str.size : 0;
+		if (kl == 7 && !memcmp(kn, "user_id", 7) &&
+		    val->type == MSGPACK_OBJECT_STR) {
+			*uid = val->via.str.ptr;
+			*un = val->via.str.size;
+			continue;
+		}
+		bool is_page = kl == 4 && !memcmp(kn, "page", 4);
+		bool is_limit = kl == 5 && !memcmp(kn, "limit", 5);
+		uint64_t v = 0;
+		if ((is_page || is_limit) &&
+		    val->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+			v = val->via.u64;
+		else if ((is_page || is_limit) &&
+			 val->type == MSGPACK_OBJECT_STR &&
+			 val->via.str.size > 0 && val->via.str.size < 10) {
+			for (uint32_t i = 0; i < val->via.str.size; i++) {
+				char d = val->via.str.ptr[i];
+				v = d >= '0' && d <= '9'
+					? v * 10 + (unsigned)(d - '0')
+					: 0;
+				if (!v && d != '0')
+					break;
+			}
+		}
+		if (is_page && v >= 1 && v <= 1000000000)
+			*page = (unsigned)v;
+		else if (is_limit && v >= 1 && v <= UD_LIMIT_MAX)
+			*limit = (unsigned)v;
+		else
+			return ud_error_set(&call->err, UD_EINVAL,
+					    is_page    ? "page"
+					    : is_limit ? "limit"
+						       : "query",
+					    is_page || is_limit
+						? "out of range"
+						: "unknown query key");
+	}
+	if (!*uid)
+		return ud_error_set(&call->err, UD_EINVAL, "user_id",
+				    "user_id is required");
+	return 0;
+}
+
+static int m_log_list(struct rpc_call *call)
+{
+	const char *uid;
+	size_t un = 0;
+	unsigned page, limit;
+	int rc = arg_count(call, 1, 1);
+	if (rc || (rc = log_query(call, &uid, &un, &page, &limit)))
+		return rc;
+	struct ud_log_page *lp = malloc(sizeof(*lp));
+	if (!lp)
+		return UD_ENOMEM;
+	rc =
+	    ud_log_list(call->c->srv->db, uid, un, page, limit, lp, &call->err);
+	if (rc == 0) {
+		msgpack_pack_map(&call->pk, 2);
+		pack_str(&call->pk, "data");
+		msgpack_pack_array(&call->pk, lp->count);
+		for (unsigned i = 0; i < lp->count && !rc; i++)
+			rc =
+			    ud_log_write_msgpack(&lp->items[i], &call->rc->res);
+		pack_pagination(&call->pk, lp->page, lp->limit, lp->total,
+				lp->pages);
+	}
+	free(lp);
+	return rc;
+}
+
+static void pack_kv(msgpack_packer *pk, const char *k, uint64_t v)
+{
+	pack_str(pk, k);
+	msgpack_pack_uint64(pk, v);
+}
+
+static int m_stats(struct rpc_call *call)
+{
+	struct server *srv = call->c->srv;
+	struct ud_stats st;
+	msgpack_packer *pk = &call->pk;
+	uint64_t reqs = 0;
+	ud_stats(srv->db, &st);
+	for (int r = 0; r < MR__COUNT; r++)
+		reqs += srv->metrics.requests[r];
+	msgpack_pack_map(pk, 17);
+	pack_kv(pk, "users", st.users);
+	pack_kv(pk, "record_bytes", st.record_bytes);
+	pack_kv(pk, "log_events", st.log_events);
+	pack_kv(pk, "evictions", st.evictions);
+	pack_kv(pk, "failed_verifies", st.failed_verifies);
+	pack_kv(pk, "log_bytes", st.log_bytes);
+	pack_kv(pk, "log_records", st.log_records);
+	pack_kv(pk, "log_seq", st.log_seq);
+	pack_kv(pk, "snapshots", st.snapshots);
+	pack_str(pk, "last_snapshot_ms");
+	msgpack_pack_int64(pk, st.last_snapshot_ms);
+	pack_str(pk, "snapshot_running");
+	st.snapshot_running ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	pack_str(pk, "unavailable");
+	st.unavailable ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+	pack_str(pk, "persist");
+	srv->cfg.no_persist ? msgpack_pack_false(pk) : msgpack_pack_true(pk);
+	pack_kv(pk, "connections", srv->metrics.connections_open);
+	pack_kv(pk, "connections_total", srv->metrics.connections_total);
+	pack_kv(pk, "requests", reqs);
+	pack_kv(pk, "password_jobs", pool_inflight(srv->pool));
+	return 0;
+}
+
+static void snapshot_done_cb(struct conn *c, uint64_t msgid, int rc)
+{
+	struct ud_error err;
+	struct ud_buf res = {0};
+	ud_error_set(&err, rc ? rc : 0, NULL, "snapshot failed");
+	ud_buf_append(&res, "\xc3", 1);
+	if (!c->closed)
+		rpc_reply(c, msgid, rc, &err, &res, false);
+	ud_buf_free(&res);
+}
+
+static int m_snapshot(struct rpc_call *call)
+{
+	int rc = arg_count(call, 0, 0);
+	if (rc)
+		return rc;
+	if (call->notify)
+		return ud_snapshot_start(call->c->srv->db, &call->err);
+	rc = server_snapshot_wait(call->c->srv, call->c, call->msgid,
+				  snapshot_done_cb, &call->err);
+	if (rc == 0) /* counted now; the reply follows */
+		metrics_observe(&call->c->srv->metrics, call->route, false,
+				call->start_ns);
+	return rc ? rc : RPC_ASYNC;
+}
+
+static const struct rpc_method methods[] = {
+    {"auth", MR_RPC_AUTH, m_auth, false, true},
+    {"ping", MR_RPC_PING, m_ping, false, true},
+    {"user.get", MR_RPC_USER_GET, m_get, false, false},
+    {"user.get_by_email", MR_RPC_USER_GET_BY_EMAIL, m_get_by_email, false,
+     false},
+    {"user.get_many", MR_RPC_USER_GET_MANY, m_get_many, false, false},
+    {"user.create", MR_RPC_USER_CREATE, m_create, true, false},
+    {"user.update", MR_RPC_USER_UPDATE, m_update, true, false},
+    {"user.delete", MR_RPC_USER_DELETE, m_delete, true, false},
+    {"user.list", MR_RPC_USER_LIST, m_list, false, false},
+    {"user.set_password", MR_RPC_USER_SET_PASSWORD, m_set_password, true,
+     false},
+    {"user.verify_password", MR_RPC_USER_VERIFY_PASSWORD, m_verify_password,
+     true, false},
+    {"user.set_suspended", MR_RPC_USER_SET_SUSPENDED, m_set_suspended, true,
+     false},
+    {"user.link_identity", MR_RPC_USER_LINK_IDENTITY, m_link_identity, true,
+     false},
+    {"user.unlink_identity", MR_RPC_USER_UNLINK_IDENTITY, m_unlink_identity,
+     true, false},
+    {"log.list", MR_RPC_LOG_LIST, m_log_list, false, false},
+    {"server.stats", MR_RPC_SERVER_STATS, m_stats, false, false},
+    {"server.snapshot", MR_RPC_SERVER_SNAPSHOT, m_snapshot, false, false},
+};
+
+static const struct rpc_method *method_find(const char *s, size_t n)
+{
+	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+		if (strlen(methods[i].name) == n &&
+		    !memcmp(methods[i].name, s, n))
+			return &methods[i];
+	return NULL;
+}
+
+static void rpc_pwjob_finish(struct pwjob *j)
+{
+	struct ud_buf res = {0};
+	int rc = j->rc;
+	metrics_observe(&j->srv->metrics, j->route, rc != 0, j->start_ns);
+	if (j->notify || j->conn->closed)
+		return;
+	if (rc == 0 && j->kind == PWJOB_CREATE)
+		rc = ud_user_write_msgpack(j->user, &res);
+	else if (rc == 0 && j->kind == PWJOB_SET)
+		rc = ud_buf_append(&res, "\xc3", 1);
+	else if (rc == 0)
+		rc = ud_buf_append(&res, j->valid ? "\xc3" : "\xc2", 1);
+	if (rc && !j->err.message[0])
+		ud_error_set(&j->err, rc, NULL, "%s", ud_code_name(rc));
+	rpc_reply(j->conn, j->msgid, rc, &j->err, &res, true);
+	ud_buf_free(&res);
+}
+
+/* ---- frames ----------------------------------------------------------------
+ */
+
+static void call_run(struct rpc_call *call, const msgpack_object *method,
+		     const msgpack_object *params)
+{
+	const struct rpc_method *m = NULL;
+	int rc;
+	call->rc->res.len = 0;
+	msgpack_packer_init(&call->pk, &call->rc->res, codec_buf_write_cb);
+	memset(&call->err, 0, sizeof call->err);
+	if (method->type == MSGPACK_OBJECT_STR)
+		m = method_find(method->via.str.ptr, method->via.str.size);
+	if (m)
+		call->route = m->route;
+	if (!m) {
+		rc = ud_error_set(&call->err, UD_EINVAL, "method",
+				  "unknown method");
+	} else if (!m->noauth && !call->c->authed) {
+		rc = ud_error_set(&call->err, UD_EUNAUTHORIZED, NULL,
+				  "call auth with an api key first");
+	} else if (params->type != MSGPACK_OBJECT_ARRAY) {
+		rc = ud_error_set(&call->err, UD_EINVAL, "params",
+				  "params must be an array");
+	} else {
+		call->argv = params->via.array.ptr;
+		call->argc = params->via.array.size;
+		rc = m->fn(call);
+	}
+	if (rc == RPC_ASYNC)
+		return;
+	if (rc && !call->err.message[0])
+		ud_error_set(&call->err, rc, NULL, "%s", ud_code_name(rc));
+	call_finish(call, rc, m && m->write);
+}
+
+/* Decode and execute one complete frame. */
+static void frame_run(struct conn *c, struct rpc_conn *rc, const char *p,
+		      size_t n)
+{
+	struct rpc_call call = {.c = c,
+				.rc = rc,
+				.route = MR_RPC_UNKNOWN,
+				.start_ns = metrics_now_ns()};
+	msgpack_object o = {.type = MSGPACK_OBJECT_NIL};
+	size_t off = 0;
+	uint64_t msgid;
+
+	msgpack_zone_clear(rc->zone);
+	int ur = msgpack_unpack(p, n, &off, rc->zone, &o);
+	const msgpack_object *a = o.via.array.ptr;
+	uint32_t len = o.type == MSGPACK_OBJECT_ARRAY ? o.via.array.size : 0;
+	bool ok_unpack = ur == MSGPACK_UNPACK_SUCCESS && off == n;
+	if (ok_unpack && len == 4 &&
+	    a[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER && a[0].via.u64 == 0 &&
+	    a[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+		call.msgid = a[1].via.u64;
+		call_run(&call, &a[2], &a[3]);
+	} else if (ok_unpack && len == 3 &&
+		   a[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		   a[0].via.u64 == 2) {
+		call.notify = true;
+		call_run(&call, &a[1], &a[2]);
+	} else if (mpframe_peek_msgid((const uint8_t *)p, n, &msgid)) {
+		metrics_observe(&c->srv->metrics, MR_RPC_UNKNOWN, true,
+				call.start_ns);
+		rpc_error_reply(c, msgid, UD_EINVAL, NULL,
+				ok_unpack ? "a request is [0, msgid, method, "
+					    "params]"
+					  : "malformed MessagePack");
+	} else {
+		metrics_observe(&c->srv->metrics, MR_RPC_UNKNOWN, true,
+				call.start_ns);
+	}
+}
+
+/* A frame that cannot be delimited: answer if we can, then hang up. */
+static void frame_fail(struct conn *c, struct rpc_conn *rc, long why)
+{
+	uint64_t msgid;
+	const uint8_t *p = (const uint8_t *)rc->in.data + rc->in_off;
+	metrics_observe(&c->srv->metrics, MR_RPC_UNKNOWN, true,
+			metrics_now_ns());
+	if (mpframe_peek_msgid(p, rc->in.len - rc->in_off, &msgid))
+		rpc_error_reply(c, msgid, UD_EINVAL, NULL,
+				why == MPFRAME_ETOOBIG
+				    ? "frame over the size limit"
+				    : "malformed MessagePack");
+	conn_close_when_done(c);
+}
+
+/* Execute the complete frames buffered.  Returns false when the
+ * connection must not be read further. */
+static bool frames_run(struct conn *c, struct rpc_conn *rc)
+{
+	while (conn_may_read(c) && rc->in_off < rc->in.len) {
+		long n = mpframe_scan(
+		    &rc->fr, (const uint8_t *)rc->in.data + rc->in_off,
+		    rc->in.len - rc->in_off, c->srv->cfg.max_frame);
+		if (n == 0)
+			return true;
+		if (n < 0) {
+			frame_fail(c, rc, n);
+			return false;
+		}
+		frame_run(c, rc, rc->in.data + rc->in_off, (size_t)n);
+		rc->in_off += (size_t)n;
+		mpframe_reset(&rc->fr);
+	}
+	return conn_may_read(c);
+}
+
+static void rpc_on_read(struct conn *c)
+{
+	struct rpc_conn *rc = c->state;
+	struct evbuffer *input = bufferevent_get_input(c->bev);
+	while (frames_run(c, rc)) {
+		size_t avail = evbuffer_get_length(input);
+		if (avail == 0)
+			break;
+		if (rc->in_off > 0) { /* keep only the unfinished frame */
+			memmove(rc->in.data, rc->in.data + rc->in_off,
+				rc->in.len - rc->in_off);
+			rc->in.len -= rc->in_off;
+			rc->in_off = 0;
+		}
+		size_t take = avail < RPC_READ_MAX ? avail : RPC_READ_MAX;
+		if (ud_buf_reserve(&rc->in, take)) {
+			conn_close(c);
+			return;
+		}
+		int got =
+		    evbuffer_remove(input, rc->in.data + rc->in.len, take);
+		rc->in.len += got > 0 ? (size_t)got : 0;
+	}
+	if (rc->in_off == rc->in.len)
+		rc->in.len = rc->in_off = 0;
+}
+
+static int rpc_init(struct conn *c)
+{
+	struct rpc_conn *rc = calloc(1, sizeof(*rc));
+	if (!rc)
+		return -1;
+	rc->zone = msgpack_zone_new(8192);
+	if (!rc->zone) {
+		free(rc);
+		return -1;
+	}
+	mpframe_reset(&rc->fr);
+	c->state = rc;
+	return 0;
+}
+
+static void rpc_free(struct conn *c)
+{
+	struct rpc_conn *rc = c->state;
+	if (!rc)
+		return;
+	msgpack_zone_free(rc->zone);
+	ud_buf_free(&rc->in);
+	ud_buf_free(&rc->res);
+	ud_buf_free(&rc->tmp);
+	free(rc);
+}
+
+const struct conn_proto rpc_proto = {
+    .name = "rpc",
+    .init = rpc_init,
+    .on_read = rpc_on_read,
+    .on_free = rpc_free,
+};

@@ -1,0 +1,596 @@
+/*
+ * server.c -- listeners, connection lifetime, the flush-before-reply loop,
+ * signals and graceful shutdown; see server.h for the design.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+struct snap_waiter {
+	struct snap_waiter *next;
+	struct conn *conn; /* referenced */
+	uint64_t msgid;
+	uint64_t target; /* ud_snapshot_done() value that answers */
+	bool restart;	 /* one was running: start ours after it */
+	snap_done_fn cb;
+};
+
+/* ---- connections ------------------------------------------------------- */
+
+void conn_ref(struct conn *c)
+{
+	c->refs++;
+}
+
+void conn_unref(struct conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	if (c->proto->on_free)
+		c->proto->on_free(c);
+	evbuffer_free(c->held);
+	free(c);
+}
+
+void conn_close(struct conn *c)
+{
+	struct server *srv = c->srv;
+	if (c->closed)
+		return;
+	c->closed = true;
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	evbuffer_drain(c->held, evbuffer_get_length(c->held));
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->metrics.connections_open--;
+	conn_unref(c); /* the socket's reference; held list skips closed */
+}
+
+static size_t conn_queued(const struct conn *c)
+{
+	return evbuffer_get_length(c->held) +
+	       evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+static void conn_pause(struct conn *c)
+{
+	c->paused = true;
+	bufferevent_disable(c->bev, EV_READ);
+}
+
+bool conn_may_read(const struct conn *c)
+{
+	return !c->closed && !c->paused && !c->close_when_done &&
+	       !c->srv->stopping;
+}
+
+struct evbuffer *conn_reply_begin(struct conn *c)
+{
+	return c->held;
+}
+
+void conn_reply_end(struct conn *c, bool write)
+{
+	struct server *srv = c->srv;
+	if (c->closed)
+		return;
+	c->held_write |= write;
+	if (!c->on_held) {
+		c->on_held = true;
+		conn_ref(c);
+		c->held_next = srv->held_head;
+		srv->held_head = c;
+	}
+	if (!c->paused && conn_queued(c) > CONN_HIGH_WATER)
+		conn_pause(c);
+}
+
+void conn_close_when_done(struct conn *c)
+{
+	if (c->closed)
+		return;
+	c->close_when_done = true;
+	bufferevent_disable(c->bev, EV_READ);
+	if (!c->on_held &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_close(c);
+}
+
+void conn_resume(struct conn *c)
+{
+	if (c->closed)
+		return;
+	conn_ref(c);
+	c->proto->on_read(c);
+	conn_unref(c);
+}
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+	conn_resume(arg);
+}
+
+/* Output drained below the low-water mark. */
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	size_t out = evbuffer_get_length(bufferevent_get_output(bev));
+	if (c->close_when_done) {
+		if (out == 0 && !c->on_held)
+			conn_close(c);
+		return;
+	}
+	if (c->paused && conn_queued(c) <= CONN_HIGH_WATER / 2 &&
+	    !c->srv->stopping) {
+		c->paused = false;
+		bufferevent_enable(bev, EV_READ);
+		conn_resume(c); /* input may already be buffered */
+	}
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	if (what & BEV_EVENT_TIMEOUT) {
+		if (what & BEV_EVENT_WRITING)
+			c->srv->metrics.connections_dropped++;
+		conn_close(c);
+	} else if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		/* Half-close: the client may still read our replies. */
+		conn_close_when_done(c);
+	} else {
+		conn_close(c);
+	}
+}
+
+static void conn_set_timeouts(struct conn *c)
+{
+	const struct server_config *cfg = &c->srv->cfg;
+	struct timeval rd = {.tv_sec = cfg->idle_timeout};
+	struct timeval wr = {.tv_sec = cfg->write_timeout};
+	bufferevent_set_timeouts(c->bev, cfg->idle_timeout ? &rd : NULL,
+				 cfg->write_timeout ? &wr : NULL);
+}
+
+static void conn_open(struct server *srv, evutil_socket_t fd,
+		      const struct conn_proto *proto)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		goto fail;
+	c->srv = srv;
+	c->proto = proto;
+	c->refs = 1;
+	c->held = evbuffer_new();
+	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->held || !c->bev || proto->init(c)) {
+		if (c->bev)
+			bufferevent_free(c->bev);
+		else
+			evutil_closesocket(fd);
+		if (c->held)
+			evbuffer_free(c->held);
+		free(c);
+		return;
+	}
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->metrics.connections_open++;
+	srv->metrics.connections_total++;
+	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
+			  c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_HIGH_WATER / 2, 0);
+	conn_set_timeouts(c);
+	bufferevent_enable(c->bev, EV_READ);
+	return;
+fail:
+	evutil_closesocket(fd);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+		      struct sockaddr *sa, int socklen, void *arg,
+		      const struct conn_proto *proto)
+{
+	struct server *srv = arg;
+	if (srv->metrics.connections_open >= srv->cfg.max_connections) {
+		srv->metrics.connections_refused++;
+		evutil_closesocket(fd);
+		return;
+	}
+	if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
+	conn_open(srv, fd, proto);
+}
+
+static void rpc_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+			  struct sockaddr *sa, int socklen, void *arg)
+{
+	accept_cb(l, fd, sa, socklen, arg, &rpc_proto);
+}
+
+static void http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+			   struct sockaddr *sa, int socklen, void *arg)
+{
+	accept_cb(l, fd, sa, socklen, arg, &http_proto);
+}
+
+/* ---- the durability hook ------------------------------------------------ */
+
+/* Move held replies to the sockets.  flush_rc != 0: the log write failed, so
+ * replies that report writes stay held. */
+static void server_release_held(struct server *srv, int flush_rc)
+{
+	struct conn *c = srv->held_head, *keep = NULL;
+	srv->held_head = NULL;
+	while (c) {
+		struct conn *next = c->held_next;
+		if (!c->closed && flush_rc && c->held_write) {
+			c->held_next = keep;
+			keep = c;
+			c = next;
+			continue;
+		}
+		c->on_held = false;
+		c->held_write = false;
+		if (!c->closed) {
+			struct evbuffer *out = bufferevent_get_output(c->bev);
+			evbuffer_add_buffer(out, c->held);
+			if (evbuffer_get_length(out) > srv->cfg.max_output) {
+				srv->metrics.connections_dropped++;
+				conn_close(c);
+			} else if (c->close_when_done &&
+				   evbuffer_get_length(out) == 0) {
+				conn_close(c);
+			}
+		}
+		conn_unref(c);
+		c = next;
+	}
+	srv->held_head = keep;
+}
+
+static void server_flush(struct server *srv)
+{
+	if (!srv->held_head)
+		return;
+	int rc = ud_flush(srv->db);
+	if (rc)
+		srv->metrics.flush_errors++;
+	server_release_held(srv, rc);
+}
+
+/* ---- snapshots on demand ------------------------------------------------- */
+
+static void snap_check(struct server *srv)
+{
+	struct snap_waiter **pp = &srv->snap_waiters;
+	struct ud_stats st;
+	if (!*pp)
+		return;
+	ud_stats(srv->db, &st);
+	uint64_t done = ud_snapshot_done(srv->db);
+	while (*pp) {
+		struct snap_waiter *w = *pp;
+		int rc = 1; /* still waiting */
+		if (w->restart && !st.snapshot_running) {
+			struct ud_error err;
+			w->restart = false;
+			w->target = done + 1;
+			rc = ud_snapshot_start(srv->db, &err) ? err.code : 1;
+			ud_stats(srv->db, &st);
+		} else if (!w->restart && done >= w->target) {
+			rc = 0;
+		} else if (!w->restart && !st.snapshot_running) {
+			rc = UD_EUNAVAILABLE; /* it ended without completing */
+		}
+		if (rc == 1) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		w->cb(w->conn, w->msgid, rc);
+		conn_unref(w->conn);
+		free(w);
+	}
+}
+
+int server_snapshot_wait(struct server *srv, struct conn *c, uint64_t msgid,
+			 snap_done_fn cb, struct ud_error *err)
+{
+	struct ud_stats st;
+	if (srv->cfg.no_persist)
+		return ud_error_set(err, UD_EUNAVAILABLE, NULL,
+				    "persistence is off (--no-persist)");
+	struct snap_waiter *w = calloc(1, sizeof(*w));
+	if (!w)
+		return ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
+	ud_stats(srv->db, &st);
+	w->restart = st.snapshot_running; /* it may predate our writes */
+	w->target = ud_snapshot_done(srv->db) + 1;
+	if (!w->restart) {
+		int rc = ud_snapshot_start(srv->db, err);
+		if (rc) {
+			free(w);
+			return rc;
+		}
+	}
+	w->conn = c;
+	w->msgid = msgid;
+	w->cb = cb;
+	conn_ref(c);
+	w->next = srv->snap_waiters;
+	srv->snap_waiters = w;
+	return 0;
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	ud_tick(srv->db);
+	snap_check(srv);
+	if (srv->held_head) /* a failed flush is retried */
+		server_flush(srv);
+}
+
+/* ---- listeners ------------------------------------------------------------
+ */
+
+/* Bind a TCP listener on cfg->bind:port; *bound gets the chosen port. */
+static struct evconnlistener *listen_tcp(struct server *srv, int port,
+					 evconnlistener_cb cb, int *bound)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+			*ai;
+	char ps[16];
+	snprintf(ps, sizeof ps, "%d", port);
+	int rc = getaddrinfo(srv->cfg.bind, ps, &hints, &ai);
+	if (rc) {
+		fprintf(stderr, "userdb-server: bad --bind %s: %s\n",
+			srv->cfg.bind, gai_strerror(rc));
+		return NULL;
+	}
+	struct evconnlistener *l = evconnlistener_new_bind(
+	    srv->base, cb, srv,
+	    LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+	    1024, ai->ai_addr, (int)ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (!l) {
+		fprintf(stderr, "userdb-server: cannot listen on %s:%d: %s\n",
+			srv->cfg.bind, port, strerror(errno));
+		return NULL;
+	}
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&ss, &len);
+	*bound = ntohs(ss.ss_family == AF_INET6
+			   ? ((struct sockaddr_in6 *)&ss)->sin6_port
+			   : ((struct sockaddr_in *)&ss)->sin_port);
+	return l;
+}
+
+static struct evconnlistener *listen_unix(struct server *srv, const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct stat st;
+	if (strlen(path) >= sizeof sun.sun_path) {
+		fprintf(stderr, "userdb-server: socket path too long\n");
+		return NULL;
+	}
+	strcpy(sun.sun_path, path);
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(path); /* stale socket from an earlier run */
+	struct evconnlistener *l = evconnlistener_new_bind(
+	    srv->base, rpc_accept_cb, srv,
+	    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+	    (struct sockaddr *)&sun, sizeof sun);
+	if (!l)
+		fprintf(stderr, "userdb-server: cannot listen on %s: %s\n",
+			path, strerror(errno));
+	return l;
+}
+
+static void host_port(const char *host, int port, char *out, size_t cap)
+{
+	if (strchr(host, ':'))
+		snprintf(out, cap, "[%s]:%d", host, port);
+	else
+		snprintf(out, cap, "%s:%d", host, port);
+}
+
+static int server_listen(struct server *srv)
+{
+	char rpc[300], http[300];
+	srv->rpc_l =
+	    listen_tcp(srv, srv->cfg.port, rpc_accept_cb, &srv->rpc_port);
+	if (!srv->rpc_l)
+		return -1;
+	srv->http_l = listen_tcp(srv, srv->cfg.http_port, http_accept_cb,
+				 &srv->http_port);
+	if (!srv->http_l)
+		return -1;
+	if (srv->cfg.socket_path) {
+		srv->unix_l = listen_unix(srv, srv->cfg.socket_path);
+		if (!srv->unix_l)
+			return -1;
+	}
+	host_port(srv->cfg.bind, srv->rpc_port, rpc, sizeof rpc);
+	host_port(srv->cfg.bind, srv->http_port, http, sizeof http);
+	printf("rpc listening on %s\nhttp listening on %s\n", rpc, http);
+	if (srv->cfg.socket_path)
+		printf("rpc listening on unix:%s\n", srv->cfg.socket_path);
+	printf("userdb ready rpc=%s http=%s\n", rpc, http);
+	fflush(stdout);
+	return 0;
+}
+
+/* ---- start, run, stop ------------------------------------------------------
+ */
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct server *srv = arg;
+	if (!srv->stopping)
+		fprintf(stderr, "userdb-server: signal %d, shutting down\n",
+			(int)sig);
+	srv->stopping = true;
+}
+
+static int open_store(struct server *srv)
+{
+	struct ud_error err = {0};
+	srv->dbopt = ud_options_default;
+	srv->dbopt.fsync = srv->cfg.fsync;
+	srv->dbopt.snapshot_interval = srv->cfg.snapshot_interval;
+	srv->dbopt.data_dir = srv->cfg.no_persist ? NULL : srv->cfg.data_dir;
+	if (srv->dbopt.data_dir && mkdir(srv->dbopt.data_dir, 0700) &&
+	    errno != EEXIST) {
+		fprintf(stderr, "userdb-server: cannot create %s: %s\n",
+			srv->dbopt.data_dir, strerror(errno));
+		return -1;
+	}
+	int rc = ud_open(&srv->dbopt, &srv->db, &err);
+	if (rc == UD_ELOCKED) {
+		fprintf(stderr,
+			"userdb-server: data dir %s is in use by another "
+			"server (lock held); refusing to share it\n",
+			srv->dbopt.data_dir);
+		return -1;
+	}
+	if (rc) {
+		fprintf(stderr, "userdb-server: cannot open the store: %s\n",
+			err.message[0] ? err.message : ud_code_name(rc));
+		return -1;
+	}
+	return 0;
+}
+
+static int server_events(struct server *srv)
+{
+	struct timeval tick = {.tv_usec = 100000};
+	srv->base = event_base_new();
+	if (!srv->base)
+		return -1;
+	srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
+	srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+	srv->tick_ev = event_new(srv->base, -1, EV_PERSIST, tick_cb, srv);
+	if (!srv->sig_term || !srv->sig_int || !srv->tick_ev ||
+	    event_add(srv->sig_term, NULL) || event_add(srv->sig_int, NULL) ||
+	    event_add(srv->tick_ev, &tick))
+		return -1;
+	srv->pool = pool_new(srv->base, srv->cfg.workers);
+	return srv->pool ? 0 : -1;
+}
+
+int server_start(struct server *srv, const struct server_config *cfg)
+{
+	memset(srv, 0, sizeof(*srv));
+	srv->cfg = *cfg;
+	signal(SIGPIPE, SIG_IGN);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "userdb-server: libsodium failed to start\n");
+		return -1;
+	}
+	if (open_store(srv))
+		return -1;
+	if (apikey_setup(&srv->keys, &srv->cfg, stdout, stderr))
+		return -1;
+	if (server_events(srv)) {
+		fprintf(stderr,
+			"userdb-server: cannot set up the event loop\n");
+		return -1;
+	}
+	return server_listen(srv);
+}
+
+static void server_stop_listening(struct server *srv)
+{
+	if (srv->rpc_l)
+		evconnlistener_free(srv->rpc_l);
+	if (srv->http_l)
+		evconnlistener_free(srv->http_l);
+	if (srv->unix_l) {
+		evconnlistener_free(srv->unix_l);
+		unlink(srv->cfg.socket_path);
+	}
+	srv->rpc_l = srv->http_l = srv->unix_l = NULL;
+	for (struct conn *c = srv->conns; c; c = c->next)
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+static bool outputs_pending(struct server *srv)
+{
+	for (struct conn *c = srv->conns; c; c = c->next)
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)))
+			return true;
+	return false;
+}
+
+void server_run(struct server *srv)
+{
+	while (!srv->stopping) {
+		event_base_loop(srv->base, EVLOOP_ONCE);
+		server_flush(srv);
+	}
+	server_stop_listening(srv);
+	/* Finish in-flight password jobs and snapshot waits, then let the
+	 * replies drain, bounded so a stuck reader cannot hold us. */
+	uint64_t deadline = metrics_now_ns() + 5000000000ull;
+	while (metrics_now_ns() < deadline &&
+	       (pool_inflight(srv->pool) || srv->snap_waiters ||
+		srv->held_head || outputs_pending(srv))) {
+		event_base_loop(srv->base, EVLOOP_ONCE);
+		server_flush(srv);
+	}
+}
+
+void server_destroy(struct server *srv)
+{
+	server_stop_listening(srv);
+	pool_free(srv->pool); /* runs the last done callbacks */
+	srv->pool = NULL;
+	server_flush(srv);
+	while (srv->snap_waiters) {
+		struct snap_waiter *w = srv->snap_waiters;
+		srv->snap_waiters = w->next;
+		conn_unref(w->conn);
+		free(w);
+	}
+	while (srv->conns)
+		conn_close(srv->conns);
+	server_release_held(srv, 0); /* drops the list's references */
+	if (srv->sig_term)
+		event_free(srv->sig_term);
+	if (srv->sig_int)
+		event_free(srv->sig_int);
+	if (srv->tick_ev)
+		event_free(srv->tick_ev);
+	if (srv->base)
+		event_base_free(srv->base);
+	if (srv->db)
+		ud_close(srv->db);
+	srv->db = NULL;
+}

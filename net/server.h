@@ -1,0 +1,141 @@
+/*
+ * server.h -- userdb-server: listeners, connections, the event loop and the
+ * durability hook that orders disk writes before replies.
+ *
+ * Threads.  One loop thread owns the store (ud_db), every connection and
+ * every counter; no lock guards the read path.  Only Argon2id work leaves
+ * the loop, on the worker pool (pool.h), and its results are applied back
+ * on the loop thread.
+ *
+ * Durability hook (SPEC §5: a write is in the log file before its reply
+ * leaves).  Replies are never written into a socket's output buffer
+ * directly.  A protocol handler appends its reply to the connection's
+ * `held` buffer (conn_reply_begin/conn_reply_end), which puts the
+ * connection on the server's held list.  The loop is
+ *
+ *     while (!stop) {
+ *             event_base_loop(base, EVLOOP_ONCE);  -- read, execute, hold
+ *             rc = ud_flush(db);                   -- one write(2) (+fsync)
+ *             server_release_held(rc);             -- replies may now leave
+ *     }
+ *
+ * and ud_tick() runs from a 100 ms timer.  Releasing moves each held buffer
+ * into the bufferevent's output with evbuffer_add_buffer (no copy), so a
+ * reply can reach the socket only after the log write of every mutation it
+ * reports.  If ud_flush fails, replies of writes stay held (and the flush is
+ * retried on every tick) while replies of reads are released; the engine
+ * then refuses new writes with `unavailable` (ud_unavailable()).
+ *
+ * Connection lifetime.  A struct conn is reference counted: one reference
+ * for the open socket, one per password job in flight, one while a protocol
+ * handler runs.  conn_close() frees the socket at once; the struct (and the
+ * protocol state) lives until the last reference goes, so a worker result
+ * for a client that has gone is applied to the store and then dropped.
+ *
+ * Back-pressure.  A connection stops being read while its queued replies
+ * (held + output) exceed CONN_HIGH_WATER, and resumes when the socket drains
+ * below half of it.  A client that queues more than --max-output bytes, or
+ * reads nothing for --write-timeout seconds while replies wait, is
+ * disconnected.  --idle-timeout closes silent connections.
+ *
+ * Shutdown (SIGTERM/SIGINT): listeners close; connections stop being read;
+ * the loop runs until password jobs in flight are done and their replies
+ * flushed and written (at most 5 s for slow readers); then ud_close()
+ * flushes and fsyncs the log; exit status 0.
+ */
+#ifndef UD_NET_SERVER_H
+#define UD_NET_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <event2/bufferevent.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "apikey.h"
+#include "config.h"
+#include "metrics.h"
+#include "pool.h"
+#include "userdb.h"
+
+#define CONN_HIGH_WATER (1u << 20)
+
+struct conn;
+
+/* What a protocol plugs into a connection. */
+struct conn_proto {
+	const char *name;
+	int (*init)(struct conn *c);	 /* allocate c->state; 0 or -1 */
+	void (*on_read)(struct conn *c); /* consume input, queue replies */
+	void (*on_free)(struct conn *c); /* free c->state (last reference) */
+};
+extern const struct conn_proto rpc_proto;
+extern const struct conn_proto http_proto;
+
+struct conn {
+	struct server *srv;
+	const struct conn_proto *proto;
+	void *state;		  /* protocol's per-connection state */
+	struct bufferevent *bev;  /* NULL once closed */
+	struct evbuffer *held;	  /* replies waiting for ud_flush */
+	struct conn *prev, *next; /* all open connections */
+	struct conn *held_next;	  /* server's held list */
+	bool on_held, held_write; /* on the list; holds a write's reply */
+	bool closed;		  /* socket gone */
+	bool close_when_done;	  /* close once replies are written */
+	bool paused;		  /* reading stopped for back-pressure */
+	bool authed;		  /* RPC: auth succeeded */
+	int refs;
+};
+
+struct snap_waiter;
+
+struct server {
+	struct server_config cfg;
+	struct ud_options dbopt; /* also the Argon2 costs for the pool */
+	ud_db *db;
+	struct keyset keys;
+	struct event_base *base;
+	struct pool *pool;
+	struct metrics metrics;
+	struct evconnlistener *rpc_l, *http_l, *unix_l;
+	struct event *sig_term, *sig_int, *tick_ev;
+	struct conn *conns;	/* open connections */
+	struct conn *held_head; /* connections with held replies */
+	struct snap_waiter *snap_waiters;
+	bool stopping;
+	int rpc_port, http_port; /* as bound */
+};
+
+/* Parse nothing, open everything: store, key, listeners; print the ports
+ * and the ready line on stdout.  Returns 0 or -1 (message on stderr). */
+int server_start(struct server *srv, const struct server_config *cfg);
+/* Run until SIGTERM/SIGINT, then shut down gracefully. */
+void server_run(struct server *srv);
+/* Free everything (after server_run or a failed server_start). */
+void server_destroy(struct server *srv);
+
+/* Replies: append to the returned buffer, then call conn_reply_end.  `write`
+ * tells whether the reply reports a mutation (it must wait for ud_flush). */
+struct evbuffer *conn_reply_begin(struct conn *c);
+void conn_reply_end(struct conn *c, bool write);
+/* True while the handler may take more requests from this connection. */
+bool conn_may_read(const struct conn *c);
+/* Close the socket now (held replies are dropped). */
+void conn_close(struct conn *c);
+/* Close after every queued reply has been written. */
+void conn_close_when_done(struct conn *c);
+void conn_ref(struct conn *c);
+void conn_unref(struct conn *c);
+/* Run the protocol's on_read again (after a password job finished). */
+void conn_resume(struct conn *c);
+
+/* server.snapshot: reply through cb once a snapshot started now is on disk
+ * (ok) or failed.  Returns 0, or a ud_code when one cannot start. */
+typedef void (*snap_done_fn)(struct conn *c, uint64_t msgid, int rc);
+int server_snapshot_wait(struct server *srv, struct conn *c, uint64_t msgid,
+			 snap_done_fn cb, struct ud_error *err);
+
+#endif
