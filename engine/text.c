@@ -262,10 +262,12 @@ static bool ascii_ci_contains(const unsigned char *h, size_t hn,
 			      const unsigned char *nd, size_t nn)
 {
 	unsigned char c0 = nd[0];
+	/* needle is folded: a letter c0 matches h when h | 0x20 == c0 */
+	unsigned char mask = c0 >= 'a' && c0 <= 'z' ? 0x20 : 0;
 	size_t i, j, last = hn - nn;
 
 	for (i = 0; i <= last; i++) {
-		if (ascii_fold(h[i]) != c0)
+		if ((h[i] | mask) != c0)
 			continue;
 		for (j = 1; j < nn && ascii_fold(h[i + j]) == nd[j]; j++)
 			;

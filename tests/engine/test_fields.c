@@ -114,6 +114,9 @@ Test(fields, json_unknown_and_wrong_types)
 	cr_assert_null(err.field);
 	cr_assert_eq(json_rc("\"x\"", false, &err), UD_EINVAL);
 	cr_assert_eq(json_rc("", false, &err), UD_EINVAL);
+	cr_assert_eq(json_rc("{} x", false, &err), UD_EINVAL);
+	cr_assert_eq(json_rc("{}{}", false, &err), UD_EINVAL);
+	cr_assert_eq(json_rc(" {}\r\n", false, &err), 0);
 }
 
 Test(fields, json_avatar_null_clears)
