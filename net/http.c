@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "codec.h"
+#include "valid.h"
 #include "pwjob.h"
 
 #define HTTP_ASYNC 1
@@ -426,11 +427,7 @@ static int h_password(struct http_req *r)
 	if (rc == 0 && !ud_user_get(r->c->srv->db, r->id, r->id_len))
 		rc = ud_error_set(&r->err, UD_ENOTFOUND, NULL, "no such user");
 	if (rc == 0)
-		rc =
-		    ud_fields_validate(&(struct ud_fields){.set = UD_F_PASSWORD,
-							   .password = pw,
-							   .password_len = n},
-				       false, &r->err);
+		rc = valid_password(n, &r->err);
 	if (rc == 0)
 		rc = start_job(r, PWJOB_SET, pw, n, NULL, 0, NULL);
 	json_decref(o);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "valid.h"
 #include "mpframe.h"
 #include "pwjob.h"
 
@@ -408,10 +409,7 @@ static int m_set_password(struct rpc_call *call)
 		return rc;
 	if (!ud_user_get(call->c->srv->db, id, n))
 		return not_found(call, "user");
-	if ((rc = ud_fields_validate(&(struct ud_fields){.set = UD_F_PASSWORD,
-							 .password = pw,
-							 .password_len = pn},
-				     false, &call->err)))
+	if ((rc = valid_password(pn, &call->err)))
 		return rc;
 	return start_job(call, PWJOB_SET, id, n, pw, pn, NULL, NULL);
 }
@@ -759,6 +757,19 @@ static void call_run(struct rpc_call *call, const msgpack_object *method,
 	call_finish(call, rc, m && m->write);
 }
 
+/* A malformed request still shows its msgid: [0, msgid, ...]. */
+static bool request_msgid(const msgpack_object *o, uint64_t *msgid)
+{
+	if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 2)
+		return false;
+	const msgpack_object *a = o->via.array.ptr;
+	if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER || a[0].via.u64 != 0 ||
+	    a[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return false;
+	*msgid = a[1].via.u64;
+	return true;
+}
+
 /* Decode and execute one complete frame. */
 static void frame_run(struct conn *c, struct rpc_conn *rc, const char *p,
 		      size_t n)
@@ -786,7 +797,9 @@ static void frame_run(struct conn *c, struct rpc_conn *rc, const char *p,
 		   a[0].via.u64 == 2) {
 		call.notify = true;
 		call_run(&call, &a[1], &a[2]);
-	} else if (mpframe_peek_msgid((const uint8_t *)p, n, &msgid)) {
+	} else if (ok_unpack
+		       ? request_msgid(&o, &msgid)
+		       : mpframe_peek_msgid((const uint8_t *)p, n, &msgid)) {
 		metrics_observe(&c->srv->metrics, MR_RPC_UNKNOWN, true,
 				call.start_ns);
 		rpc_error_reply(c, msgid, UD_EINVAL, NULL,

@@ -485,6 +485,9 @@ static int open_store(struct server *srv)
 			err.message[0] ? err.message : ud_code_name(rc));
 		return -1;
 	}
+	const char *warn = ud_open_warnings(srv->db);
+	if (warn && *warn)
+		fprintf(stderr, "userdb-server: warning: %s\n", warn);
 	return 0;
 }
 

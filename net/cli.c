@@ -1,0 +1,344 @@
+/*
+ * cli.c -- userdb-cli: a MessagePack-RPC client for userdb-server.
+ *
+ *   userdb-cli [--host H] [--port N | --socket PATH] [--api-key K |
+ *              --data-dir DIR] COMMAND [ARGS]
+ *
+ * Commands map onto RPC methods (SPEC §3); results print as JSON on stdout,
+ * errors as the error map on stderr with exit status 1 (2 for usage, 3 when
+ * the server cannot be reached).  The key comes from --api-key, then
+ * USERDB_API_KEY (the first of a comma-separated list), then DIR/api-key
+ * (--data-dir, default ./data).  Blocking sockets; one request at a time.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <msgpack.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "userdb.h"
+
+struct cli {
+	const char *host, *port, *socket_path, *data_dir;
+	char key[512];
+	int fd;
+	msgpack_unpacker unp;
+	uint32_t msgid;
+};
+
+static void usage(FILE *out)
+{
+	fputs("usage: userdb-cli [--host H] [--port N | --socket PATH]\n"
+	      "                  [--api-key KEY | --data-dir DIR] COMMAND ...\n"
+	      "commands:\n"
+	      "  ping | stats | snapshot\n"
+	      "  get ID | get-by-email EMAIL | delete ID\n"
+	      "  create (JSON | --name N --email E [--role R] [--status S]\n"
+	      "          [--avatar URL] [--password P] [--id ID])\n"
+	      "  update ID (JSON | --name N --email E --role R ...)\n"
+	      "  list [--page N] [--limit N] [--role R] [--status S]\n"
+	      "       [--email E] [--search TEXT] [--order asc|desc]\n"
+	      "  set-password ID PASSWORD | verify-password ID PASSWORD\n"
+	      "  suspend ID | unsuspend ID | logs USER_ID [--page N] "
+	      "[--limit N]\n"
+	      "  call METHOD JSON-PARAMS\n"
+	      "environment: USERDB_API_KEY, USERDB_PORT, USERDB_SOCKET\n",
+	      out);
+}
+
+static int connect_tcp(struct cli *c)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai, *p;
+	int rc = getaddrinfo(c->host, c->port, &hints, &ai);
+	if (rc) {
+		fprintf(stderr, "userdb-cli: %s: %s\n", c->host,
+			gai_strerror(rc));
+		return -1;
+	}
+	for (p = ai; p; p = p->ai_next) {
+		c->fd = socket(p->ai_family, SOCK_STREAM, 0);
+		if (c->fd >= 0 &&
+		    connect(c->fd, p->ai_addr, p->ai_addrlen) == 0)
+			break;
+		if (c->fd >= 0)
+			close(c->fd);
+		c->fd = -1;
+	}
+	freeaddrinfo(ai);
+	return c->fd >= 0 ? 0 : -1;
+}
+
+static int connect_unix(struct cli *c)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", c->socket_path);
+	c->fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sun, sizeof sun))
+		return -1;
+	return 0;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Send [0, id, method, params(JSON value)]; receive the reply into res.
+ * Returns 0, or -1 when the connection fails. */
+static int rpc(struct cli *c, const char *method, json_t *params,
+	       msgpack_unpacked *res)
+{
+	struct ud_buf b = {0};
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &b, codec_buf_write_cb);
+	msgpack_pack_array(&pk, 4);
+	msgpack_pack_uint8(&pk, 0);
+	msgpack_pack_uint32(&pk, ++c->msgid);
+	msgpack_pack_str_with_body(&pk, method, strlen(method));
+	if (codec_json_to_mp(params, &b, "params", NULL) ||
+	    send_all(c->fd, b.data, b.len)) {
+		ud_buf_free(&b);
+		return -1;
+	}
+	ud_buf_free(&b);
+	for (;;) {
+		if (msgpack_unpacker_next(&c->unp, res) ==
+		    MSGPACK_UNPACK_SUCCESS)
+			return 0;
+		msgpack_unpacker_reserve_buffer(&c->unp, 1 << 16);
+		ssize_t n = recv(c->fd, msgpack_unpacker_buffer(&c->unp),
+				 msgpack_unpacker_buffer_capacity(&c->unp), 0);
+		if (n <= 0)
+			return -1;
+		msgpack_unpacker_buffer_consumed(&c->unp, (size_t)n);
+	}
+}
+
+/* Print one msgpack object as JSON to f. */
+static void print_object(FILE *f, const msgpack_object *o)
+{
+	struct ud_buf mp = {0}, js = {0};
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, &mp, codec_buf_write_cb);
+	msgpack_pack_object(&pk, *o);
+	if (codec_mp_to_json(mp.data, mp.len, &js) == 0)
+		fprintf(f, "%.*s\n", (int)js.len, js.data);
+	ud_buf_free(&mp);
+	ud_buf_free(&js);
+}
+
+/* Call and print; the exit status. */
+static int call_print(struct cli *c, const char *method, json_t *params)
+{
+	msgpack_unpacked res;
+	msgpack_unpacked_init(&res);
+	int rc = rpc(c, method, params, &res);
+	json_decref(params);
+	if (rc) {
+		fprintf(stderr, "userdb-cli: connection lost\n");
+		msgpack_unpacked_destroy(&res);
+		return 3;
+	}
+	const msgpack_object *a = res.data.via.array.ptr;
+	if (res.data.type != MSGPACK_OBJECT_ARRAY ||
+	    res.data.via.array.size != 4) {
+		fprintf(stderr, "userdb-cli: bad reply\n");
+		rc = 1;
+	} else if (a[2].type != MSGPACK_OBJECT_NIL) {
+		print_object(stderr, &a[2]);
+		rc = 1;
+	} else {
+		print_object(stdout, &a[3]);
+	}
+	msgpack_unpacked_destroy(&res);
+	return rc;
+}
+
+/* Collect --key value pairs of argv into a JSON object; numbers stay
+ * strings except page/limit.  NULL on a stray argument. */
+static json_t *flags_object(int argc, char **argv)
+{
+	json_t *o = json_object();
+	for (int i = 0; i < argc; i += 2) {
+		if (strncmp(argv[i], "--", 2) || i + 1 >= argc) {
+			fprintf(stderr, "userdb-cli: bad argument %s\n",
+				argv[i]);
+			json_decref(o);
+			return NULL;
+		}
+		const char *k = argv[i] + 2, *v = argv[i + 1];
+		json_t *jv = (!strcmp(k, "page") || !strcmp(k, "limit"))
+				 ? json_integer(atoll(v))
+				 : json_string(v);
+		json_object_set_new(o, k, jv);
+	}
+	return o;
+}
+
+/* A JSON argument or --flags: the fields object. */
+static json_t *fields_arg(int argc, char **argv)
+{
+	if (argc == 1 && argv[0][0] == '{') {
+		json_error_t e;
+		json_t *o = json_loads(argv[0], JSON_REJECT_DUPLICATES, &e);
+		if (!o)
+			fprintf(stderr, "userdb-cli: bad JSON: %s\n", e.text);
+		return o;
+	}
+	return flags_object(argc, argv);
+}
+
+static int need(int argc, int n, const char *cmd)
+{
+	if (argc == n)
+		return 0;
+	fprintf(stderr, "userdb-cli: %s takes %d argument(s)\n", cmd, n);
+	return -1;
+}
+
+/* Table-free dispatch of the commands; long because it is a switch. */
+static int command(struct cli *c, const char *cmd, int argc, char **argv)
+{
+	json_t *p = NULL;
+	if (!strcmp(cmd, "ping") && !need(argc, 0, cmd))
+		return call_print(c, "ping", json_array());
+	if (!strcmp(cmd, "stats") && !need(argc, 0, cmd))
+		return call_print(c, "server.stats", json_array());
+	if (!strcmp(cmd, "snapshot") && !need(argc, 0, cmd))
+		return call_print(c, "server.snapshot", json_array());
+	if ((!strcmp(cmd, "get") || !strcmp(cmd, "delete") ||
+	     !strcmp(cmd, "get-by-email")) &&
+	    !need(argc, 1, cmd))
+		return call_print(c,
+				  !strcmp(cmd, "get") ? "user.get"
+				  : !strcmp(cmd, "delete")
+				      ? "user.delete"
+				      : "user.get_by_email",
+				  json_pack("[s]", argv[0]));
+	if ((!strcmp(cmd, "suspend") || !strcmp(cmd, "unsuspend")) &&
+	    !need(argc, 1, cmd))
+		return call_print(
+		    c, "user.set_suspended",
+		    json_pack("[sb]", argv[0], !strcmp(cmd, "suspend")));
+	if ((!strcmp(cmd, "set-password") || !strcmp(cmd, "verify-password")) &&
+	    !need(argc, 2, cmd))
+		return call_print(c,
+				  cmd[0] == 's' ? "user.set_password"
+						: "user.verify_password",
+				  json_pack("[ss]", argv[0], argv[1]));
+	if (!strcmp(cmd, "create") && (p = fields_arg(argc, argv)))
+		return call_print(c, "user.create", json_pack("[o]", p));
+	if (!strcmp(cmd, "update") && argc >= 1 &&
+	    (p = fields_arg(argc - 1, argv + 1)))
+		return call_print(c, "user.update",
+				  json_pack("[so]", argv[0], p));
+	if (!strcmp(cmd, "list") && (p = flags_object(argc, argv)))
+		return call_print(c, "user.list", json_pack("[o]", p));
+	if (!strcmp(cmd, "logs") && argc >= 1 &&
+	    (p = flags_object(argc - 1, argv + 1))) {
+		json_object_set_new(p, "user_id", json_string(argv[0]));
+		return call_print(c, "log.list", json_pack("[o]", p));
+	}
+	if (!strcmp(cmd, "call") && !need(argc, 2, cmd)) {
+		p = json_loads(argv[1], JSON_DECODE_ANY, NULL);
+		if (p && json_is_array(p))
+			return call_print(c, argv[0], p);
+		fprintf(stderr, "userdb-cli: params must be a JSON array\n");
+		json_decref(p);
+		return 2;
+	}
+	usage(stderr);
+	return 2;
+}
+
+/* The key: --api-key, USERDB_API_KEY, DATA_DIR/api-key. */
+static void find_key(struct cli *c)
+{
+	const char *env = getenv("USERDB_API_KEY");
+	if (c->key[0])
+		return;
+	if (env && *env) {
+		snprintf(c->key, sizeof c->key, "%.*s", (int)strcspn(env, ","),
+			 env);
+		return;
+	}
+	char path[4096];
+	snprintf(path, sizeof path, "%s/api-key", c->data_dir);
+	FILE *f = fopen(path, "r");
+	if (f) {
+		if (fgets(c->key, sizeof c->key, f))
+			c->key[strcspn(c->key, "\r\n")] = 0;
+		fclose(f);
+	}
+}
+
+static int parse_opts(struct cli *c, int argc, char **argv)
+{
+	int i = 1;
+	for (; i + 1 < argc && !strncmp(argv[i], "--", 2); i += 2) {
+		const char *o = argv[i] + 2, *v = argv[i + 1];
+		if (!strcmp(o, "host"))
+			c->host = v;
+		else if (!strcmp(o, "port"))
+			c->port = v;
+		else if (!strcmp(o, "socket"))
+			c->socket_path = v;
+		else if (!strcmp(o, "data-dir"))
+			c->data_dir = v;
+		else if (!strcmp(o, "api-key"))
+			snprintf(c->key, sizeof c->key, "%s", v);
+		else
+			return -1;
+	}
+	return i;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c = {.host = "127.0.0.1",
+			.port = "7420",
+			.data_dir = "./data",
+			.fd = -1};
+	if (getenv("USERDB_PORT"))
+		c.port = getenv("USERDB_PORT");
+	c.socket_path = getenv("USERDB_SOCKET");
+	int first = parse_opts(&c, argc, argv);
+	if (first < 0 || first >= argc || !strcmp(argv[first], "--help")) {
+		usage(first < 0 || first >= argc ? stderr : stdout);
+		return first < 0 || first >= argc ? 2 : 0;
+	}
+	find_key(&c);
+	if (c.socket_path ? connect_unix(&c) : connect_tcp(&c)) {
+		fprintf(stderr, "userdb-cli: cannot connect: %s\n",
+			strerror(errno));
+		return 3;
+	}
+	msgpack_unpacker_init(&c.unp, 1 << 16);
+	int rc = 0;
+	if (c.key[0]) {
+		msgpack_unpacked res;
+		msgpack_unpacked_init(&res);
+		rc = rpc(&c, "auth", json_pack("[s]", c.key), &res) ? 3 : 0;
+		msgpack_unpacked_destroy(&res);
+	}
+	if (rc == 0)
+		rc = command(&c, argv[first], argc - first - 1,
+			     argv + first + 1);
+	msgpack_unpacker_destroy(&c.unp);
+	close(c.fd);
+	return rc;
+}
