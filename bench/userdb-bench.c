@@ -74,12 +74,13 @@ enum op {
 	OP_PING,
 	OP_SNAPSHOT,
 	OP_WAIT,
+	OP_IDS,
 };
 
 static const char *const op_names[] = {
     "load",	 "get_by_id", "get_by_email", "get_many", "list_first",
     "list_deep", "search",    "create",	      "update",	  "mix",
-    "ping",	 "snapshot",  "wait",
+    "ping",	 "snapshot",  "wait",	      "ids",
 };
 static const char *const proto_names[] = {"userdb", "redis", "tarantool"};
 
@@ -1736,8 +1737,11 @@ static int run_wait(struct bench *b)
 {
 	uint64_t t0 = now_ns();
 	uint64_t limit = t0 + (uint64_t)(b->o.timeout * 1e9);
+	/* Tarantool may listen before recovery ends: ask for data, not a ping.
+	 * Redis answers -LOADING meanwhile, which counts as not ready. */
+	enum op probe = b->o.proto == PROTO_TARANTOOL ? OP_GET_BY_ID : OP_PING;
 	atomic_store(&b->error_printed, 1); /* LOADING replies are expected */
-	while (one_call(b, OP_PING) < 0) {
+	while (one_call(b, probe) < 0) {
 		if (now_ns() > limit) {
 			fprintf(stderr, "userdb-bench: no answer in %.0f s\n",
 				b->o.timeout);
@@ -1761,6 +1765,19 @@ static int run_single(struct bench *b)
 	return rc ? 1 : 0;
 }
 
+/* The ids of up to 10000 users spread evenly over [0, users), one a line:
+ * the key list for HTTP load tools. */
+static int print_ids(const struct opts *o)
+{
+	long n = o->users < 10000 ? o->users : 10000;
+	struct user u;
+	for (long k = 0; k < n; k++) {
+		user_fill(&u, (uint64_t)(k * (o->users / n)));
+		printf("%s\n", u.id);
+	}
+	return 0;
+}
+
 /* ---- command line ---------------------------------------------------------
  */
 
@@ -1771,7 +1788,7 @@ static void usage(void)
 	    "usage: userdb-bench --proto userdb|redis|tarantool --port N "
 	    "--op OP [options]\n"
 	    "  OP: load get_by_id get_by_email get_many list_first list_deep\n"
-	    "      search create update mix ping snapshot wait\n"
+	    "      search create update mix ping snapshot wait ids\n"
 	    "  --host H          server address (127.0.0.1)\n"
 	    "  --api-key K       userdb: send auth first on every "
 	    "connection\n"
@@ -1826,7 +1843,7 @@ static void opts_parse(struct opts *o, int argc, char **argv)
 			o->proto = (enum proto)v;
 			break;
 		case 'o':
-			if ((v = lookup(optarg, op_names, OP_WAIT + 1)) < 0)
+			if ((v = lookup(optarg, op_names, OP_IDS + 1)) < 0)
 				usage();
 			o->op = (enum op)v;
 			break;
@@ -1916,6 +1933,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (b.o.op == OP_WAIT)
 		return run_wait(&b);
+	if (b.o.op == OP_IDS)
+		return print_ids(&b.o);
 	if (b.o.proto == PROTO_REDIS && b.o.op != OP_PING &&
 	    b.o.op != OP_SNAPSHOT)
 		redis_scripts(&b);
