@@ -219,6 +219,12 @@ read_workloads() { # SYSTEM PORT
 		for op in get_many list_first list_deep; do
 			run "$sys" "$port" main "$USERS" --op $op --pipeline "$p"
 		done
+		if [ "$sys" = redis ]; then
+			for op in list_first list_deep; do
+				run "$sys" "$port" list2rtt "$USERS" --op $op \
+					--list-2rtt --pipeline "$p"
+			done
+		fi
 	done
 	# A substring scan; Redis has no equivalent short of a Lua SCAN.
 	if [ "$sys" != redis ]; then

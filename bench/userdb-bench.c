@@ -100,6 +100,7 @@ struct opts {
 	double timeout;	   /* wait: give up after this many seconds */
 	uint64_t seed;	   /* key distribution */
 	int email_two_rtt; /* Redis get_by_email: GET + HGETALL, not EVALSHA */
+	int list_two_rtt;  /* Redis lists: ZREVRANGE, then HGETALLs */
 	int many;	   /* ids per get_many */
 	int limit;	   /* page size for list and search */
 	int write_pct;	   /* mix: percentage of updates */
@@ -472,6 +473,8 @@ static long resp_int(const uint8_t *p)
 }
 
 struct resp_reply {
+	const uint8_t *raw; /* the whole reply */
+	size_t raw_len;
 	int error;	     /* top level is an error */
 	const uint8_t *bulk; /* top-level bulk string, or NULL */
 	long bulk_len;
@@ -515,6 +518,8 @@ static long resp_parse(const uint8_t *p, size_t n, struct resp_reply *r)
 		}
 		top = 0;
 	}
+	r->raw = p;
+	r->raw_len = off;
 	return (long)off;
 }
 
@@ -1048,6 +1053,17 @@ static uint32_t enc_redis(struct worker *w, struct conn *c, struct slot *s)
 	case OP_LIST_FIRST:
 	case OP_LIST_DEEP: {
 		long off = s->kind == OP_LIST_DEEP ? deep_offset(&b->o) : 0;
+		if (b->o.list_two_rtt) {
+			resp_array(o, 2);
+			resp_cstr(o, "ZCARD");
+			resp_fmt(o, "rs:%s:%s", u.role, u.status);
+			resp_array(o, 4);
+			resp_cstr(o, "ZREVRANGE");
+			resp_fmt(o, "rs:%s:%s", u.role, u.status);
+			resp_fmt(o, "%ld", off);
+			resp_fmt(o, "%ld", off + b->o.limit - 1);
+			return 2;
+		}
 		resp_array(o, 6);
 		resp_cstr(o, "EVALSHA");
 		resp_cstr(o, b->sha_list);
@@ -1172,6 +1188,28 @@ static void enc_redis_hgetall(struct conn *c, const uint8_t *id, long n)
 	resp_bulk(&c->out, tmp, (size_t)k);
 }
 
+/* Second step of a Redis list in two-round-trip mode: one HGETALL per id
+ * of the ZREVRANGE reply r ("*N" then N bulk strings); returns N. */
+static uint32_t enc_redis_hgetall_each(struct conn *c,
+				       const struct resp_reply *r)
+{
+	const uint8_t *p = r->raw, *end = r->raw + r->raw_len;
+	uint32_t n = 0;
+	if (r->raw_len < 4 || p[0] != '*')
+		return 0;
+	p = memchr(p, '\n', (size_t)(end - p)) + 1;
+	while (p < end && *p == '$') {
+		long len = resp_int(p + 1);
+		p = memchr(p, '\n', (size_t)(end - p)) + 1;
+		if (len < 0 || end - p < len + 2)
+			break;
+		enc_redis_hgetall(c, p, len);
+		p += len + 2;
+		n++;
+	}
+	return n;
+}
+
 /* ---- the operation life cycle ----------------------------------------- */
 
 /* Pick the user an operation works on; -1 when a load has nothing left. */
@@ -1269,6 +1307,16 @@ static void slot_reply(struct worker *w, struct conn *c, uint32_t si, int err,
 		fifo_push(c, si, 1);
 		c->want_write = 1;
 		return;
+	}
+	if (w->b->o.proto == PROTO_REDIS && w->b->o.list_two_rtt &&
+	    (s->kind == OP_LIST_FIRST || s->kind == OP_LIST_DEEP) &&
+	    s->step == 0 && rr) {
+		s->step = 1;
+		s->pending = enc_redis_hgetall_each(c, rr);
+		fifo_push(c, si, s->pending);
+		c->want_write = 1;
+		if (s->pending)
+			return;
 	}
 	slot_done(w, c, si);
 }
@@ -1668,7 +1716,9 @@ static void worker_setup(struct bench *b, struct worker *w, int index,
 	if (w->ep < 0 || !w->conns)
 		die("out of resources");
 	uint32_t fifo = 1;
-	while (fifo < (uint32_t)b->o.pipeline * (GET_MANY_MAX + 8))
+	uint32_t per_op =
+	    (uint32_t)(b->o.limit > GET_MANY_MAX ? b->o.limit : GET_MANY_MAX);
+	while (fifo < (uint32_t)b->o.pipeline * (per_op + 8))
 		fifo <<= 1;
 	for (int i = 0; i < nconns; i++) {
 		struct conn *c = &w->conns[i];
@@ -1803,6 +1853,8 @@ static void usage(void)
 	    "  --timeout S       wait: give up after S seconds (120)\n"
 	    "  --seed X          key distribution seed (1)\n"
 	    "  --email-2rtt      Redis get_by_email as GET + HGETALL\n"
+	    "  --list-2rtt       Redis lists as ZCARD + ZREVRANGE, then "
+	    "HGETALLs\n"
 	    "  --many N          ids per get_many (10)\n"
 	    "  --limit N         page size for lists and search (20)\n"
 	    "  --write-pct N     mix: percentage of updates (10)\n"
@@ -1823,16 +1875,27 @@ static int lookup(const char *s, const char *const *names, int n)
 static void opts_parse(struct opts *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"proto", 1, 0, 'P'},	{"op", 1, 0, 'o'},
-	    {"host", 1, 0, 'h'},	{"port", 1, 0, 'p'},
-	    {"api-key", 1, 0, 'k'},	{"users", 1, 0, 'n'},
-	    {"create-base", 1, 0, 'b'}, {"conns", 1, 0, 'c'},
-	    {"pipeline", 1, 0, 'd'},	{"threads", 1, 0, 't'},
-	    {"duration", 1, 0, 's'},	{"warmup", 1, 0, 'w'},
-	    {"timeout", 1, 0, 'T'},	{"seed", 1, 0, 'S'},
-	    {"email-2rtt", 0, 0, 'e'},	{"many", 1, 0, 'm'},
-	    {"limit", 1, 0, 'l'},	{"write-pct", 1, 0, 'W'},
-	    {"show", 0, 0, 'x'},	{0, 0, 0, 0},
+	    {"proto", 1, 0, 'P'},
+	    {"op", 1, 0, 'o'},
+	    {"host", 1, 0, 'h'},
+	    {"port", 1, 0, 'p'},
+	    {"api-key", 1, 0, 'k'},
+	    {"users", 1, 0, 'n'},
+	    {"create-base", 1, 0, 'b'},
+	    {"conns", 1, 0, 'c'},
+	    {"pipeline", 1, 0, 'd'},
+	    {"threads", 1, 0, 't'},
+	    {"duration", 1, 0, 's'},
+	    {"warmup", 1, 0, 'w'},
+	    {"timeout", 1, 0, 'T'},
+	    {"seed", 1, 0, 'S'},
+	    {"email-2rtt", 0, 0, 'e'},
+	    {"many", 1, 0, 'm'},
+	    {"limit", 1, 0, 'l'},
+	    {"write-pct", 1, 0, 'W'},
+	    {"show", 0, 0, 'x'},
+	    {"list-2rtt", 0, 0, 'L'},
+	    {0, 0, 0, 0},
 	};
 	int ch, v;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -1898,13 +1961,17 @@ static void opts_parse(struct opts *o, int argc, char **argv)
 		case 'x':
 			o->show = 1;
 			break;
+		case 'L':
+			o->list_two_rtt = 1;
+			break;
 		default:
 			usage();
 		}
 	}
 	if (!o->port || o->users < 1 || o->conns < 1 || o->pipeline < 1 ||
 	    o->pipeline > 65535 || o->threads < 1 || o->many < 1 ||
-	    o->many > GET_MANY_MAX || o->limit < 1 || o->duration <= 0)
+	    o->many > GET_MANY_MAX || o->limit < 1 || o->limit > 100 ||
+	    o->duration <= 0)
 		usage();
 }
 
