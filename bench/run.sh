@@ -27,6 +27,7 @@
 # the raw measurements stay in bench/results/latest.raw.jsonl.
 # Environment: BENCH_USERS, BENCH_DURATION, BENCH_CONNS, BENCH_SYSTEMS
 # (subset of "userdb redis tarantool nginx scaling"), BENCH_BUILD, BENCH_JOBS,
+# BENCH_SERVER (a userdb-server binary to use instead of the one built),
 # BENCH_KEEP=1 (keep the temporary directory).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,7 +83,7 @@ log "building userdb (Release) in $BUILD"
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD" -j"${BENCH_JOBS:-2}" --target userdb-server \
 	userdb-bench >/dev/null
-SERVER=$BUILD/userdb-server
+SERVER=${BENCH_SERVER:-$BUILD/userdb-server}
 BENCH=$BUILD/userdb-bench
 
 # ---- process bookkeeping ---------------------------------------------------
