@@ -1828,6 +1828,191 @@ static int print_ids(const struct opts *o)
 	return 0;
 }
 
+/* ---- self-test (ctest: bench_selftest) -------------------------------- */
+
+static int st_failures;
+
+#define ST_CHECK(cond)                                                         \
+	do {                                                                   \
+		if (!(cond) && st_failures++ < 20)                             \
+			fprintf(stderr, "self-test: %s:%d: %s\n", __FILE__,    \
+				__LINE__, #cond);                              \
+	} while (0)
+
+/* parse(p, n) must say "incomplete" (0) for every proper prefix of a valid
+ * stream element and return its full size for the whole. */
+static void st_every_cut(long (*parse)(const uint8_t *, size_t),
+			 const struct buf *b)
+{
+	for (size_t cut = 0; cut < b->len; cut++)
+		ST_CHECK(parse(b->p, cut) == 0);
+	ST_CHECK(parse(b->p, b->len) == (long)b->len);
+}
+
+static long st_resp(const uint8_t *p, size_t n)
+{
+	struct resp_reply r;
+	return resp_parse(p, n, &r);
+}
+
+static long st_tnt(const uint8_t *p, size_t n)
+{
+	uint64_t code, sync;
+	return tnt_reply(p, n, &code, &sync);
+}
+
+static void st_hist(void)
+{
+	static struct hist h;
+	for (uint64_t v = 1; v <= 100000; v++)
+		hist_add(&h, v * 1000);
+	double p50 = (double)hist_quantile(&h, 0.5);
+	double p99 = (double)hist_quantile(&h, 0.99);
+	ST_CHECK(p50 > 50e6 * 0.98 && p50 < 50e6 * 1.02);
+	ST_CHECK(p99 > 99e6 * 0.98 && p99 < 99e6 * 1.02);
+	ST_CHECK(hist_quantile(&h, 1.0) == 100000 * 1000);
+	/* every bucket up to values of 2^50 ns maps back to itself */
+	for (unsigned i = 1; i < (50 - HIST_SUB_BITS + 2) * HIST_HALF; i++)
+		ST_CHECK(hist_index(hist_value(i)) == i);
+}
+
+static void st_msgpack(void)
+{
+	static const size_t lens[] = {0, 31, 32, 255, 256, 65535, 65536};
+	static const uint64_t ints[] = {
+	    0, 127, 128, 255, 256, 65535, 65536, 0xffffffffull, 1ull << 40};
+	static const uint8_t raw[] = {0xc0, 0xc2, 0xc3, 0xff, 0xd0, 0x80,
+				      0xca, 0,	  0,	0,    0,    0xd4,
+				      1,    2,	  0xc4, 2,    9,    9};
+	struct buf b = {0};
+	char *big = calloc(1, 65536);
+	mp_map(&b, 3);
+	mp_cstr(&b, "strings");
+	mp_array(&b, 7);
+	for (int i = 0; i < 7; i++)
+		mp_str(&b, big, lens[i]);
+	mp_cstr(&b, "ints");
+	mp_array(&b, 9);
+	for (int i = 0; i < 9; i++)
+		mp_uint(&b, ints[i]);
+	mp_cstr(&b, "raw");
+	mp_array(&b, 9); /* nil false true -1 int8 {} float32 fixext1 bin8 [] */
+	buf_put(&b, raw, sizeof raw);
+	mp_array(&b, 0);
+	st_every_cut(mp_skip, &b);
+	uint8_t bad = 0xc1;
+	ST_CHECK(mp_skip(&bad, 1) == -1);
+	uint64_t v;
+	for (int i = 0; i < 9; i++) {
+		struct buf one = {0};
+		mp_uint(&one, ints[i]);
+		ST_CHECK(mp_read_uint(one.p, one.len, &v) == (long)one.len);
+		ST_CHECK(v == ints[i]);
+		ST_CHECK(mp_read_uint(one.p, one.len - 1, &v) == 0 ||
+			 one.len == 1);
+		free(one.p);
+	}
+	free(big);
+	free(b.p);
+}
+
+static void st_resp_cases(void)
+{
+	static const char *const ok[] = {
+	    "+OK\r\n", ":42\r\n",
+	    "$-1\r\n", "$3\r\nabc\r\n",
+	    "*-1\r\n", "*3\r\n:1\r\n*2\r\n$1\r\na\r\n$0\r\n\r\n$-1\r\n",
+	};
+	struct resp_reply r;
+	for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
+		struct buf b = {0};
+		buf_put(&b, ok[i], strlen(ok[i]));
+		st_every_cut(st_resp, &b);
+		free(b.p);
+	}
+	const uint8_t *e = (const uint8_t *)"-ERR x\r\n";
+	ST_CHECK(resp_parse(e, 8, &r) == 8 && r.error);
+	const uint8_t *s = (const uint8_t *)"$3\r\nabc\r\n";
+	ST_CHECK(resp_parse(s, 9, &r) == 9 && !r.error && r.bulk_len == 3 &&
+		 !memcmp(r.bulk, "abc", 3));
+	ST_CHECK(resp_parse((const uint8_t *)"?x\r\n", 4, &r) == -1);
+}
+
+static void st_tarantool(void)
+{
+	struct buf b = {0};
+	uint64_t code = 7, sync = 0;
+	/* header {0: code as uint32, 1: sync as uint64, 5: schema}, body */
+	buf_byte(&b, 0xce);
+	buf_be(&b, 0, 4);
+	buf_byte(&b, 0x83);
+	buf_byte(&b, 0x00);
+	buf_byte(&b, 0xce);
+	buf_be(&b, 0x8003, 4);
+	buf_byte(&b, 0x01);
+	buf_byte(&b, 0xcf);
+	buf_be(&b, 0x12345, 8);
+	buf_byte(&b, 0x05);
+	buf_byte(&b, 0x09);
+	mp_map(&b, 1);
+	mp_uint(&b, 0x31);
+	mp_cstr(&b, "error text");
+	tnt_end(&b, 0);
+	st_every_cut(st_tnt, &b);
+	ST_CHECK(tnt_reply(b.p, b.len, &code, &sync) == (long)b.len);
+	ST_CHECK(code == 0x8003 && sync == 0x12345);
+	free(b.p);
+}
+
+static int st_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, 21);
+}
+
+static void st_data(void)
+{
+	enum { N = 50000 };
+	char(*ids)[21] = malloc(sizeof *ids * N);
+	struct user u;
+	for (uint64_t i = 0; i < N; i++) {
+		user_fill(&u, i);
+		ST_CHECK(u.id_len == 20 && !memcmp(u.id, "usr_", 4));
+		ST_CHECK(strspn(u.id + 4,
+				"0123456789abcdefghijklmnopqrstuvwxyz") == 16);
+		memcpy(ids[i], u.id, 21);
+	}
+	qsort(ids, N, sizeof *ids, st_cmp);
+	for (int i = 1; i < N; i++)
+		ST_CHECK(memcmp(ids[i - 1], ids[i], 21) != 0);
+	free(ids);
+	long total = 0;
+	for (int r = 0; r < 3; r++)
+		for (int s = 0; s < 3; s++)
+			total += combo_count(12345, r, s);
+	ST_CHECK(total == 12345);
+	struct opts o = {.users = 12345, .limit = 20};
+	long off = deep_offset(&o);
+	ST_CHECK(off % 20 == 0 && off > 0);
+	for (int r = 0; r < 3; r++)
+		for (int s = 0; s < 3; s++)
+			ST_CHECK(off < combo_count(12345, r, s));
+}
+
+/* The parsers, the histogram and the data set, without any server. */
+static int self_test(void)
+{
+	st_hist();
+	st_msgpack();
+	st_resp_cases();
+	st_tarantool();
+	st_data();
+	if (st_failures)
+		fprintf(stderr, "self-test: %d failed checks\n", st_failures);
+	else
+		printf("self-test: ok\n");
+	return st_failures ? 1 : 0;
+}
+
 /* ---- command line ---------------------------------------------------------
  */
 
@@ -1860,7 +2045,8 @@ static void usage(void)
 	    "  --write-pct N     mix: percentage of updates (10)\n"
 	    "  --show            send one --op request (user 7), print the "
 	    "reply\n"
-	    "Prints one JSON object on stdout.\n");
+	    "Prints one JSON object on stdout.  userdb-bench --self-test "
+	    "checks the parsers.\n");
 	exit(2);
 }
 
@@ -1993,6 +2179,8 @@ int main(int argc, char **argv)
 	    .limit = 20,
 	    .write_pct = 10,
 	};
+	if (argc == 2 && !strcmp(argv[1], "--self-test"))
+		return self_test();
 	opts_parse(&b.o, argc, argv);
 	atomic_store(&b.next_create, b.o.create_base);
 	time_t t = time(NULL);
