@@ -121,6 +121,9 @@ def workload_rows(recs):
                     r, note = r2, "Redis: %s (beat %s)" % (alt[2], alt[1])
                 elif r and r2:
                     note = "Redis: %s (beat %s)" % (alt[1], alt[2])
+            if r and r.get("client_cpu", 0) >= 0.9 * r.get("threads", 1):
+                note = (note + "; " if note else "") + \
+                    "%s: load generator near 100%% CPU (client-bound)" % s
             if r and r.get("errors"):
                 note = (note + "; " if note else "") + \
                     "%s had %d errors" % (s, r["errors"])

@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -1686,21 +1687,35 @@ static int one_call(struct bench *b, enum op op)
 
 /* ---- running a workload ------------------------------------------------- */
 
+/* CPU seconds this process has used (all threads). */
+static double cpu_seconds(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
+	       ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) /
+		   1e6;
+}
+
+/* client_cpu: the generator's own CPU use over the run, in cores; near 1.0
+ * per thread means the client, not the server, was the limit. */
 static void report_print(const struct bench *b, const struct hist *h,
-			 uint64_t ops, uint64_t errors, double secs)
+			 uint64_t ops, uint64_t errors, double secs,
+			 double client_cpu)
 {
 	const struct opts *o = &b->o;
 	printf("{\"proto\":\"%s\",\"op\":\"%s\",\"users\":%ld,\"conns\":%d,"
 	       "\"pipeline\":%d,\"threads\":%d,\"seconds\":%.3f,"
 	       "\"ops\":%llu,\"errors\":%llu,\"ops_per_sec\":%.1f,"
 	       "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-	       "\"max_us\":%.1f}\n",
+	       "\"max_us\":%.1f,\"client_cpu\":%.2f}\n",
 	       proto_names[o->proto], op_names[o->op], o->users, o->conns,
 	       o->pipeline, o->threads, secs, (unsigned long long)ops,
 	       (unsigned long long)errors, secs > 0 ? (double)ops / secs : 0,
 	       (double)hist_quantile(h, 0.50) / 1e3,
 	       (double)hist_quantile(h, 0.99) / 1e3,
-	       (double)hist_quantile(h, 0.999) / 1e3, (double)h->max / 1e3);
+	       (double)hist_quantile(h, 0.999) / 1e3, (double)h->max / 1e3,
+	       client_cpu);
 }
 
 static void worker_setup(struct bench *b, struct worker *w, int index,
@@ -1746,6 +1761,7 @@ static int run_workload(struct bench *b)
 		worker_setup(b, &ws[t], t,
 			     o->conns / nt + (t < o->conns % nt ? 1 : 0));
 	uint64_t t0 = now_ns();
+	double cpu0 = cpu_seconds();
 	uint64_t t_measure = t0 + (uint64_t)(o->warmup * 1e9);
 	uint64_t t_stop = o->op == OP_LOAD
 			      ? UINT64_MAX
@@ -1770,7 +1786,9 @@ static int run_workload(struct bench *b)
 	uint64_t t_end = now_ns();
 	double secs = o->op == OP_LOAD ? (double)(t_end - t0) / 1e9
 				       : (double)(t_stop - t_measure) / 1e9;
-	report_print(b, h, ops, errors, secs);
+	double wall = (double)(t_end - t0) / 1e9;
+	report_print(b, h, ops, errors, secs,
+		     wall > 0 ? (cpu_seconds() - cpu0) / wall : 0);
 	for (int t = 0; t < nt; t++) {
 		for (int i = 0; i < ws[t].nconns; i++)
 			conn_close(&ws[t].conns[i]);
