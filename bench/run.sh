@@ -186,18 +186,22 @@ record() { # TAG SYSTEM
 run() { # SYSTEM PORT TAG USERS [userdb-bench args]
 	local sys=$1 port=$2 tag=$3 users=$4
 	shift 4
-	local auth=()
+	local auth=() limit=$((${DUR%.*} + 120))
 	[ "$sys" = userdb ] && auth=(--api-key "$KEY")
-	"$BENCH" --proto "$sys" --port "$port" "${auth[@]}" --users "$users" \
-		--conns "$CONNS" --duration "$DUR" --warmup "$WARM" "$@" |
-		record "$tag" "$sys"
+	case " $* " in *" load "*) limit=$((users / 1000 + 120)) ;; esac
+	# A server that hangs or dies costs this measurement, not the run.
+	timeout -k 5 "$limit" "$BENCH" --proto "$sys" --port "$port" \
+		"${auth[@]}" --users "$users" --conns "$CONNS" --duration "$DUR" \
+		--warmup "$WARM" "$@" | record "$tag" "$sys" ||
+		log "FAILED: $sys $tag $* (exit ${PIPESTATUS[0]})"
 }
 
 wait_ready() { # SYSTEM PORT -> prints seconds
 	local auth=()
 	[ "$1" = userdb ] && auth=(--api-key "$KEY")
 	"$BENCH" --proto "$1" --port "$2" "${auth[@]}" --op wait \
-		--timeout 600 | sed 's/.*"seconds":\([0-9.]*\).*/\1/'
+		--timeout 600 | sed 's/.*"seconds":\([0-9.]*\).*/\1/' ||
+		{ log "FAILED: $1 did not answer on port $2"; return 1; }
 }
 
 note() { # TAG SYSTEM JSON-FIELDS
@@ -248,8 +252,9 @@ write_workloads() { # SYSTEM PORT OP...
 snapshot() { # SYSTEM PORT
 	local auth=()
 	[ "$1" = userdb ] && auth=(--api-key "$KEY")
-	"$BENCH" --proto "$1" --port "$2" "${auth[@]}" --op snapshot |
-		record snapshot "$1"
+	timeout -k 5 1800 "$BENCH" --proto "$1" --port "$2" "${auth[@]}" \
+		--op snapshot | record snapshot "$1" ||
+		log "FAILED: $1 snapshot"
 }
 
 load_and_rss() { # SYSTEM PORT
@@ -266,9 +271,9 @@ load_and_rss() { # SYSTEM PORT
 }
 
 http_bench() { # SYSTEM URL
-	BENCH_AUTH="Bearer $KEY" wrk -t1 -c"$CONNS" -d"${DUR}s" \
-		-s "$ROOT/bench/wrk_get.lua" "$2" -- "$TMP/ids.txt" |
-		record http "$1"
+	BENCH_AUTH="Bearer $KEY" timeout -k 5 $((${DUR%.*} + 60)) wrk -t1 \
+		-c"$CONNS" -d"${DUR}s" -s "$ROOT/bench/wrk_get.lua" "$2" \
+		-- "$TMP/ids.txt" | record http "$1" || log "FAILED: wrk on $1"
 }
 
 startup() { # SYSTEM PORT STARTER-ARGS...
@@ -276,7 +281,7 @@ startup() { # SYSTEM PORT STARTER-ARGS...
 	shift 2
 	t0=$(date +%s.%N)
 	"start_$sys" "$@"
-	wait_ready "$sys" "$port" >/dev/null
+	wait_ready "$sys" "$port" >/dev/null || return 0
 	secs=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { print a - b }')
 	note startup "$sys" "$(printf '"users":%d,"seconds":%.3f,"rss_kb":%d' \
 		"$USERS" "$secs" "$(rss_kb "$SPID")")"
@@ -403,7 +408,7 @@ bench_scaling() {
 
 START=$(date +%s)
 for s in $SYSTEMS; do
-	"bench_$s"
+	"bench_$s" || log "FAILED: $s"
 done
 
 mkdir -p "$RESULTS"
