@@ -1,0 +1,160 @@
+/*
+ * db.h -- the in-memory store behind userdb.h and journal.h (internal).
+ *
+ * Structure.  A user is one struct record (record.h).  The store indexes
+ * records four ways, all pointing at the same allocation:
+ *   by_id     hash set on the id (XXH3)                         index.h
+ *   by_email  hash set on the case-folded email; the key is hashed and
+ *             compared by folding on the fly (text_fold_hash/_equal), so
+ *             no folded copy is stored                          index.h
+ *   order     creation order + role x status cells: O(1) counts for any
+ *             filter, O(log n) deep pages                        order.h
+ *   lru       (cache mode only) a doubly linked list threaded through two
+ *             uint32 arrays indexed by order slot                cache.c
+ * The activity log (actlog.h) is keyed by user id, separately.
+ *
+ * Mutations.  Every operation (ops.c) validates, then describes its
+ * resolved result as a struct change (the whole new record, or a delete,
+ * or an event alone), encodes it (change.c) and hands it to the journal
+ * when one is set; only if the journal accepts is it applied
+ * (db_apply_change).  ud_db_apply() decodes a record into a struct change
+ * and goes through the same db_apply_change, so replay cannot drift from
+ * the live path.  Applying never allocates ids or reads the clock.
+ *
+ * Counters.  etag and event ids come from two global counters (the last
+ * value issued); a change carries the values it uses and applying raises
+ * the counters to them.  Times are made monotone: a change's time is
+ * max(clock, last time applied), so created <= updated and creation order
+ * is also created_at order.
+ *
+ * Invariants (ud_db_check):
+ *   1. by_id, by_email and order hold the same set of live records;
+ *      order.items[r->slot] == r; r's cell is role * 3 + status.
+ *   2. by_email finds each record under its own email.
+ *   3. record_bytes == sum of record_size(); implicit == live records with
+ *      neither REC_HAS_LOG nor REC_LOADED.
+ *   4. REC_HAS_LOG <=> a log exists for the id that is not deleted.
+ *   5. cache mode: the LRU list holds exactly the live slots.
+ */
+#ifndef UD_DB_H
+#define UD_DB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "actlog.h"
+#include "index.h"
+#include "journal.h"
+#include "order.h"
+#include "record.h"
+#include "userdb.h"
+
+#define LRU_NONE UINT32_MAX
+
+struct ud_db {
+	struct ud_options opts;
+	struct index by_id;
+	struct index by_email;
+	struct order order;
+	struct actlog log;
+
+	uint64_t last_etag;  /* last etag issued */
+	uint64_t last_event; /* last event id (and creation seq) issued */
+	int64_t last_ms;     /* latest time applied */
+	uint64_t record_bytes;
+	uint64_t implicit; /* live users whose created event is implicit */
+	uint64_t failed_verifies, evictions, cache_hits, cache_misses, loads;
+
+	bool cache;		       /* max_users or max_bytes set */
+	uint32_t *lru_prev, *lru_next; /* by slot; allocated in cache mode */
+	size_t lru_cap;
+	uint32_t lru_head, lru_tail; /* most / least recently used */
+
+	ud_journal_fn journal;
+	void *journal_ctx;
+	void *ext;
+	void (*ext_close)(void *ext);
+	struct ud_buf enc; /* scratch for encoding change records */
+};
+
+/* ---- change records (change.c) ----------------------------------------- */
+
+enum change_type {
+	CH_COUNTERS = 0, /* the counters, first in a dump */
+	CH_PUT = 1,	 /* a user's whole new state (+ an event) */
+	CH_DEL = 2,	 /* a delete (+ the deleted event) */
+	CH_EVENT = 3,	 /* an event alone: a failed password verification */
+	CH_LOG = 4,	 /* a user's kept log, in a dump */
+};
+
+struct change_event {
+	uint64_t id;
+	int64_t ms;
+	int type;	     /* enum ud_event */
+	const void *details; /* msgpack map */
+	size_t details_len;
+};
+
+struct change {
+	int type;
+	struct record *rec; /* CH_PUT: owned until applied */
+	const char *id;	    /* CH_DEL, CH_EVENT, CH_LOG */
+	size_t id_len;
+	bool has_event;
+	struct change_event ev;
+	/* CH_COUNTERS */
+	uint64_t last_etag, last_event, failed_verifies;
+	int64_t last_ms;
+	/* CH_LOG: events oldest first */
+	bool deleted;
+	size_t nevents;
+	struct change_event *events;
+};
+
+/* Append the encoding of ch to b.  0 or UD_ENOMEM. */
+int change_encode(const struct change *ch, struct ud_buf *b);
+/* Decode one record; ch->rec and ch->events are allocated (free with
+ * change_release); other pointers borrow rec.  0 or UD_ECORRUPT. */
+int change_decode(const void *rec, size_t len, struct change *ch);
+void change_release(struct change *ch);
+
+/* ---- the store (db.c) --------------------------------------------------- */
+
+struct record *db_find(const ud_db *db, const char *id, size_t len);
+struct record *db_find_email(const ud_db *db, const char *email, size_t len);
+/* Apply ch to memory (takes ch->rec).  0, UD_ECORRUPT when it contradicts
+ * the state, UD_ENOMEM. */
+int db_apply_change(ud_db *db, struct change *ch);
+/* Journal ch (when a journal is set) then apply it; frees ch->rec on
+ * failure.  0 or the journal's / apply's code. */
+int db_commit(ud_db *db, struct change *ch, struct ud_error *err);
+/* max(clock, last time applied). */
+int64_t db_now(const ud_db *db);
+/* Take r out of every index, free it (not journaled, no event). */
+void db_unlink(ud_db *db, struct record *r);
+
+/* ---- cache mode (cache.c) ----------------------------------------------- */
+
+int cache_init(ud_db *db);
+void cache_destroy(ud_db *db);
+/* r was appended at r->slot: make it most recently used.  0 or ENOMEM. */
+int cache_insert(ud_db *db, struct record *r);
+void cache_remove(ud_db *db, const struct record *r);
+void cache_touch(ud_db *db, const struct record *r);
+/* Evict least recently used users (never keep) until within bounds. */
+void cache_enforce(ud_db *db, const struct record *keep);
+/* Around order_compact: remember the LRU order / relink it by new slots. */
+struct record **cache_save(ud_db *db);
+void cache_restore(ud_db *db, struct record **saved);
+/* Ask the loader for a missing user; the inserted record or NULL. */
+struct record *cache_load(ud_db *db, enum ud_key_kind kind, const char *key,
+			  size_t len);
+int cache_check(const ud_db *db);
+
+/* ---- invariants ---------------------------------------------------------- */
+
+/* Check every invariant above; 0 or UD_EINTERNAL with the broken one in
+ * err->message.  O(n). */
+int ud_db_check(ud_db *db, struct ud_error *err);
+
+#endif

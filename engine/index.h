@@ -1,0 +1,80 @@
+/*
+ * index.h -- a hash set of item pointers with incremental rehash.
+ *
+ * The set stores only pointers (8 bytes a slot): the key lives in the item
+ * and the caller supplies the hash of a key and an equality test, so one
+ * implementation serves the id index, the email index (hash and compare the
+ * case-folded address without storing a folded copy) and the activity-log
+ * table.  The caller guarantees keys are unique; the set never compares two
+ * items.
+ *
+ * Layout: open addressing, linear probing, power-of-two capacity, load kept
+ * at most 3/4.  Growth never rehashes all at once: when the main table is
+ * full enough, it becomes the "old" table and a twice-as-large main table
+ * is allocated; every later insert or remove migrates INDEX_STEP slots of
+ * the old table (lookups search both).  The old table is never inserted
+ * into, so removals there leave a tombstone; removals in the main table
+ * shift the rest of the cluster back (no tombstones).  With a doubling and
+ * a load of 3/4, INDEX_STEP >= 2 finishes the migration before the main
+ * table can fill; 16 leaves a wide margin.
+ *
+ * Invariants (index_check):
+ *   1. every item is in exactly one table, reachable from its home slot by
+ *      probing without crossing an empty slot;
+ *   2. main.used <= 3/4 main.cap; old slots below `cursor` hold no item
+ *      (migrated slots become tombstones so probes still cross them);
+ *   3. count == main.used + old.used.
+ *
+ * Not thread-safe; no allocation except when growing.
+ */
+#ifndef UD_INDEX_H
+#define UD_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define INDEX_STEP 16
+
+/* Hash of the key of an item (must match the hash given to index_find). */
+typedef uint64_t (*index_hash_fn)(const void *item);
+/* Does item have this key? */
+typedef bool (*index_eq_fn)(const void *item, const void *key, size_t len);
+
+struct index_table {
+	void **slots; /* NULL, a tombstone (old table only) or an item */
+	size_t cap;   /* power of two, or 0 */
+	size_t used;  /* items held */
+};
+
+struct index {
+	struct index_table main;
+	struct index_table old; /* being drained; cap 0 when not rehashing */
+	size_t cursor;		/* next old slot to migrate */
+	index_hash_fn hash;
+};
+
+/* Initialise an empty set; allocates nothing. */
+void index_init(struct index *ix, index_hash_fn hash);
+/* Free the tables (not the items). */
+void index_destroy(struct index *ix);
+
+size_t index_count(const struct index *ix);
+/* The item whose key equals (key, len), or NULL.  h = hash of the key. */
+void *index_find(const struct index *ix, uint64_t h, index_eq_fn eq,
+		 const void *key, size_t len);
+/* Add item (its key must not be present).  0 or UD_ENOMEM. */
+int index_insert(struct index *ix, void *item);
+/* Remove this exact pointer; returns false when it was not held. */
+bool index_remove(struct index *ix, void *item);
+/* Put new_item where old_item is (same key).  False when not found. */
+bool index_replace(struct index *ix, void *old_item, void *new_item);
+/* Call fn for every item (any order).  A non-zero return stops the walk. */
+int index_foreach(const struct index *ix, int (*fn)(void *item, void *ctx),
+		  void *ctx);
+/* Check the invariants above; 0 or UD_EINTERNAL.  O(capacity). */
+int index_check(const struct index *ix);
+/* Bytes of table memory held. */
+size_t index_bytes(const struct index *ix);
+
+#endif

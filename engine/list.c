@@ -1,0 +1,251 @@
+/*
+ * list.c -- reading: lookups (with the cache loader), user lists with
+ * filters and pages, activity-log pages, user views and writers.
+ *
+ * How a list is answered:
+ *   email given   one index lookup (0 or 1 user), then the other filters;
+ *   search given  a scan of the creation order, oldest or newest first,
+ *                 testing only the slots whose cell passes role/status
+ *                 (the total needs every match, so the scan is complete);
+ *   otherwise     total = sum of <= 9 cell counters; each item of the page
+ *                 is the k-th match, found by order_select() in
+ *                 O(log n + 256): page 25,000 costs what page 1 costs.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "db.h"
+#include "text.h"
+
+const ud_user *ud_user_get(ud_db *db, const char *id, size_t len)
+{
+	struct record *r = db_find(db, id, len);
+
+	if (r) {
+		db->cache_hits++;
+		cache_touch(db, r);
+		return (const ud_user *)r;
+	}
+	db->cache_misses++;
+	return (const ud_user *)cache_load(db, UD_KEY_ID, id, len);
+}
+
+const ud_user *ud_user_get_by_email(ud_db *db, const char *email, size_t len)
+{
+	struct record *r = db_find_email(db, email, len);
+
+	if (r) {
+		db->cache_hits++;
+		cache_touch(db, r);
+		return (const ud_user *)r;
+	}
+	db->cache_misses++;
+	return (const ud_user *)cache_load(db, UD_KEY_EMAIL, email, len);
+}
+
+void ud_user_view(const ud_user *u, struct ud_user_view *out)
+{
+	record_view((const struct record *)u, out);
+}
+
+int ud_user_write_json(const ud_user *u, struct ud_buf *b)
+{
+	struct ud_user_view v;
+
+	ud_user_view(u, &v);
+	return codec_user_json(&v, b);
+}
+
+int ud_user_write_msgpack(const ud_user *u, struct ud_buf *b)
+{
+	struct ud_user_view v;
+
+	ud_user_view(u, &v);
+	return codec_user_mp(&v, b);
+}
+
+/* ---- user lists -----------------------------------------------------------
+ */
+
+static int check_page(unsigned page, unsigned limit, struct ud_error *err)
+{
+	if (page < 1)
+		return ud_error_set(err, UD_EINVAL, "page",
+				    "page must be >= 1");
+	if (limit < 1 || limit > UD_LIMIT_MAX)
+		return ud_error_set(err, UD_EINVAL, "limit",
+				    "limit must be 1..%d", UD_LIMIT_MAX);
+	return 0;
+}
+
+static int check_query(const struct ud_query *q, struct ud_error *err)
+{
+	int rc = check_page(q->page, q->limit, err);
+
+	if (rc)
+		return rc;
+	if (q->role < -1 || q->role >= UD_ROLES)
+		return ud_error_set(err, UD_EINVAL, "role", "unknown role");
+	if (q->status < -1 || q->status >= UD_STATUSES)
+		return ud_error_set(err, UD_EINVAL, "status", "unknown status");
+	return 0;
+}
+
+/* A search needle, case-folded once. */
+struct needle {
+	char small[256];
+	char *s;
+	size_t n;
+};
+
+static int needle_fold(struct needle *nd, const char *s, size_t n)
+{
+	nd->s = nd->small;
+	nd->n = text_fold(s, n, nd->small, sizeof(nd->small));
+	if (nd->n <= sizeof(nd->small))
+		return 0;
+	nd->s = malloc(nd->n);
+	if (!nd->s)
+		return UD_ENOMEM;
+	text_fold(s, n, nd->s, nd->n);
+	return 0;
+}
+
+static bool search_hit(const struct record *r, const struct needle *nd)
+{
+	return text_ci_contains(record_name(r), r->name_len, nd->s, nd->n) ||
+	       text_ci_contains(record_email(r), r->email_len, nd->s, nd->n);
+}
+
+static bool cell_ok(unsigned mask, uint8_t cell)
+{
+	return cell < ORDER_CELLS && ((mask >> cell) & 1u);
+}
+
+/* Scan in list order; keep the matches of [offset, offset + limit). */
+static void list_search(ud_db *db, const struct ud_query *q, unsigned mask,
+			const struct needle *nd, uint64_t offset,
+			struct ud_page *out)
+{
+	const struct order *o = &db->order;
+	size_t i, s;
+
+	for (i = 0; i < o->len; i++) {
+		s = q->asc ? i : o->len - 1 - i;
+		if (!cell_ok(mask, o->cells[s]) || !search_hit(o->items[s], nd))
+			continue;
+		if (out->total >= offset && out->count < q->limit)
+			out->items[out->count++] = o->items[s];
+		out->total++;
+	}
+}
+
+static void list_email(ud_db *db, const struct ud_query *q, unsigned mask,
+		       const struct needle *nd, uint64_t offset,
+		       struct ud_page *out)
+{
+	struct record *r = db_find_email(db, q->email, q->email_len);
+
+	if (!r || !cell_ok(mask, db->order.cells[r->slot]) ||
+	    (nd && !search_hit(r, nd)))
+		return;
+	out->total = 1;
+	if (offset == 0)
+		out->items[out->count++] = (const ud_user *)r;
+}
+
+static void list_cells(ud_db *db, const struct ud_query *q, unsigned mask,
+		       uint64_t offset, struct ud_page *out)
+{
+	uint64_t k;
+
+	out->total = order_count(&db->order, mask);
+	for (k = offset; k < out->total && out->count < q->limit; k++)
+		out->items[out->count++] = order_select(
+		    &db->order, mask, q->asc ? k : out->total - 1 - k, NULL);
+}
+
+int ud_user_list(ud_db *db, const struct ud_query *q, struct ud_page *out,
+		 struct ud_error *err)
+{
+	unsigned mask = order_mask(q->role, q->status);
+	uint64_t offset = (uint64_t)(q->page - 1) * q->limit;
+	struct needle nd = {{0}, NULL, 0};
+	bool search = q->search && q->search_len;
+	int rc = check_query(q, err);
+
+	if (rc)
+		return rc;
+	out->count = 0;
+	out->total = 0;
+	out->page = q->page;
+	out->limit = q->limit;
+	if (search && needle_fold(&nd, q->search, q->search_len))
+		return ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
+	if (q->email)
+		list_email(db, q, mask, search ? &nd : NULL, offset, out);
+	else if (search)
+		list_search(db, q, mask, &nd, offset, out);
+	else
+		list_cells(db, q, mask, offset, out);
+	if (nd.s != nd.small)
+		free(nd.s);
+	out->pages = (out->total + q->limit - 1) / q->limit;
+	return 0;
+}
+
+/* ---- activity-log pages ---------------------------------------------------
+ */
+
+static void log_implicit(const struct record *r, struct ud_log_view *v)
+{
+	v->id = r->seq;
+	v->user_id = record_id(r);
+	v->user_id_len = r->id_len;
+	v->event = UD_EV_CREATED;
+	v->created_ms = r->created_ms;
+	v->details = "\x80";
+	v->details_len = 1;
+}
+
+static void log_fill(const struct ulog *l, uint64_t offset,
+		     struct ud_log_page *out)
+{
+	const struct event *e;
+	uint64_t i;
+
+	out->total = l->count;
+	for (i = offset; i < l->count && out->count < out->limit; i++) {
+		e = actlog_event(l, (uint32_t)i);
+		out->items[out->count++] = (struct ud_log_view){
+		    e->id, l->id,      l->id_len,     e->type,
+		    e->ms, e->details, e->details_len};
+	}
+}
+
+int ud_log_list(ud_db *db, const char *user_id, size_t len, unsigned page,
+		unsigned limit, struct ud_log_page *out, struct ud_error *err)
+{
+	uint64_t offset = (uint64_t)(page - 1) * limit;
+	const struct record *r;
+	const struct ulog *l;
+	int rc = check_page(page, limit, err);
+
+	if (rc)
+		return rc;
+	out->count = 0;
+	out->total = 0;
+	out->page = page;
+	out->limit = limit;
+	r = db_find(db, user_id, len);
+	if (r && !(r->flags & (REC_HAS_LOG | REC_LOADED))) {
+		out->total = 1;
+		if (offset == 0)
+			log_implicit(r, &out->items[out->count++]);
+	} else if ((l = actlog_find(&db->log, user_id, len)) != NULL) {
+		log_fill(l, offset, out);
+	}
+	out->pages = (out->total + limit - 1) / limit;
+	return 0;
+}

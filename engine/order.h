@@ -1,0 +1,86 @@
+/*
+ * order.h -- the creation-order sequence with rank/select per cell.
+ *
+ * Users are listed in creation order.  This module keeps an append-only
+ * array of item pointers (slot = position) and, per slot, a one-byte cell
+ * code: role * 3 + status, or ORDER_DEAD for a deleted slot.  Filters on
+ * role and status select a set of cells (a 9-bit mask), so:
+ *
+ *   - counting any filter combination is a sum of at most 9 counters;
+ *   - the k-th match of a mask (a page deep in a list) is found by a
+ *     Fenwick descent over 256-slot blocks, summing the masked cells' trees
+ *     at each step (O(9 log(n/256))), then a scan of one block (<= 256
+ *     bytes).  "Newest first" selects from the end: k' = count - 1 - k.
+ *
+ * Layout: items[] and cells[] (cap slots), per block a uint16 count per
+ * cell, and one Fenwick tree per cell over the blocks, interleaved as
+ * tree[block][cell] so that a descent step reads one cache line.  The trees
+ * cover every allocated block (unused ones count zero); growing the arrays
+ * rebuilds them in O(blocks).
+ *
+ * Deletion leaves a dead slot; order_compact() squeezes them out in O(n)
+ * and reports each moved item's new slot.  The store calls it when dead
+ * slots outnumber live ones, so its cost is amortised O(1) per delete.
+ *
+ * Invariants (order_check): cell_count[c] equals the number of slots with
+ * cell c, and so do the block counts and tree prefix sums; items[s] is
+ * NULL exactly when cells[s] is ORDER_DEAD; live == sum of cell_count.
+ */
+#ifndef UD_ORDER_H
+#define UD_ORDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ORDER_BLOCK 256
+#define ORDER_CELLS 9
+#define ORDER_DEAD  0xFF
+#define ORDER_ALL   0x1FFu /* mask of every cell */
+
+struct order {
+	void **items;
+	uint8_t *cells;
+	size_t len; /* slots in use (live and dead) */
+	size_t cap; /* slots allocated, a multiple of ORDER_BLOCK */
+	size_t live;
+	uint16_t (*bcount)[ORDER_CELLS]; /* per block */
+	uint32_t *tree; /* Fenwick, 1-based: tree[i * ORDER_CELLS + c] */
+	uint64_t cell_count[ORDER_CELLS];
+};
+
+/* Mask of the cells matching role and status, each -1 for "any". */
+unsigned order_mask(int role, int status);
+
+void order_init(struct order *o);
+void order_destroy(struct order *o);
+
+/* Append item with cell (0..8); *slot gets its slot.  0 or UD_ENOMEM. */
+int order_append(struct order *o, void *item, unsigned cell, uint32_t *slot);
+/* Change the cell of a live slot. */
+void order_set_cell(struct order *o, uint32_t slot, unsigned cell);
+/* Replace the pointer of a live slot. */
+void order_set_item(struct order *o, uint32_t slot, void *item);
+/* Mark a live slot dead. */
+void order_kill(struct order *o, uint32_t slot);
+
+/* Number of live slots whose cell is in mask. */
+uint64_t order_count(const struct order *o, unsigned mask);
+/* The k-th (0-based, oldest first) live item whose cell is in mask, or NULL
+ * when k >= order_count(mask).  *slot (if non-NULL) gets its slot. */
+void *order_select(const struct order *o, unsigned mask, uint64_t k,
+		   uint32_t *slot);
+
+/* True when dead slots are worth squeezing out. */
+bool order_should_compact(const struct order *o);
+/* Squeeze out dead slots, keeping the order; moved(item, new_slot, ctx)
+ * is called for every live item.  0 or UD_ENOMEM (then nothing changed). */
+int order_compact(struct order *o,
+		  void (*moved)(void *item, uint32_t slot, void *ctx),
+		  void *ctx);
+
+/* Check the invariants; 0 or UD_EINTERNAL.  O(n). */
+int order_check(const struct order *o);
+size_t order_bytes(const struct order *o);
+
+#endif

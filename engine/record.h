@@ -1,0 +1,121 @@
+/*
+ * record.h -- the compact user record: one allocation per user.
+ *
+ * A record is a fixed 64-byte header followed by the packed bytes of the
+ * variable fields, in this order (no separators, no NULs):
+ *
+ *     id | name | email | avatar | custom_data | identities | password hash
+ *
+ * Lengths live in the header; custom_data and identities are msgpack maps
+ * (an empty map is the single byte 0x80).  Times are Unix ms.  Nothing
+ * points out of a record, so freeing it is one free().
+ *
+ * Invariants:
+ *   1. id_len >= 1, email_len >= 1, custom_len >= 1, ident_len >= 1.
+ *   2. role < UD_ROLES, status < UD_STATUSES.
+ *   3. slot is the record's index in the creation-order array (order.h);
+ *      the store keeps it current across compactions.
+ *   4. seq is the creation sequence: the id of the user's user.created
+ *      event, unique and increasing in creation order.
+ *
+ * Records are immutable once published in the indexes except for slot,
+ * flags, failed_verifies and last_sign_in_ms: a change builds a new record
+ * and swaps it in (the old pointer stays valid until the swap).
+ */
+#ifndef UD_RECORD_H
+#define UD_RECORD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "userdb.h"
+
+enum record_flag {
+	REC_HAS_LOG = 1u << 0, /* the activity log holds this user's events */
+	REC_LOADED = 1u << 1, /* filled by the cache loader: no created event */
+	REC_AVATAR = 1u << 2, /* avatar present (may not be empty) */
+};
+
+struct record {
+	int64_t created_ms;
+	int64_t updated_ms;
+	int64_t last_sign_in_ms; /* -1 never */
+	uint64_t etag;
+	uint64_t seq;  /* creation sequence = created event id */
+	uint32_t slot; /* index in the order array */
+	uint32_t failed_verifies;
+	uint32_t ident_len;
+	uint16_t name_len;
+	uint16_t avatar_len;
+	uint16_t custom_len;
+	uint8_t id_len;
+	uint8_t email_len;
+	uint8_t pw_len;
+	uint8_t role;
+	uint8_t status;
+	uint8_t flags;
+	char data[];
+};
+
+/* The variable fields of a record, borrowed, for record_new(). */
+struct record_parts {
+	const char *id;
+	size_t id_len;
+	const char *name;
+	size_t name_len;
+	const char *email;
+	size_t email_len;
+	const char *avatar; /* NULL: none */
+	size_t avatar_len;
+	const void *custom; /* NULL: {} */
+	size_t custom_len;
+	const void *ident; /* NULL: {} */
+	size_t ident_len;
+	const char *pw; /* NULL or "": no password */
+	size_t pw_len;
+};
+
+/* Allocate a record holding copies of parts; header fields other than the
+ * lengths and REC_AVATAR are zero (last_sign_in_ms -1).  Returns NULL when
+ * out of memory or when a length exceeds its field (caller validated). */
+struct record *record_new(const struct record_parts *p);
+/* Fill parts with pointers into r (borrowed from r). */
+void record_parts(const struct record *r, struct record_parts *p);
+/* A copy of r with the same header and bytes; NULL when out of memory. */
+struct record *record_dup(const struct record *r);
+/* Bytes allocated for r (header + data), as counted in stats. */
+size_t record_size(const struct record *r);
+
+static inline const char *record_id(const struct record *r)
+{
+	return r->data;
+}
+static inline const char *record_name(const struct record *r)
+{
+	return r->data + r->id_len;
+}
+static inline const char *record_email(const struct record *r)
+{
+	return r->data + r->id_len + r->name_len;
+}
+static inline const char *record_avatar(const struct record *r)
+{
+	return record_email(r) + r->email_len;
+}
+static inline const char *record_custom(const struct record *r)
+{
+	return record_avatar(r) + r->avatar_len;
+}
+static inline const char *record_ident(const struct record *r)
+{
+	return record_custom(r) + r->custom_len;
+}
+static inline const char *record_pw(const struct record *r)
+{
+	return record_ident(r) + r->ident_len;
+}
+
+/* Fill a public view of r (borrowed). */
+void record_view(const struct record *r, struct ud_user_view *v);
+
+#endif

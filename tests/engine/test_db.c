@@ -1,0 +1,873 @@
+/*
+ * test_db.c -- the store's operations (db.c, ops.c, list.c, change.c):
+ * every operation, every error path, events, etags, the journal seam and
+ * dump/apply.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <criterion/criterion.h>
+
+#include "helper_db.h"
+
+#define EMPTY_MAP "\x80"
+
+static struct ud_user_view view(const ud_user *u)
+{
+	struct ud_user_view v;
+
+	ud_user_view(u, &v);
+	return v;
+}
+
+static bool str_is(const char *s, size_t n, const char *want)
+{
+	return n == strlen(want) && memcmp(s, want, n) == 0;
+}
+
+/* The newest event of a user. */
+static struct ud_log_view newest(ud_db *db, const char *id)
+{
+	static struct ud_log_page p;
+
+	cr_assert_eq(ud_log_list(db, id, strlen(id), 1, 1, &p, NULL), 0);
+	cr_assert_geq(p.count, 1);
+	return p.items[0];
+}
+
+static uint64_t log_total(ud_db *db, const char *id)
+{
+	static struct ud_log_page p;
+
+	cr_assert_eq(ud_log_list(db, id, strlen(id), 1, 1, &p, NULL), 0);
+	return p.total;
+}
+
+Test(db, create_fills_defaults)
+{
+	ud_db *db = hdb_new(NULL);
+	const ud_user *u = hdb_create(db, "Ann Lee", "Ann@Example.com");
+	struct ud_user_view v = view(u);
+
+	cr_assert_eq(v.id_len, UD_ID_GEN_LEN);
+	cr_assert(memcmp(v.id, "usr_", 4) == 0);
+	cr_assert(str_is(v.name, v.name_len, "Ann Lee"));
+	cr_assert(str_is(v.email, v.email_len, "Ann@Example.com"));
+	cr_assert_eq(v.role, UD_ROLE_USER);
+	cr_assert_eq(v.status, UD_STATUS_ACTIVE);
+	cr_assert_null(v.avatar);
+	cr_assert(str_is(v.custom_data, v.custom_data_len, EMPTY_MAP));
+	cr_assert(str_is(v.identities, v.identities_len, EMPTY_MAP));
+	cr_assert_not(v.has_password);
+	cr_assert_eq(v.last_sign_in_ms, -1);
+	cr_assert_eq(v.created_ms, v.updated_ms);
+	cr_assert_gt(v.created_ms, 1600000000000LL);
+	cr_assert_gt(v.etag, 0);
+	hdb_check(db);
+	ud_db_free(db);
+}
+
+Test(db, create_with_every_field)
+{
+	ud_db *db = hdb_new(NULL);
+	struct ud_fields f = hdb_fields("李小龍", "bruce@example.com");
+	struct ud_error err = {0};
+	const ud_user *u;
+	struct ud_user_view v;
+
+	hdb_set(&f, UD_F_ID, "usr_import-1");
+	hdb_set(&f, UD_F_ROLE, "admin");
+	hdb_set(&f, UD_F_STATUS, "inactive");
+	hdb_set(&f, UD_F_AVATAR, "https://cdn.example.com/a.png");
+	f.set |= UD_F_CUSTOM_DATA;
+	f.custom_data = "\x81\xa4plan\xa3pro";
+	f.custom_data_len = 10;
+	hdb_set(&f, UD_F_PASSWORD, "correct horse");
+	cr_assert_eq(ud_user_create(db, &f, &u, &err), 0, "%s", err.message);
+	v = view(u);
+	cr_assert(str_is(v.id, v.id_len, "usr_import-1"));
+	cr_assert(str_is(v.name, v.name_len, "李小龍"));
+	cr_assert_eq(v.role, UD_ROLE_ADMIN);
+	cr_assert_eq(v.status, UD_STATUS_INACTIVE);
+	cr_assert(
+	    str_is(v.avatar, v.avatar_len, "https://cdn.example.com/a.png"));
+	cr_assert_eq(v.custom_data_len, 10);
+	cr_assert(v.has_password);
+	cr_assert_eq(ud_user_get(db, "usr_import-1", 12), u);
+	hdb_check(db);
+	ud_db_free(db);
+}
+
+Test(db, create_errors)
+{
+	ud_db *db = hdb_new(NULL);
+	struct ud_fields f = hdb_fields("Ann", NULL);
+	struct ud_error err = {0};
+	struct ud_stats st = {0};
+
+	cr_assert_eq(ud_user_create(db, &f, NULL, &err), UD_EINVAL);
+	f = hdb_fields("Ann", "not-an-email");
+	cr_assert_eq(ud_user_create(db, &f, NULL, &err), UD_EINVAL);
+	cr_assert_str_eq(err.field, "email");
+	f = hdb_fields("Ann", "ann@example.com");
+	hdb_set(&f, UD_F_ROLE, "root");
+	cr_assert_eq(ud_user_create(db, &f, NULL, &err), UD_EINVAL);
+	cr_assert_str_eq(err.field, "role");
+
+	f = hdb_fields("Ann", "ann@example.com");
+	hdb_set(&f, UD_F_ID, "usr_ann");
+	cr_assert_eq(ud_user_create(db, &f, NULL, &err), 0);
+	f = hdb_fields("Ann 2", "ANN@EXAMPLE.COM");
+	cr_assert_eq(ud_user_create(db, &f, NULL, &err), UD_EDUPEMAIL);
+	cr_assert_str_eq(err.field, "email");
+	f = hdb_fields("Ann 3", "other@example.com");
+	hdb_set(&f, UD_F_ID, "usr_ann");
+	cr_assert_eq(ud_user_create(db, &f, NULL, &err), UD_EDUPID);
+	cr_assert_str_eq(err.field, "id");
+	f = hdb_fields("Ann 4", "x@example.com");
+	hdb_set(&f, UD_F_PASSWORD, "short");
+	cr_assert_eq(ud_user_create(db, &f, NULL, &err), UD_EINVAL);
+	ud_db_stats(db, &st);
+	cr_assert_eq(st.users, 1);
+	hdb_check(db);
+	ud_db_free(db);
+}
+
+Test(db, lookups_are_case_insensitive_on_email_only)
+{
+	ud_db *db = hdb_new(NULL);
+	const ud_user *u =
+	    hdb_create(db, "Straße", "Max.Mustermann@Example.DE");
+	char id[UD_ID_MAX + 1];
+
+	hdb_id(u, id);
+	cr_assert_eq(ud_user_get_by_email(db, "max.mustermann@example.de", 25),
+		     u);
+	cr_assert_eq(ud_user_get_by_email(db, "MAX.MUSTERMANN@EXAMPLE.DE", 25),
+		     u);
+	cr_assert_null(ud_user_get_by_email(db, "max@example.de", 14));
+	cr_assert_eq(ud_user_get(db, id, strlen(id)), u);
+	id[4] ^= 0x20; /* ids are case-sensitive */
+	cr_assert_null(ud_user_get(db, id, strlen(id)));
+	ud_db_free(db);
+}
+
+Test(db, update_changes_fields_and_logs_them)
+{
+	ud_db *db = hdb_new(NULL);
+	const ud_user *u = hdb_create(db, "Ann", "ann@example.com"), *u2;
+	struct ud_fields f = {0};
+	struct ud_error err = {0};
+	struct ud_user_view before = view(u), v;
+	struct ud_log_view e;
+	char id[UD_ID_MAX + 1];
+
+	hdb_id(u, id);
+	hdb_set(&f, UD_F_NAME, "Ann B");
+	hdb_set(&f, UD_F_ROLE, "viewer");
+	hdb_set(&f, UD_F_AVATAR, "http://x.example.com/p.png");
+	cr_assert_eq(
+	    ud_user_update(db, id, strlen(id), &f, before.etag, &u2, &err), 0,
+	    "%s", err.message);
+	v = view(u2);
+	cr_assert(str_is(v.name, v.name_len, "Ann B"));
+	cr_assert_eq(v.role, UD_ROLE_VIEWER);
+	cr_assert_neq(v.etag, before.etag);
+	cr_assert_geq(v.updated_ms, before.updated_ms);
+	cr_assert_eq(v.created_ms, before.created_ms);
+	e = newest(db, id);
+	cr_assert_eq(e.event, UD_EV_UPDATED);
+	cr_assert(str_is(e.details, e.details_len,
+			 "\x81\xa6"
+			 "fields\x93\xa4name\xa4role\xa6"
+			 "avatar"));
+	cr_assert_eq(log_total(db, id), 2);
+	/* avatar NULL clears it */
+	f = (struct ud_fields){0};
+	hdb_set(&f, UD_F_AVATAR, NULL);
+	f.avatar = NULL;
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, &u2, &err), 0,
+		     "%s", err.message);
+	cr_assert_null(view(u2).avatar);
+	hdb_check(db);
+	ud_db_free(db);
+}
+
+Test(db, empty_or_identical_update_is_a_noop)
+{
+	ud_db *db = hdb_new(NULL);
+	const ud_user *u = hdb_create(db, "Ann", "ann@example.com"), *u2;
+	struct ud_fields f = {0};
+	uint64_t etag = view(u).etag;
+	char id[UD_ID_MAX + 1];
+
+	hdb_id(u, id);
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, &u2, NULL), 0);
+	cr_assert_eq(u2, u);
+	hdb_set(&f, UD_F_NAME, "Ann");
+	hdb_set(&f, UD_F_ROLE, "user");
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, etag, &u2, NULL),
+		     0);
+	cr_assert_eq(u2, u);
+	cr_assert_eq(view(u2).etag, etag);
+	cr_assert_eq(log_total(db, id), 1);
+	ud_db_free(db);
+}
+
+Test(db, update_errors_leave_the_user_unchanged)
+{
+	ud_db *db = hdb_new(NULL);
+	const ud_user *u = hdb_create(db, "Ann", "ann@example.com");
+	struct ud_fields f = {0};
+	struct ud_error err = {0};
+	struct ud_user_view v = view(u);
+	char id[UD_ID_MAX + 1];
+
+	hdb_create(db, "Bob", "bob@example.com");
+	hdb_id(u, id);
+	cr_assert_eq(ud_user_update(db, "usr_nope", 8, &f, 0, NULL, &err),
+		     UD_ENOTFOUND);
+	hdb_set(&f, UD_F_EMAIL, "BOB@example.com");
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, NULL, &err),
+		     UD_EDUPEMAIL);
+	cr_assert_str_eq(err.field, "email");
+	cr_assert_eq(
+	    ud_user_update(db, id, strlen(id), &f, v.etag + 99, NULL, &err),
+	    UD_EPRECONDITION);
+	f = (struct ud_fields){0};
+	hdb_set(&f, UD_F_ID, "usr_other");
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, NULL, &err),
+		     UD_EINVAL);
+	f = (struct ud_fields){0};
+	hdb_set(&f, UD_F_PASSWORD, "longenough");
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, NULL, &err),
+		     UD_EINVAL);
+	f = (struct ud_fields){0};
+	hdb_set(&f, UD_F_NAME, "");
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, NULL, &err),
+		     UD_EINVAL);
+	cr_assert_eq(ud_user_get(db, id, strlen(id)), u);
+	cr_assert_eq(view(u).etag, v.etag);
+	cr_assert_eq(log_total(db, id), 1);
+	hdb_check(db);
+	ud_db_free(db);
+}
+
+Test(db, email_change_moves_the_index)
+{
+	ud_db *db = hdb_new(NULL);
+	const ud_user *u = hdb_create(db, "Ann", "ann@example.com"), *u2;
+	struct ud_fields f = {0};
+	char id[UD_ID_MAX + 1];
+
+	hdb_id(u, id);
+	hdb_set(&f, UD_F_EMAIL, "ann@new.example.com");
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, &u2, NULL), 0);
+	cr_assert_null(ud_user_get_by_email(db, "ann@example.com", 15));
+	cr_assert_eq(ud_user_get_by_email(db, "ANN@new.example.com", 19), u2);
+	/* the old address is free again */
+	hdb_create(db, "Other", "Ann@Example.com");
+	/* a change of case only is a change, and keeps the index */
+	f = (struct ud_fields){0};
+	hdb_set(&f, UD_F_EMAIL, "ANN@new.example.com");
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, &u2, NULL), 0);
+	cr_assert(
+	    str_is(view(u2).email, view(u2).email_len, "ANN@new.example.com"));
+	hdb_check(db);
+	ud_db_free(db);
+}
+
+Test(db, delete_keeps_the_log)
+{
+	ud_db *db = hdb_new(NULL);
+	const ud_user *u = hdb_create(db, "Ann", "ann@example.com");
+	struct ud_error err = {0};
+	struct ud_log_page p;
+	uint64_t etag = view(u).etag;
+	char id[UD_ID_MAX + 1];
+
+	hdb_id(u, id);
+	cr_assert_eq(ud_user_delete(db, "usr_x", 5, 0, &err), UD_ENOTFOUND);
+	cr_assert_eq(ud_user_delete(db, id, strlen(id), etag + 1, &err),
+		     UD_EPRECONDITION);
+	cr_assert_eq(ud_user_delete(db, id, strlen(id), etag, &err), 0);
+	cr_assert_null(ud_user_get(db, id, strlen(id)));
+	cr_assert_null(ud_user_get_by_email(db, "ann@example.com", 15));
+	cr_assert_eq(ud_log_list(db, id, strlen(id), 1, 20, &p, NULL), 0);
+	cr_assert_eq(p.total, 2);
+	cr_assert_eq(p.items[0].event, UD_EV_DELETED);
+	cr_assert_eq(p.items[1].event, UD_EV_CREATED);
+	cr_assert_gt(p.items[0].id, p.items[1].id);
+	cr_assert(str_is(p.items[0].user_id, p.items[0].user_id_len, id));
+	hdb_check(db);
+	/* same email, same id again: a new etag, the log continues */
+	{
+		struct ud_fields f = hdb_fields("Ann", "ann@example.com");
+		const ud_user *n;
+
+		hdb_set(&f, UD_F_ID, id);
+		cr_assert_eq(ud_user_create(db, &f, &n, &err), 0, "%s",
+			     err.message);
+		cr_assert_gt(view(n).etag, etag);
+		cr_assert_eq(log_total(db, id), 3);
+		cr_assert_eq(newest(db, id).event, UD_EV_CREATED);
+	}
+	hdb_check(db);
+	ud_db_free(db);
+}
+
+Test(db, suspension)
+{
+	ud_db *db = hdb_new(NULL);
+	const ud_user *u = hdb_create(db, "Ann", "ann@example.com");
+	struct ud_error err = {0};
+	char id[UD_ID_MAX + 1];
+	struct ud_stats st = {0};
+
+	hdb_id(u, id);
+	cr_assert_eq(ud_user_set_suspended(db, "usr_x", 5, true, NULL, &err),
+		     UD_ENOTFOUND);
+	cr_assert_eq(ud_user_set_suspended(db, id, strlen(id), true, &u, &err),
+		     0);
+	cr_assert_eq(view(u).status, UD_STATUS_SUSPENDED);
+	cr_assert_eq(newest(db, id).event, UD_EV_SUSPENDED);
+	ud_db_stats(db, &st);
+	cr_assert_eq(st.by_role_status[UD_ROLE_USER][UD_STATUS_SUSPENDED], 1);
+	cr_assert_eq(st.by_role_status[UD_ROLE_USER][UD_STATUS_ACTIVE], 0);
+	/* already suspended: nothing happens */
+	cr_assert_eq(ud_user_set_suspended(db, id, strlen(id), true, &u, &err),
+		     0);
+	cr_assert_eq(log_total(db, id), 2);
+	cr_assert_eq(ud_user_set_suspended(db, id, strlen(id), false, &u, &err),
+		     0);
+	cr_assert_eq(view(u).status, UD_STATUS_ACTIVE);
+	cr_assert_eq(newest(db, id).event, UD_EV_UNSUSPENDED);
+	hdb_check(db);
+	ud_db_free(db);
+}
+
+Test(db, passwords)
+{
+	ud_db *db = hdb_new(NULL);
+	const ud_user *u = hdb_create(db, "Ann", "ann@example.com");
+	struct ud_error err = {0};
+	char id[UD_ID_MAX + 1], hash[UD_PWHASH_MAX];
+	struct ud_log_view e;
+	struct ud_stats st = {0};
+	bool ok = true;
+
+	hdb_id(u, id);
+	cr_assert_eq(ud_user_password_hash_copy(db, id, strlen(id), hash), 0);
+	cr_assert_str_eq(hash, "");
+	cr_assert_eq(ud_user_verify_password(db, id, strlen(id), "whatever1", 9,
+					     &ok, &err),
+		     0);
+	cr_assert_not(ok);
+	cr_assert_eq(
+	    ud_user_set_password(db, id, strlen(id), "short", 5, NULL, &err),
+	    UD_EINVAL);
+	cr_assert_eq(
+	    ud_user_set_password(db, "usr_x", 5, "longenough", 10, NULL, &err),
+	    UD_ENOTFOUND);
+	cr_assert_eq(ud_user_set_password(db, id, strlen(id), "longenough", 10,
+					  &u, &err),
+		     0, "%s", err.message);
+	cr_assert(view(u).has_password);
+	cr_assert_eq(newest(db, id).event, UD_EV_PASSWORD_CHANGED);
+	cr_assert_eq(ud_user_verify_password(db, id, strlen(id), "wrongpass", 9,
+					     &ok, &err),
+		     0);
+	cr_assert_not(ok);
+	e = newest(db, id);
+	cr_assert_eq(e.event, UD_EV_PASSWORD_VERIFIED);
+	cr_assert(str_is(e.details, e.details_len, "\x81\xa5valid\xc2"));
+	u = ud_user_get(db, id, strlen(id));
+	cr_assert_eq(view(u).last_sign_in_ms, -1);
+	cr_assert_eq(ud_user_verify_password(db, id, strlen(id), "longenough",
+					     10, &ok, &err),
+		     0);
+	cr_assert(ok);
+	e = newest(db, id);
+	cr_assert(str_is(e.details, e.details_len, "\x81\xa5valid\xc3"));
+	u = ud_user_get(db, id, strlen(id));
+	cr_assert_geq(view(u).last_sign_in_ms, view(u).created_ms);
+	ud_db_stats(db, &st);
+	cr_assert_eq(st.failed_verifies, 2);
+	cr_assert_eq(ud_user_password_hash_copy(db, id, strlen(id), hash), 0);
+	cr_assert(strncmp(hash, "$argon2id$", 10) == 0);
+	cr_assert_eq(ud_user_set_password_hash(db, id, strlen(id), "nohash", 6,
+					       NULL, &err),
+		     UD_EINVAL);
+	cr_assert_eq(ud_user_set_password_hash(db, "usr_x", 5, hash,
+					       strlen(hash), NULL, &err),
+		     UD_ENOTFOUND);
+	cr_assert_eq(ud_user_record_verify(db, "usr_x", 5, true, &err),
+		     UD_ENOTFOUND);
+	cr_assert_eq(ud_user_password_hash_copy(db, "usr_x", 5, hash),
+		     UD_ENOTFOUND);
+	cr_assert_eq(ud_user_verify_password(db, "usr_x", 5, "longenough", 10,
+					     &ok, &err),
+		     UD_ENOTFOUND);
+	hdb_check(db);
+	ud_db_free(db);
+}
+
+Test(db, identities)
+{
+	ud_db *db = hdb_new(NULL);
+	const ud_user *u = hdb_create(db, "Ann", "ann@example.com");
+	struct ud_error err = {0};
+	char id[UD_ID_MAX + 1];
+	struct ud_user_view v;
+	struct ud_log_view e;
+	size_t n = 0;
+
+	hdb_id(u, id);
+	n = strlen(id);
+	cr_assert_eq(ud_user_link_identity(db, id, n, "github", 6, "gh-1", 4,
+					   NULL, 0, &u, &err),
+		     0, "%s", err.message);
+	v = view(u);
+	cr_assert(str_is(v.identities, v.identities_len,
+			 "\x81\xa6github\x82\xa7user_id\xa4gh-1\xa7"
+			 "details\x80"));
+	e = newest(db, id);
+	cr_assert_eq(e.event, UD_EV_IDENTITY_LINKED);
+	cr_assert(str_is(e.details, e.details_len, "\x81\xa6target\xa6github"));
+	cr_assert_eq(ud_user_link_identity(db, id, n, "google", 6, "g-9", 3,
+					   "\x81\xa1k\x01", 4, &u, &err),
+		     0, "%s", err.message);
+	/* replacing keeps its place */
+	cr_assert_eq(ud_user_link_identity(db, id, n, "github", 6, "gh-2", 4,
+					   NULL, 0, &u, &err),
+		     0);
+	v = view(u);
+	cr_assert(str_is(v.identities, v.identities_len,
+			 "\x82\xa6github\x82\xa7user_id\xa4gh-2\xa7"
+			 "details\x80"
+			 "\xa6google\x82\xa7user_id\xa3g-9\xa7"
+			 "details\x81\xa1k\x01"));
+	cr_assert_eq(ud_user_unlink_identity(db, id, n, "github", 6, &u, &err),
+		     0);
+	cr_assert_eq(newest(db, id).event, UD_EV_IDENTITY_REMOVED);
+	cr_assert_eq(ud_user_unlink_identity(db, id, n, "github", 6, &u, &err),
+		     UD_ENOTFOUND);
+	cr_assert_str_eq(err.field, "target");
+	cr_assert_eq(
+	    ud_user_unlink_identity(db, "usr_x", 5, "google", 6, NULL, &err),
+	    UD_ENOTFOUND);
+	cr_assert_eq(ud_user_link_identity(db, id, n, "bad target", 10, "x", 1,
+					   NULL, 0, NULL, &err),
+		     UD_EINVAL);
+	cr_assert_eq(ud_user_link_identity(db, id, n, "gitlab", 6, "", 0, NULL,
+					   0, NULL, &err),
+		     UD_EINVAL);
+	cr_assert_eq(ud_user_link_identity(db, id, n, "gitlab", 6, "x", 1,
+					   "\x92\x01\x02", 3, NULL, &err),
+		     UD_EINVAL);
+	cr_assert_eq(ud_user_link_identity(db, "usr_x", 5, "gitlab", 6, "x", 1,
+					   NULL, 0, NULL, &err),
+		     UD_ENOTFOUND);
+	v = view(ud_user_get(db, id, n));
+	cr_assert(str_is(v.identities, v.identities_len,
+			 "\x81\xa6google\x82\xa7user_id\xa3g-9\xa7"
+			 "details\x81\xa1k\x01"));
+	hdb_check(db);
+	ud_db_free(db);
+}
+
+Test(db, etags_are_unique_across_the_store)
+{
+	ud_db *db = hdb_new(NULL);
+	uint64_t seen[64];
+	char email[64];
+	int i, j;
+
+	for (i = 0; i < 64; i++) {
+		snprintf(email, sizeof(email), "u%d@example.com", i);
+		seen[i] = view(hdb_create(db, "U", email)).etag;
+		for (j = 0; j < i; j++)
+			cr_assert_neq(seen[i], seen[j]);
+	}
+	ud_db_free(db);
+}
+
+Test(db, log_keeps_the_newest_and_pages)
+{
+	struct ud_options o = ud_options_default;
+	ud_db *db;
+	const ud_user *u;
+	struct ud_log_page p;
+	char id[UD_ID_MAX + 1];
+	uint64_t prev = UINT64_MAX;
+	unsigned page, i, k;
+
+	o.log_keep = 100;
+	db = hdb_new(&o);
+	u = hdb_create(db, "Ann", "ann@example.com");
+	hdb_id(u, id);
+	for (k = 0; k < 130; k++)
+		cr_assert_eq(ud_user_set_suspended(db, id, strlen(id),
+						   k % 2 == 0, NULL, NULL),
+			     0);
+	for (page = 1; page <= 5; page++) {
+		cr_assert_eq(
+		    ud_log_list(db, id, strlen(id), page, 30, &p, NULL), 0);
+		cr_assert_eq(p.total, 100);
+		cr_assert_eq(p.pages, 4);
+		cr_assert_eq(p.count, page < 4 ? 30 : page == 4 ? 10 : 0);
+		for (i = 0; i < p.count; i++) {
+			cr_assert_lt(p.items[i].id, prev);
+			prev = p.items[i].id;
+		}
+	}
+	cr_assert_eq(ud_log_list(db, id, strlen(id), 0, 30, &p, NULL),
+		     UD_EINVAL);
+	cr_assert_eq(ud_log_list(db, id, strlen(id), 1, 101, &p, NULL),
+		     UD_EINVAL);
+	cr_assert_eq(ud_log_list(db, "usr_none", 8, 1, 10, &p, NULL), 0);
+	cr_assert_eq(p.total, 0);
+	cr_assert_eq(p.count, 0);
+	hdb_check(db);
+	ud_db_free(db);
+}
+
+Test(db, created_event_is_implicit_until_needed)
+{
+	ud_db *db = hdb_new(NULL);
+	struct ud_stats st = {0};
+	char email[64], id[UD_ID_MAX + 1];
+	const ud_user *u = NULL;
+	struct ud_log_page p;
+	int i;
+
+	for (i = 0; i < 1000; i++) {
+		snprintf(email, sizeof(email), "u%d@example.com", i);
+		u = hdb_create(db, "U", email);
+	}
+	cr_assert_eq(db->log.events, 0); /* nothing allocated */
+	ud_db_stats(db, &st);
+	cr_assert_eq(st.log_events, 1000);
+	hdb_id(u, id);
+	cr_assert_eq(ud_log_list(db, id, strlen(id), 1, 10, &p, NULL), 0);
+	cr_assert_eq(p.total, 1);
+	cr_assert_eq(p.items[0].event, UD_EV_CREATED);
+	cr_assert_eq(p.items[0].created_ms, view(u).created_ms);
+	cr_assert(str_is(p.items[0].details, p.items[0].details_len, "\x80"));
+	ud_user_set_suspended(db, id, strlen(id), true, NULL, NULL);
+	cr_assert_eq(db->log.events, 2);
+	ud_db_stats(db, &st);
+	cr_assert_eq(st.log_events, 1001);
+	cr_assert_eq(log_total(db, id), 2);
+	hdb_check(db);
+	ud_db_free(db);
+}
+
+Test(db, deleted_logs_are_bounded_fifo)
+{
+	struct ud_options o = ud_options_default;
+	ud_db *db;
+	char email[64], ids[5][UD_ID_MAX + 1];
+	int i;
+
+	o.log_deleted_max = 3;
+	db = hdb_new(&o);
+	for (i = 0; i < 5; i++) {
+		snprintf(email, sizeof(email), "u%d@example.com", i);
+		hdb_id(hdb_create(db, "U", email), ids[i]);
+	}
+	for (i = 0; i < 5; i++) {
+		cr_assert_eq(
+		    ud_user_delete(db, ids[i], strlen(ids[i]), 0, NULL), 0);
+		hdb_check(db);
+	}
+	cr_assert_eq(log_total(db, ids[0]), 0);
+	cr_assert_eq(log_total(db, ids[1]), 0);
+	for (i = 2; i < 5; i++)
+		cr_assert_eq(log_total(db, ids[i]), 2);
+	ud_db_free(db);
+}
+
+/* ---- lists ----------------------------------------------------------------
+ */
+
+static ud_db *list_fixture(int n)
+{
+	static const char *roles[] = {"admin", "user", "viewer"};
+	static const char *stats[] = {"active", "inactive", "suspended"};
+	ud_db *db = hdb_new(NULL);
+	char email[64], name[64];
+	struct ud_fields f;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		snprintf(email, sizeof(email), "user%d@example.com", i);
+		snprintf(name, sizeof(name), "User Name %d", i);
+		f = hdb_fields(name, email);
+		hdb_set(&f, UD_F_ROLE, roles[i % 3]);
+		hdb_set(&f, UD_F_STATUS, stats[(i / 3) % 3]);
+		cr_assert_eq(ud_user_create(db, &f, NULL, NULL), 0);
+	}
+	return db;
+}
+
+static int name_num(const ud_user *u)
+{
+	struct ud_user_view v = view(u);
+	char buf[64];
+
+	memcpy(buf, v.name, v.name_len);
+	buf[v.name_len] = 0;
+	return atoi(buf + 10);
+}
+
+Test(db, list_filters_pages_and_orders)
+{
+	ud_db *db = list_fixture(900);
+	struct ud_query q;
+	struct ud_page p;
+	unsigned i;
+
+	ud_query_init(&q);
+	cr_assert_eq(ud_user_list(db, &q, &p, NULL), 0);
+	cr_assert_eq(p.total, 900);
+	cr_assert_eq(p.pages, 45);
+	cr_assert_eq(p.count, 20);
+	cr_assert_eq(name_num(p.items[0]), 899); /* newest first */
+	q.asc = true;
+	q.role = UD_ROLE_VIEWER;
+	q.status = UD_STATUS_SUSPENDED;
+	q.page = 3;
+	q.limit = 7;
+	cr_assert_eq(ud_user_list(db, &q, &p, NULL), 0);
+	cr_assert_eq(p.total, 100);
+	cr_assert_eq(p.pages, 15);
+	for (i = 0; i < p.count; i++) {
+		/* matches are i % 3 == 2 and (i / 3) % 3 == 2: 8, 17, 26... */
+		int k = 14 + (int)i;
+
+		cr_assert_eq(name_num(p.items[i]), 9 * k + 8);
+	}
+	q.page = 16;
+	cr_assert_eq(ud_user_list(db, &q, &p, NULL), 0);
+	cr_assert_eq(p.count, 0);
+	cr_assert_eq(p.total, 100);
+	ud_query_init(&q);
+	q.search = "NAME 12";
+	q.search_len = 7;
+	cr_assert_eq(ud_user_list(db, &q, &p, NULL), 0);
+	cr_assert_eq(p.total, 11); /* 12, 120..129 */
+	cr_assert_eq(name_num(p.items[0]), 129);
+	q.email = "USER12@example.com";
+	q.email_len = 18;
+	cr_assert_eq(ud_user_list(db, &q, &p, NULL), 0);
+	cr_assert_eq(p.total, 1);
+	cr_assert_eq(name_num(p.items[0]), 12);
+	q.role = UD_ROLE_ADMIN; /* user12 is admin: 12 % 3 == 0 */
+	cr_assert_eq(ud_user_list(db, &q, &p, NULL), 0);
+	cr_assert_eq(p.total, 1);
+	q.role = UD_ROLE_USER;
+	cr_assert_eq(ud_user_list(db, &q, &p, NULL), 0);
+	cr_assert_eq(p.total, 0);
+	ud_db_free(db);
+}
+
+Test(db, list_rejects_bad_queries)
+{
+	ud_db *db = list_fixture(3);
+	struct ud_error err = {0};
+	struct ud_query q;
+	struct ud_page p;
+
+	ud_query_init(&q);
+	q.page = 0;
+	cr_assert_eq(ud_user_list(db, &q, &p, &err), UD_EINVAL);
+	cr_assert_str_eq(err.field, "page");
+	ud_query_init(&q);
+	q.limit = 101;
+	cr_assert_eq(ud_user_list(db, &q, &p, &err), UD_EINVAL);
+	cr_assert_str_eq(err.field, "limit");
+	ud_query_init(&q);
+	q.role = 3;
+	cr_assert_eq(ud_user_list(db, &q, &p, &err), UD_EINVAL);
+	ud_query_init(&q);
+	q.status = -2;
+	cr_assert_eq(ud_user_list(db, &q, &p, &err), UD_EINVAL);
+	ud_db_free(db);
+}
+
+Test(db, search_is_utf8_case_insensitive)
+{
+	ud_db *db = hdb_new(NULL);
+	struct ud_query q;
+	struct ud_page p;
+
+	hdb_create(db, "Zoë Ångström", "zoe@example.com");
+	hdb_create(db, "ЖЕНЯ Петров", "zhenya@example.com");
+	hdb_create(db, "李小龍", "bruce@example.com");
+	ud_query_init(&q);
+	q.search = "ÅNGSTRÖM";
+	q.search_len = strlen(q.search);
+	cr_assert_eq(ud_user_list(db, &q, &p, NULL), 0);
+	cr_assert_eq(p.total, 1);
+	q.search = "женя";
+	q.search_len = strlen(q.search);
+	cr_assert_eq(ud_user_list(db, &q, &p, NULL), 0);
+	cr_assert_eq(p.total, 1);
+	q.search = "小";
+	q.search_len = strlen(q.search);
+	cr_assert_eq(ud_user_list(db, &q, &p, NULL), 0);
+	cr_assert_eq(p.total, 1);
+	q.search = "EXAMPLE.COM";
+	q.search_len = strlen(q.search);
+	cr_assert_eq(ud_user_list(db, &q, &p, NULL), 0);
+	cr_assert_eq(p.total, 3);
+	ud_db_free(db);
+}
+
+static int foreach_cb(const ud_user *u, void *ctx)
+{
+	int *k = ctx;
+
+	cr_assert_eq(name_num(u), *k);
+	return ++*k == 5 ? 42 : 0;
+}
+
+Test(db, foreach_walks_creation_order)
+{
+	ud_db *db = list_fixture(10);
+	struct ud_query q;
+	struct ud_page p;
+	int n = 0;
+
+	cr_assert_eq(ud_user_foreach(db, foreach_cb, &n), 42);
+	cr_assert_eq(n, 5);
+	ud_query_init(&q);
+	q.asc = true;
+	cr_assert_eq(ud_user_list(db, &q, &p, NULL), 0);
+	cr_assert_eq(name_num(p.items[0]), 0);
+	ud_db_free(db);
+}
+
+/* ---- the journal seam ------------------------------------------------------
+ */
+
+Test(db, refused_journal_applies_nothing)
+{
+	ud_db *db = hdb_new(NULL);
+	struct hdb_mirror m = {0};
+	const ud_user *u = hdb_create(db, "Ann", "ann@example.com");
+	struct ud_fields f = hdb_fields("Bob", "bob@example.com");
+	struct ud_error err = {0};
+	struct ud_stats st = {0};
+	char id[UD_ID_MAX + 1];
+	uint64_t etag = view(u).etag, events = db->last_event;
+
+	hdb_id(u, id);
+	ud_db_set_journal(db, hdb_mirror_cb, &m);
+	m.refuse = UD_EUNAVAILABLE;
+	cr_assert_eq(ud_user_create(db, &f, NULL, &err), UD_EUNAVAILABLE);
+	cr_assert_eq(ud_user_delete(db, id, strlen(id), 0, &err),
+		     UD_EUNAVAILABLE);
+	cr_assert_eq(
+	    ud_user_set_suspended(db, id, strlen(id), true, NULL, &err),
+	    UD_EUNAVAILABLE);
+	cr_assert_eq(ud_user_record_verify(db, id, strlen(id), false, &err),
+		     UD_EUNAVAILABLE);
+	ud_db_stats(db, &st);
+	cr_assert_eq(st.users, 1);
+	cr_assert_eq(st.failed_verifies, 0);
+	cr_assert_eq(view(ud_user_get(db, id, strlen(id))).etag, etag);
+	cr_assert_eq(db->last_event, events);
+	cr_assert_eq(log_total(db, id), 1);
+	hdb_check(db);
+	m.refuse = 0;
+	cr_assert_eq(ud_user_create(db, &f, NULL, &err), 0);
+	cr_assert_eq(m.records, 1);
+	ud_db_free(db);
+}
+
+Test(db, journal_mirror_and_dump_rebuild_the_same_store)
+{
+	ud_db *db = hdb_new(NULL), *copy;
+	struct hdb_mirror m = {0};
+	char email[64], id[UD_ID_MAX + 1], why[200];
+	struct ud_fields f;
+	const ud_user *u;
+	bool ok;
+	int i;
+
+	m.db = hdb_new(NULL);
+	ud_db_set_journal(db, hdb_mirror_cb, &m);
+	for (i = 0; i < 300; i++) {
+		snprintf(email, sizeof(email), "u%d@example.com", i);
+		u = hdb_create(db, "U", email);
+		hdb_id(u, id);
+		if (i % 3 == 0)
+			ud_user_set_suspended(db, id, strlen(id), true, NULL,
+					      NULL);
+		if (i % 5 == 0)
+			ud_user_link_identity(db, id, strlen(id), "github", 6,
+					      "x", 1, NULL, 0, NULL, NULL);
+		if (i % 7 == 0)
+			ud_user_record_verify(db, id, strlen(id), i % 2, NULL);
+		if (i % 11 == 0) {
+			f = (struct ud_fields){0};
+			hdb_set(&f, UD_F_ROLE, "admin");
+			hdb_set(&f, UD_F_NAME, "Renamed");
+			ud_user_update(db, id, strlen(id), &f, 0, NULL, NULL);
+		}
+		if (i % 4 == 1)
+			ud_user_delete(db, id, strlen(id), 0, NULL);
+	}
+	ud_user_verify_password(db, id, strlen(id), "nopassword", 10, &ok,
+				NULL);
+	hdb_check(db);
+	hdb_check(m.db);
+	cr_assert_eq(hdb_compare(db, m.db, why, sizeof(why)), 0, "mirror: %s",
+		     why);
+	copy = hdb_dump_copy(db);
+	hdb_check(copy);
+	cr_assert_eq(hdb_compare(db, copy, why, sizeof(why)), 0, "dump: %s",
+		     why);
+	ud_db_free(copy);
+	ud_db_free(m.db);
+	ud_buf_free(&m.last);
+	ud_db_free(db);
+}
+
+Test(db, apply_rejects_damaged_records)
+{
+	ud_db *db = hdb_new(NULL), *other = hdb_new(NULL);
+	struct hdb_mirror m = {0};
+	struct ud_error err = {0};
+	size_t cut;
+
+	ud_db_set_journal(db, hdb_mirror_cb, &m);
+	hdb_create(db, "Ann", "ann@example.com");
+	cr_assert_gt(m.last.len, 10);
+	for (cut = 0; cut < m.last.len; cut++)
+		cr_assert_eq(ud_db_apply(other, m.last.data, cut, &err),
+			     UD_ECORRUPT, "cut at %zu", cut);
+	cr_assert_eq(ud_db_apply(other, "\x93\x07\x01\x02", 4, &err),
+		     UD_ECORRUPT);
+	cr_assert_eq(ud_db_apply(other, m.last.data, m.last.len, &err), 0);
+	/* the same create again contradicts the state */
+	cr_assert_neq(ud_db_apply(other, m.last.data, m.last.len, &err), 0);
+	hdb_check(other);
+	ud_buf_free(&m.last);
+	ud_db_free(db);
+	ud_db_free(other);
+}
+
+Test(db, options_are_checked)
+{
+	struct ud_options o = ud_options_default;
+	struct ud_error err = {0};
+
+	o.log_keep = 10;
+	cr_assert_null(ud_db_new(&o, &err));
+	cr_assert_eq(err.code, UD_EINVAL);
+	cr_assert_str_eq(err.field, "log_keep");
+}
