@@ -135,6 +135,22 @@ stop_server() {
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 
+# CPU ticks (user + system) process $1 has used, all threads.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# Wait until server $SPID is idle (< 5% of a core over 0.2 s), at most 60 s:
+# work queued by the previous measurement must not run during the next.
+settle() {
+	local a b i
+	for i in $(seq 300); do
+		a=$(cpu_ticks "$SPID")
+		sleep 0.2
+		b=$(cpu_ticks "$SPID")
+		[ $((b - a)) -le 1 ] && return 0
+	done
+	log "server $SPID still busy after 60 s"
+}
+
 # ---- servers: each sets SPID -----------------------------------------------
 
 start_userdb() { # DIR PORT HTTP_PORT [flags]
@@ -186,10 +202,11 @@ record() { # TAG SYSTEM
 run() { # SYSTEM PORT TAG USERS [userdb-bench args]
 	local sys=$1 port=$2 tag=$3 users=$4
 	shift 4
-	local auth=() limit=$((${DUR%.*} + 120))
+	local auth=() limit=$((${DUR%.*} + 150))
 	[ "$sys" = userdb ] && auth=(--api-key "$KEY")
 	case " $* " in *" load "*) limit=$((users / 1000 + 120)) ;; esac
 	# A server that hangs or dies costs this measurement, not the run.
+	settle
 	timeout -k 5 "$limit" "$BENCH" --proto "$sys" --port "$port" \
 		"${auth[@]}" --users "$users" --conns "$CONNS" --duration "$DUR" \
 		--warmup "$WARM" "$@" | record "$tag" "$sys" ||
@@ -232,8 +249,11 @@ read_workloads() { # SYSTEM PORT
 		fi
 	done
 	# A substring scan; Redis has no equivalent short of a Lua SCAN.
+	# A full scan per request: 8 connections keep the queue (and the
+	# latency) sane; the same for every system that runs it.
 	if [ "$sys" != redis ]; then
-		run "$sys" "$port" main "$USERS" --op search --pipeline 1
+		run "$sys" "$port" main "$USERS" --op search --pipeline 1 \
+			--conns 8
 	fi
 }
 
@@ -252,6 +272,7 @@ write_workloads() { # SYSTEM PORT OP...
 snapshot() { # SYSTEM PORT
 	local auth=()
 	[ "$1" = userdb ] && auth=(--api-key "$KEY")
+	settle
 	timeout -k 5 1800 "$BENCH" --proto "$1" --port "$2" "${auth[@]}" \
 		--op snapshot | record snapshot "$1" ||
 		log "FAILED: $1 snapshot"
@@ -271,6 +292,7 @@ load_and_rss() { # SYSTEM PORT
 }
 
 http_bench() { # SYSTEM URL
+	settle
 	BENCH_AUTH="Bearer $KEY" timeout -k 5 $((${DUR%.*} + 60)) wrk -t1 \
 		-c"$CONNS" -d"${DUR}s" -s "$ROOT/bench/wrk_get.lua" "$2" \
 		-- "$TMP/ids.txt" | record http "$1" || log "FAILED: wrk on $1"
@@ -401,7 +423,7 @@ bench_scaling() {
 		wait_ready userdb "$port" >/dev/null
 		run userdb "$port" load "$n" --op load --pipeline 16
 		run userdb "$port" small "$n" --op get_by_id --pipeline 16
-		run userdb "$port" small "$n" --op search --pipeline 1
+		run userdb "$port" small "$n" --op search --pipeline 1 --conns 8
 		stop_server "$SPID"
 	done
 }

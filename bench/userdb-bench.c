@@ -1482,8 +1482,10 @@ static void *worker_run(void *arg)
 	for (;;) {
 		uint64_t t = now_ns();
 		if (o->op != OP_LOAD && t >= w->t_stop && !w->stopping) {
+			/* Let queued requests finish (unmeasured) so that no
+			 * work of this run spills into the next one. */
 			w->stopping = 1;
-			drain_until = t + 1000000000ull;
+			drain_until = t + 30000000000ull;
 		}
 		if (w->stopping == 2 || (w->stopping && t >= drain_until))
 			break;
