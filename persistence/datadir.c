@@ -155,8 +155,10 @@ int datadir_list(const char *dir, struct datadir_list *out,
 		datadir_list_free(out);
 		return ud_error_set(err, rc, NULL, "out of memory");
 	}
-	qsort(out->snaps, out->nsnap, sizeof(uint64_t), cmp_u64);
-	qsort(out->logs, out->nlog, sizeof(uint64_t), cmp_u64);
+	if (out->nsnap > 1) /* qsort's base must not be NULL */
+		qsort(out->snaps, out->nsnap, sizeof(uint64_t), cmp_u64);
+	if (out->nlog > 1)
+		qsort(out->logs, out->nlog, sizeof(uint64_t), cmp_u64);
 	return 0;
 }
 
