@@ -785,6 +785,7 @@ Test(db, refused_journal_applies_nothing)
 	m.refuse = 0;
 	cr_assert_eq(ud_user_create(db, &f, NULL, &err), 0);
 	cr_assert_eq(m.records, 1);
+	ud_buf_free(&m.last);
 	ud_db_free(db);
 }
 
