@@ -116,17 +116,19 @@ int tsrv_stop(struct tsrv *s)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-void tsrv_cleanup(struct tsrv *s)
+int tsrv_cleanup(struct tsrv *s)
 {
 	char cmd[400];
+	int status = 0;
 	if (s->pid > 0)
-		tsrv_stop(s);
+		status = tsrv_stop(s);
 	if (s->dir[0]) {
 		snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
 		if (system(cmd) != 0)
 			fprintf(stderr, "cannot remove %s\n", s->dir);
 		s->dir[0] = 0;
 	}
+	return status;
 }
 
 /* ---- HTTP --------------------------------------------------------------- */

@@ -32,8 +32,9 @@ int tsrv_start(struct tsrv *s, bool persist, bool with_key,
 	       const char *const *args);
 /* SIGTERM and wait: the exit status (or -1 when killed by a signal). */
 int tsrv_stop(struct tsrv *s);
-/* Remove the temp dir. */
-void tsrv_cleanup(struct tsrv *s);
+/* Stop the server if running, remove the temp dir; the exit status (0
+ * when it was already stopped).  Sanitizer reports make it non-zero. */
+int tsrv_cleanup(struct tsrv *s);
 
 /* ---- HTTP --------------------------------------------------------------- */
 

@@ -24,7 +24,7 @@ static void start(void)
 
 static void stop(void)
 {
-	tsrv_cleanup(&S);
+	cr_assert_eq(tsrv_cleanup(&S), 0, "server exit status");
 }
 
 TestSuite(http, .init = start, .fini = stop, .timeout = 30);

@@ -26,7 +26,7 @@ static void start(void)
 static void stop(void)
 {
 	rpcc_close(&C);
-	tsrv_cleanup(&S);
+	cr_assert_eq(tsrv_cleanup(&S), 0, "server exit status");
 }
 
 TestSuite(rpc, .init = start, .fini = stop, .timeout = 60);

@@ -19,8 +19,8 @@ static struct tsrv S;
 
 static void fini(void)
 {
-	tsrv_cleanup(&S);
 	unsetenv("USERDB_FAULT");
+	cr_assert_eq(tsrv_cleanup(&S), 0, "server exit status");
 }
 
 TestSuite(server, .fini = fini, .timeout = 60);
