@@ -293,8 +293,10 @@ load_and_rss() { # SYSTEM PORT
 
 http_bench() { # SYSTEM URL
 	settle
-	BENCH_AUTH="Bearer $KEY" timeout -k 5 $((${DUR%.*} + 60)) wrk -t1 \
-		-c"$CONNS" -d"${DUR}s" -s "$ROOT/bench/wrk_get.lua" "$2" \
+	local secs # wrk takes whole seconds
+	secs=$(awk -v d="$DUR" 'BEGIN { x = int(d); print (x < d ? x + 1 : x) }')
+	BENCH_AUTH="Bearer $KEY" timeout -k 5 $((secs + 60)) wrk -t1 \
+		-c"$CONNS" -d"${secs}s" -s "$ROOT/bench/wrk_get.lua" "$2" \
 		-- "$TMP/ids.txt" | record http "$1" || log "FAILED: wrk on $1"
 }
 
