@@ -1,0 +1,164 @@
+/*
+ * mem_engine.c -- memory and list cost of the engine at N users.
+ *
+ * Usage: mem_engine [N]   (default 1,000,000)
+ *
+ * Creates N users of the benchmark's shape in a memory-only store (generated
+ * id, "User Name 123456", "user123456@example.com", varied role/status, a
+ * CDN avatar URL, a small custom_data map, no password, no identities) and
+ * prints the resident memory they cost (from /proc/self/statm, before and
+ * after) per user, then the time of a few list shapes: first page, a page
+ * at offset N/2 of a filtered list, and a full-scan search.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "userdb.h"
+
+static long rss_bytes(void)
+{
+	long size = 0, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld %ld", &size, &resident) != 2)
+		resident = -1;
+	fclose(f);
+	return resident * sysconf(_SC_PAGESIZE);
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* {"plan":"pro","seats":5,"tags":["a","b"]} */
+static const char custom[] = "\x83\xa4plan\xa3pro\xa5seats\x05\xa4tags"
+			     "\x92\xa1"
+			     "a\xa1"
+			     "b";
+
+static const char *const roles[] = {"admin", "user", "viewer"};
+static const char *const statuses[] = {"active", "inactive", "suspended"};
+
+static int fill(ud_db *db, long n)
+{
+	char name[32], email[48], avatar[64];
+	struct ud_fields f;
+	struct ud_error err;
+	long i;
+
+	for (i = 0; i < n; i++) {
+		memset(&f, 0, sizeof(f));
+		f.set = UD_F_NAME | UD_F_EMAIL | UD_F_ROLE | UD_F_STATUS |
+			UD_F_AVATAR | UD_F_CUSTOM_DATA;
+		f.name = name;
+		f.name_len = snprintf(name, sizeof(name), "User Name %06ld", i);
+		f.email = email;
+		f.email_len =
+		    snprintf(email, sizeof(email), "user%06ld@example.com", i);
+		f.avatar = avatar;
+		f.avatar_len =
+		    snprintf(avatar, sizeof(avatar),
+			     "https://cdn.example.com/avatars/%06ld.png", i);
+		f.role = roles[i % 7 == 0 ? 0 : i % 5 == 0 ? 2 : 1];
+		f.role_len = strlen(f.role);
+		f.status = statuses[i % 11 == 0 ? 2 : i % 3 == 0 ? 1 : 0];
+		f.status_len = strlen(f.status);
+		f.custom_data = custom;
+		f.custom_data_len = sizeof(custom) - 1;
+		if (ud_user_create(db, &f, NULL, &err)) {
+			fprintf(stderr, "create %ld: %s\n", i, err.message);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Average ms of `reps` runs of one list query. */
+static double time_list(ud_db *db, const struct ud_query *q, int reps,
+			uint64_t *total)
+{
+	static struct ud_page p;
+	double t0 = now_ms();
+	int i;
+
+	for (i = 0; i < reps; i++)
+		if (ud_user_list(db, q, &p, NULL))
+			return -1;
+	*total = p.total;
+	return (now_ms() - t0) / reps;
+}
+
+static void lists(ud_db *db, long n)
+{
+	struct ud_query q;
+	uint64_t total;
+	double ms;
+
+	ud_query_init(&q);
+	ms = time_list(db, &q, 1000, &total);
+	printf("list first page (20):            %8.4f ms  total %llu\n", ms,
+	       (unsigned long long)total);
+	q.role = UD_ROLE_USER;
+	q.status = UD_STATUS_ACTIVE;
+	ms = time_list(db, &q, 1000, &total);
+	q.limit = 100;
+	q.page = (unsigned)(total / 2 / 100) + 1;
+	ms = time_list(db, &q, 1000, &total);
+	printf("role=user&status=active page %u (limit 100): %8.4f ms  total "
+	       "%llu\n",
+	       q.page, ms, (unsigned long long)total);
+	ud_query_init(&q);
+	q.limit = 100;
+	q.page = (unsigned)(n / 2 / 100) + 1;
+	ms = time_list(db, &q, 1000, &total);
+	printf("unfiltered page %u (limit 100):   %8.4f ms\n", q.page, ms);
+	ud_query_init(&q);
+	q.search = "NAME 0012";
+	q.search_len = strlen(q.search);
+	ms = time_list(db, &q, 5, &total);
+	printf("search \"NAME 0012\" (full scan):  %8.2f ms  total %llu\n", ms,
+	       (unsigned long long)total);
+	q.search = "zzz-no-match";
+	q.search_len = strlen(q.search);
+	ms = time_list(db, &q, 5, &total);
+	printf("search with no match:            %8.2f ms\n", ms);
+}
+
+int main(int argc, char **argv)
+{
+	long n = argc > 1 ? atol(argv[1]) : 1000000;
+	struct ud_stats st;
+	struct ud_error err;
+	long before, after;
+	double t0;
+	ud_db *db;
+
+	before = rss_bytes();
+	if (ud_open(&ud_options_default, &db, &err)) {
+		fprintf(stderr, "open: %s\n", err.message);
+		return 1;
+	}
+	t0 = now_ms();
+	if (fill(db, n))
+		return 1;
+	printf("created %ld users in %.0f ms (%.2f us/create)\n", n,
+	       now_ms() - t0, (now_ms() - t0) * 1e3 / n);
+	after = rss_bytes();
+	ud_stats(db, &st);
+	printf("RSS before %ld KiB, after %ld KiB\n", before / 1024,
+	       after / 1024);
+	printf("record bytes/user: %.1f\n", (double)st.record_bytes / n);
+	printf("RSS bytes/user: %.1f\n", (double)(after - before) / n);
+	lists(db, n);
+	ud_close(db);
+	return 0;
+}
