@@ -199,6 +199,10 @@ static int persist_recover(struct persist *p, const struct ud_options *opt,
 				err);
 	}
 	if (rc == 0) {
+		/* Left over by a crash between a snapshot's rename and its
+		 * clean-up: the loaded snapshot covers them. */
+		if (r.have_snap)
+			oplog_remove_covered(p->log, r.snap_covered);
 		p->snap_covered = r.snap_covered;
 		last_snapshot_time(p, &r);
 		keep_warnings(p, &r, inprogress);

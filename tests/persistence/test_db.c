@@ -389,3 +389,33 @@ Test(db, periodic_snapshot_from_tick)
 	cr_assert_eq(ud_snapshot_done(db), 1);
 	ud_close(db);
 }
+
+Test(db, crash_before_snapshot_cleanup)
+{
+	struct ud_buf before = {0}, after = {0};
+	struct ud_error err;
+	ud_db *db = open_db(UD_FSYNC_NO);
+	size_t len;
+	char *seg;
+
+	random_ops(db, 7, 100);
+	cr_assert_eq(ud_flush(db), 0);
+	seg = file_read(dir, "log-0000000000000001.ulog", &len);
+	cr_assert_eq(ud_snapshot_sync(db, &err), 0, "%s", err.message);
+	random_ops(db, 8, 50);
+	cr_assert_eq(ud_flush(db), 0);
+	dump(db, &before);
+	ud_close(db);
+	/* As if the covered segment's unlink never happened. */
+	file_write(dir, "log-0000000000000001.ulog", seg, len);
+	cr_assert_eq(file_count(dir, ".ulog"), 2);
+	db = open_db(UD_FSYNC_NO);
+	dump(db, &after);
+	cr_assert_eq(before.len, after.len);
+	cr_assert_eq(memcmp(before.data, after.data, before.len), 0);
+	cr_assert_eq(file_count(dir, ".ulog"), 1, "removed at start");
+	ud_close(db);
+	free(seg);
+	ud_buf_free(&before);
+	ud_buf_free(&after);
+}
