@@ -1356,57 +1356,71 @@ static long tnt_reply(const uint8_t *p, size_t n, uint64_t *code,
 	return k + (long)len;
 }
 
+/* userdb reply [1, msgid, error, result]: size, or 0 / -1 like mp_skip. */
+static long udb_reply(const uint8_t *p, size_t n, uint64_t *msgid, int *err)
+{
+	long k = mp_skip(p, n);
+	if (k <= 0)
+		return k;
+	if (k < 4 || p[0] != 0x94 || p[1] != 0x01)
+		return -1;
+	long h = mp_read_uint(p + 2, (size_t)k - 2, msgid);
+	if (h <= 0 || 2 + h >= k)
+		return -1;
+	*err = p[2 + h] != 0xc0;
+	return k;
+}
+
+/* The next complete reply in p[0..n) for connection c: its size (0 if
+ * incomplete, -1 if the stream is broken), the slot it answers and whether
+ * it is an error. */
+static long reply_next(struct worker *w, struct conn *c, const uint8_t *p,
+		       size_t n, uint64_t *slot, int *err,
+		       struct resp_reply *rr)
+{
+	uint64_t code = 0;
+	long k;
+	switch (w->b->o.proto) {
+	case PROTO_REDIS:
+		k = resp_parse(p, n, rr);
+		*err = rr->error;
+		if (k > 0 && c->fifo_head == c->fifo_tail)
+			return -1; /* a reply nobody asked for */
+		if (k > 0)
+			*slot = c->fifo[c->fifo_head++ & c->fifo_mask];
+		return k;
+	case PROTO_USERDB:
+		k = udb_reply(p, n, slot, err);
+		break;
+	default:
+		k = tnt_reply(p, n, &code, slot);
+		*err = code != 0;
+		break;
+	}
+	*slot &= 0xffff; /* msgid / sync = (seq << 16) | slot */
+	return k;
+}
+
 /* Parse every complete reply in c->in: bytes consumed, or -1 on a broken
  * stream. */
 static long conn_parse(struct worker *w, struct conn *c)
 {
 	size_t off = 0;
-	uint32_t nslots = (uint32_t)w->b->o.pipeline;
 	for (;;) {
 		const uint8_t *p = c->in.p + off;
-		size_t n = c->in.len - off;
-		long k;
+		uint64_t slot = UINT64_MAX;
 		int err = 0;
-		uint64_t id = 0;
 		struct resp_reply rr;
-		if (w->b->o.proto == PROTO_REDIS) {
-			k = resp_parse(p, n, &rr);
-			err = rr.error;
-			if (k > 0) {
-				if (c->fifo_head == c->fifo_tail)
-					return -1;
-				id = c->fifo[c->fifo_head++ & c->fifo_mask];
-			}
-		} else if (w->b->o.proto == PROTO_USERDB) {
-			k = mp_skip(p, n);
-			if (k > 0) {
-				long h = (p[0] == 0x94 && p[1] == 0x01)
-					     ? mp_read_uint(p + 2,
-							    (size_t)k - 2, &id)
-					     : -1;
-				if (h <= 0)
-					return -1;
-				err = p[2 + h] != 0xc0;
-				id &= 0xffff;
-			}
-		} else {
-			uint64_t code = 0;
-			k = tnt_reply(p, n, &code, &id);
-			err = code != 0;
-			id &= 0xffff;
-		}
-		if (k < 0)
-			return -1;
-		if (k == 0)
-			break;
+		long k = reply_next(w, c, p, c->in.len - off, &slot, &err, &rr);
+		if (k <= 0)
+			return k < 0 ? -1 : (long)off;
 		if (err)
 			report_error(w->b, p, (size_t)k);
-		if (id < nslots)
-			slot_reply(w, c, (uint32_t)id, err,
+		if (slot < (uint64_t)w->b->o.pipeline)
+			slot_reply(w, c, (uint32_t)slot, err,
 				   w->b->o.proto == PROTO_REDIS ? &rr : NULL);
 		off += (size_t)k;
 	}
-	return (long)off;
 }
 
 /* ---- event loop --------------------------------------------------------- */
@@ -1545,8 +1559,8 @@ static int sync_reply_failed(enum proto proto, const struct conn *c, long n)
 {
 	if (proto == PROTO_USERDB) {
 		uint64_t id;
-		long h = mp_read_uint(c->in.p + 2, (size_t)n - 2, &id);
-		return h <= 0 || c->in.p[2 + h] != 0xc0;
+		int err = 1;
+		return udb_reply(c->in.p, (size_t)n, &id, &err) <= 0 || err;
 	}
 	uint64_t code = 1, sync;
 	return tnt_reply(c->in.p, (size_t)n, &code, &sync) <= 0 || code != 0;
@@ -1984,6 +1998,42 @@ static void st_tarantool(void)
 	free(b.p);
 }
 
+static long st_udb(const uint8_t *p, size_t n)
+{
+	uint64_t id;
+	int err;
+	return udb_reply(p, n, &id, &err);
+}
+
+static void st_userdb(void)
+{
+	for (int failed = 0; failed < 2; failed++) {
+		struct buf b = {0};
+		uint64_t id = 0;
+		int err = -1;
+		mp_array(&b, 4);
+		mp_uint(&b, 1);
+		mp_uint(&b, (7u << 16) | 3);
+		if (failed) {
+			mp_map(&b, 1);
+			mp_cstr(&b, "code");
+			mp_cstr(&b, "not_found");
+			buf_byte(&b, 0xc0);
+		} else {
+			buf_byte(&b, 0xc0);
+			mp_map(&b, 1);
+			mp_cstr(&b, "id");
+			mp_cstr(&b, "usr_x");
+		}
+		st_every_cut(st_udb, &b);
+		ST_CHECK(udb_reply(b.p, b.len, &id, &err) == (long)b.len);
+		ST_CHECK(id == ((7u << 16) | 3) && err == failed);
+		b.p[1] = 0x00; /* a request, not a response */
+		ST_CHECK(udb_reply(b.p, b.len, &id, &err) == -1);
+		free(b.p);
+	}
+}
+
 static int st_cmp(const void *a, const void *b)
 {
 	return memcmp(a, b, 21);
@@ -2025,6 +2075,7 @@ static int self_test(void)
 	st_msgpack();
 	st_resp_cases();
 	st_tarantool();
+	st_userdb();
 	st_data();
 	if (st_failures)
 		fprintf(stderr, "self-test: %d failed checks\n", st_failures);
