@@ -188,10 +188,20 @@ static void send_fatal(struct conn *c, int status, const char *msg)
 }
 
 /* {"success":true[,"message":m],"data":<user>} */
+/* {"success":true[,"message":m],"data":<user>} with the user's ETag (and
+ * Location on 201). */
 static void send_user(struct http_req *r, int status, const ud_user *u,
-		      const char *message, const char *extra)
+		      const char *message)
 {
 	struct ud_buf *b = &r->hc->out;
+	struct ud_user_view v;
+	char hdr[64 + 3 * UD_ID_MAX];
+	ud_user_view(u, &v);
+	int n = snprintf(hdr, sizeof hdr, "ETag: \"%016llx\"\r\n",
+			 (unsigned long long)v.etag);
+	if (status == 201 && v.id_len <= UD_ID_MAX)
+		snprintf(hdr + n, sizeof hdr - (size_t)n,
+			 "Location: /v1/users/%.*s\r\n", (int)v.id_len, v.id);
 	b->len = 0;
 	json_lit(b, "{\"success\":true,");
 	if (message) {
@@ -208,7 +218,7 @@ static void send_user(struct http_req *r, int status, const ud_user *u,
 		return;
 	}
 	metrics_observe(&r->c->srv->metrics, r->route, false, r->hc->start_ns);
-	send_json(r->c, status, extra, message != NULL);
+	send_json(r->c, status, hdr, message != NULL);
 }
 
 static void send_message(struct http_req *r, const char *message)
@@ -295,9 +305,9 @@ static void http_pwjob_finish(struct pwjob *j)
 	if (j->rc) {
 		send_error(c, j->route, &j->err, NULL);
 	} else if (j->kind == PWJOB_CREATE) {
-		send_user(&r, 201, j->user, "User created", NULL);
+		send_user(&r, 201, j->user, "User created");
 	} else if (j->kind == PWJOB_SET) {
-		send_user(&r, 200, j->user, "Password updated", NULL);
+		send_user(&r, 200, j->user, "Password updated");
 	} else {
 		struct ud_buf *b = &hc->out;
 		b->len = 0;
@@ -327,7 +337,7 @@ static int h_create(struct http_req *r)
 	} else if (rc == 0) {
 		rc = ud_user_create(r->c->srv->db, &f, &u, &r->err);
 		if (rc == 0)
-			send_user(r, 201, u, "User created", NULL);
+			send_user(r, 201, u, "User created");
 	}
 	ud_arena_free(&arena);
 	return rc;
@@ -335,16 +345,11 @@ static int h_create(struct http_req *r)
 
 static int h_get(struct http_req *r)
 {
-	char etag[64];
 	const ud_user *u = ud_user_get(r->c->srv->db, r->id, r->id_len);
-	struct ud_user_view v;
 	if (!u)
 		return ud_error_set(&r->err, UD_ENOTFOUND, NULL,
 				    "no such user");
-	ud_user_view(u, &v);
-	snprintf(etag, sizeof etag, "ETag: \"%016llx\"\r\n",
-		 (unsigned long long)v.etag);
-	send_user(r, 200, u, NULL, etag);
+	send_user(r, 200, u, NULL);
 	return 0;
 }
 
@@ -388,7 +393,7 @@ static int h_update(struct http_req *r)
 		rc = ud_user_update(r->c->srv->db, r->id, r->id_len, &f,
 				    if_match_etag(r), &u, &r->err);
 	if (rc == 0)
-		send_user(r, 200, u, "User updated", NULL);
+		send_user(r, 200, u, "User updated");
 	ud_arena_free(&arena);
 	return rc;
 }
@@ -469,8 +474,7 @@ static int h_suspend(struct http_req *r)
 	if (rc == 0)
 		send_user(r, 200, u,
 			  json_is_true(v) ? "User suspended"
-					  : "User unsuspended",
-			  NULL);
+					  : "User unsuspended");
 	json_decref(o);
 	return rc;
 }
@@ -498,7 +502,7 @@ static int h_link(struct http_req *r)
 					   r->target, r->target_len, uid, un,
 					   det.data, det.len, &u, &r->err);
 	if (rc == 0)
-		send_user(r, 200, u, "Identity linked", NULL);
+		send_user(r, 200, u, "Identity linked");
 	ud_buf_free(&det);
 	json_decref(o);
 	return rc;
@@ -510,7 +514,7 @@ static int h_unlink(struct http_req *r)
 	int rc = ud_user_unlink_identity(r->c->srv->db, r->id, r->id_len,
 					 r->target, r->target_len, &u, &r->err);
 	if (rc == 0)
-		send_user(r, 200, u, "Identity removed", NULL);
+		send_user(r, 200, u, "Identity removed");
 	return rc;
 }
 

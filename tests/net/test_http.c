@@ -39,6 +39,8 @@ static const char *create(const char *name, const char *email, const char *more)
 		 name, email, more ? "," : "", more ? more : "");
 	cr_assert_eq(http_do(&S, "POST", "/v1/users", body, true, NULL, &r), 0);
 	cr_assert_eq(r.status, 201, "create: %d %s", r.status, r.body);
+	char loc[128];
+	cr_assert_not_null(hresp_header(&r, "Location", loc, sizeof loc));
 	json_t *j = hresp_json(&r);
 	snprintf(id, sizeof id, "%s",
 		 json_string_value(
@@ -168,6 +170,14 @@ Test(http, update_etag_if_match_delete)
 	snprintf(path, sizeof path, "/v1/users/%s", id);
 	http_do(&S, "GET", path, NULL, true, NULL, &r);
 	hresp_header(&r, "ETag", etag, sizeof etag);
+	hresp_free(&r);
+	http_do(&S, "PATCH", path, "{\"name\":\"U2\"}", true, NULL, &r);
+	char etag2[64], etag3[64];
+	cr_assert_not_null(hresp_header(&r, "ETag", etag2, sizeof etag2));
+	cr_assert_str_neq(etag2, etag, "a write moves the ETag");
+	hresp_free(&r);
+	http_do(&S, "GET", path, NULL, true, NULL, &r);
+	cr_assert_str_eq(hresp_header(&r, "ETag", etag3, sizeof etag3), etag2);
 	hresp_free(&r);
 	json_t *j = expect("PATCH", path, "{\"name\":\"U2\"}", 200, NULL);
 	cr_assert_str_eq(json_string_value(json_object_get(j, "message")),

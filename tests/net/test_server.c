@@ -326,3 +326,59 @@ Test(server, client_that_never_reads_is_dropped)
 	rpcc_close(&d);
 	rpcc_close(&c);
 }
+
+/* Run userdb-cli with args; its stdout (first 4 KiB) and exit status. */
+static int cli(const char *args, char *out, size_t cap)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "'%s/userdb-cli' --port %d %s 2>&1",
+		 getenv("USERDB_BIN_DIR"), S.rpc_port, args);
+	FILE *p = popen(cmd, "r");
+	size_t n = fread(out, 1, cap - 1, p);
+	out[n] = 0;
+	int st = pclose(p);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(server, cli_commands)
+{
+	char out[4096], args[1400];
+	cr_assert_eq(tsrv_start(&S, true, false, NULL), 0);
+	/* The key comes from --data-dir's api-key file. */
+	snprintf(args, sizeof args,
+		 "--data-dir '%s' create --name Cli --email cli@x.com "
+		 "--role viewer",
+		 S.data);
+	cr_assert_eq(cli(args, out, sizeof out), 0, "%s", out);
+	json_t *u = json_loads(out, 0, NULL);
+	cr_assert_str_eq(json_string_value(json_object_get(u, "role")),
+			 "viewer");
+	char id[64];
+	snprintf(id, sizeof id, "%s",
+		 json_string_value(json_object_get(u, "id")));
+	json_decref(u);
+	snprintf(args, sizeof args, "--data-dir '%s' get-by-email CLI@x.com",
+		 S.data);
+	cr_assert_eq(cli(args, out, sizeof out), 0);
+	cr_assert(strstr(out, id), "%s", out);
+	snprintf(args, sizeof args,
+		 "--data-dir '%s' list --role viewer --limit 5", S.data);
+	cr_assert_eq(cli(args, out, sizeof out), 0);
+	cr_assert(strstr(out, "\"total\":1"), "%s", out);
+	snprintf(args, sizeof args,
+		 "--data-dir '%s' update %s '{\"name\":\"Renamed\"}'", S.data,
+		 id);
+	cr_assert_eq(cli(args, out, sizeof out), 0);
+	cr_assert(strstr(out, "Renamed"), "%s", out);
+	snprintf(args, sizeof args,
+		 "--socket '%s' --data-dir '%s' call "
+		 "user.get '[\"usr_none\"]'",
+		 S.sock, S.data);
+	cr_assert_eq(cli(args, out, sizeof out), 1);
+	cr_assert(strstr(out, "not_found"), "%s", out);
+	snprintf(args, sizeof args, "--data-dir '%s' snapshot", S.data);
+	cr_assert_eq(cli(args, out, sizeof out), 0);
+	cr_assert_str_eq(out, "true\n");
+	cr_assert_eq(cli("--api-key wrong stats", out, sizeof out), 1);
+	cr_assert(strstr(out, "unauthorized"), "%s", out);
+}
