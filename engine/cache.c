@@ -78,6 +78,11 @@ static void lru_unlink(ud_db *db, uint32_t s)
 		db->lru_tail = p;
 }
 
+int cache_reserve(ud_db *db)
+{
+	return db->cache ? lru_reserve(db, db->order.len + 1) : 0;
+}
+
 int cache_insert(ud_db *db, struct record *r)
 {
 	if (lru_reserve(db, (size_t)r->slot + 1))

@@ -419,10 +419,26 @@ int db_apply_change(ud_db *db, struct change *ch)
 	return UD_ECORRUPT;
 }
 
+/* Allocate what applying a put may need, before the journal takes it: an
+ * accepted change must not then fail for want of memory.  (Activity-log
+ * entries are small and still allocated while applying.) */
+static int reserve_put(ud_db *db)
+{
+	if (order_reserve(&db->order) || index_reserve(&db->by_id) ||
+	    index_reserve(&db->by_email) || cache_reserve(db))
+		return UD_ENOMEM;
+	return 0;
+}
+
 int db_commit(ud_db *db, struct change *ch, struct ud_error *err)
 {
 	int rc;
 
+	if (ch->type == CH_PUT && reserve_put(db)) {
+		free(ch->rec);
+		ch->rec = NULL;
+		return ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
+	}
 	if (db->journal) {
 		db->enc.len = 0;
 		rc = change_encode(ch, &db->enc);

@@ -136,6 +136,8 @@ void db_unlink(ud_db *db, struct record *r);
 /* ---- cache mode (cache.c) ----------------------------------------------- */
 
 int cache_init(ud_db *db);
+/* Room for one more user in the LRU arrays.  0 or UD_ENOMEM. */
+int cache_reserve(ud_db *db);
 void cache_destroy(ud_db *db);
 /* r was appended at r->slot: make it most recently used.  0 or ENOMEM. */
 int cache_insert(ud_db *db, struct record *r);

@@ -134,6 +134,11 @@ static int make_room(struct index *ix)
 	return 0;
 }
 
+int index_reserve(struct index *ix)
+{
+	return make_room(ix);
+}
+
 int index_insert(struct index *ix, void *item)
 {
 	if (make_room(ix))

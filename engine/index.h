@@ -65,6 +65,9 @@ void *index_find(const struct index *ix, uint64_t h, index_eq_fn eq,
 		 const void *key, size_t len);
 /* Add item (its key must not be present).  0 or UD_ENOMEM. */
 int index_insert(struct index *ix, void *item);
+/* Make sure the next index_insert() cannot fail (may start a rehash).
+ * 0 or UD_ENOMEM. */
+int index_reserve(struct index *ix);
 /* Remove this exact pointer; returns false when it was not held. */
 bool index_remove(struct index *ix, void *item);
 /* Put new_item where old_item is (same key).  False when not found. */

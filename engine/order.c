@@ -106,6 +106,13 @@ static int grow(struct order *o)
 	return 0;
 }
 
+int order_reserve(struct order *o)
+{
+	if (o->len >= UINT32_MAX)
+		return UD_ENOMEM;
+	return o->len == o->cap ? grow(o) : 0;
+}
+
 int order_append(struct order *o, void *item, unsigned cell, uint32_t *slot)
 {
 	if (o->len == o->cap && grow(o))

@@ -57,6 +57,8 @@ void order_destroy(struct order *o);
 
 /* Append item with cell (0..8); *slot gets its slot.  0 or UD_ENOMEM. */
 int order_append(struct order *o, void *item, unsigned cell, uint32_t *slot);
+/* Make sure the next order_append() cannot fail.  0 or UD_ENOMEM. */
+int order_reserve(struct order *o);
 /* Change the cell of a live slot. */
 void order_set_cell(struct order *o, uint32_t slot, unsigned cell);
 /* Replace the pointer of a live slot. */

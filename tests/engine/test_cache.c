@@ -215,3 +215,29 @@ Test(cache, lru_survives_compaction)
 	cr_assert_lt(db->order.len, 2000, "dead slots were compacted");
 	ud_db_free(db);
 }
+
+Test(cache, loaded_users_replay_and_dump_alike)
+{
+	struct backing b = {0};
+	ud_db *db = cache_db(3, 0, loader, &b), *copy;
+	struct hdb_mirror m = {0};
+	char why[200];
+
+	m.db = cache_db(3, 0, NULL, NULL);
+	ud_db_set_journal(db, hdb_mirror_cb, &m);
+	cr_assert_not_null(ud_user_get(db, "usr_alice", 9));
+	cr_assert_not_null(ud_user_get(db, "usr_bob", 7));
+	mk(db, 1, NULL);
+	cr_assert_eq(ud_user_set_suspended(db, "usr_bob", 7, true, NULL, NULL),
+		     0);
+	cr_assert_eq(ud_user_record_verify(db, "usr_alice", 9, false, NULL), 0);
+	hdb_check(m.db);
+	cr_assert_eq(hdb_compare(db, m.db, why, sizeof(why)), 0, "%s", why);
+	copy = hdb_dump_copy(db);
+	cr_assert_eq(hdb_compare(db, copy, why, sizeof(why)), 0, "%s", why);
+	hdb_check(copy);
+	ud_db_free(copy);
+	ud_db_free(m.db);
+	ud_buf_free(&m.last);
+	ud_db_free(db);
+}
