@@ -133,6 +133,55 @@ static void lists(ud_db *db, long n)
 	printf("search with no match:            %8.2f ms\n", ms);
 }
 
+struct ids {
+	char (*id)[UD_ID_MAX];
+	unsigned char *len;
+	long n;
+};
+
+static int collect_cb(const ud_user *u, void *ctx)
+{
+	struct ids *ids = ctx;
+	struct ud_user_view v;
+
+	ud_user_view(u, &v);
+	memcpy(ids->id[ids->n], v.id, v.id_len);
+	ids->len[ids->n++] = (unsigned char)v.id_len;
+	return 0;
+}
+
+/* ns per ud_user_get / ud_user_get_by_email of random existing users. */
+static void lookups(ud_db *db, long n)
+{
+	struct ids ids = {malloc(n * sizeof(*ids.id)), malloc(n), 0};
+	char email[48];
+	unsigned seed = 1;
+	long i, k, miss = 0, reps = 1000000;
+	double t0;
+
+	if (!ids.id || !ids.len)
+		return;
+	ud_user_foreach(db, collect_cb, &ids);
+	t0 = now_ms();
+	for (i = 0; i < reps; i++) {
+		k = rand_r(&seed) % n;
+		miss += !ud_user_get(db, ids.id[k], ids.len[k]);
+	}
+	printf("get by id (random):              %8.0f ns\n",
+	       (now_ms() - t0) * 1e6 / reps);
+	t0 = now_ms();
+	for (i = 0; i < reps; i++) {
+		k = rand_r(&seed) % n;
+		miss += !ud_user_get_by_email(
+		    db, email,
+		    snprintf(email, sizeof(email), "USER%06ld@example.com", k));
+	}
+	printf("get by email (random, upper):    %8.0f ns (misses %ld)\n",
+	       (now_ms() - t0) * 1e6 / reps, miss);
+	free(ids.id);
+	free(ids.len);
+}
+
 int main(int argc, char **argv)
 {
 	long n = argc > 1 ? atol(argv[1]) : 1000000;
@@ -159,6 +208,7 @@ int main(int argc, char **argv)
 	printf("record bytes/user: %.1f\n", (double)st.record_bytes / n);
 	printf("RSS bytes/user: %.1f\n", (double)(after - before) / n);
 	lists(db, n);
+	lookups(db, n);
 	ud_close(db);
 	return 0;
 }
