@@ -257,13 +257,15 @@ static int put_new(ud_db *db, struct record *r, const struct change *ch)
 	db->record_bytes += record_size(r);
 	r->flags &= ~REC_HAS_LOG;
 	l = actlog_find(&db->log, record_id(r), r->id_len);
-	if (ch->has_event && ch->ev.type == UD_EV_CREATED && l) {
-		/* the id lives again: its kept log continues */
+	if (l) { /* the id lives again: its kept log continues */
 		actlog_revive(&db->log, l);
 		r->flags |= REC_HAS_LOG;
-		raise_counters(db, 0, ch->ev.id, ch->ev.ms);
-		actlog_append(&db->log, l, ch->ev.id, ch->ev.type, ch->ev.ms,
-			      ch->ev.details, ch->ev.details_len);
+		if (ch->has_event) {
+			raise_counters(db, 0, ch->ev.id, ch->ev.ms);
+			actlog_append(&db->log, l, ch->ev.id, ch->ev.type,
+				      ch->ev.ms, ch->ev.details,
+				      ch->ev.details_len);
+		}
 	} else {
 		if (!(r->flags & REC_LOADED))
 			db->implicit++;

@@ -241,3 +241,26 @@ Test(cache, loaded_users_replay_and_dump_alike)
 	ud_buf_free(&m.last);
 	ud_db_free(db);
 }
+
+Test(cache, a_loaded_id_continues_its_kept_log)
+{
+	struct backing b = {0};
+	ud_db *db = cache_db(10, 0, loader, &b);
+	struct ud_fields f = hdb_fields("Alice", "alice@example.com");
+	struct ud_log_page p;
+
+	hdb_set(&f, UD_F_ID, "usr_alice");
+	cr_assert_eq(ud_user_create(db, &f, NULL, NULL), 0);
+	cr_assert_eq(ud_user_delete(db, "usr_alice", 9, 0, NULL), 0);
+	cr_assert_not_null(ud_user_get(db, "usr_alice", 9)); /* loaded */
+	hdb_check(db);
+	cr_assert_eq(ud_log_list(db, "usr_alice", 9, 1, 10, &p, NULL), 0);
+	cr_assert_eq(p.total, 2);
+	cr_assert_eq(
+	    ud_user_set_suspended(db, "usr_alice", 9, true, NULL, NULL), 0);
+	cr_assert_eq(ud_log_list(db, "usr_alice", 9, 1, 10, &p, NULL), 0);
+	cr_assert_eq(p.total, 3);
+	cr_assert_eq(p.items[0].event, UD_EV_SUSPENDED);
+	hdb_check(db);
+	ud_db_free(db);
+}
