@@ -91,6 +91,7 @@ static void pwjob_done(struct pool_job *pj)
 	j->finish(j);
 	struct conn *c = j->conn;
 	pwjob_free(j);
+	conn_job_end(c);
 	conn_resume(c); /* HTTP waits for this before the next request */
 	conn_unref(c);
 }
@@ -120,6 +121,7 @@ struct pwjob *pwjob_new(struct server *srv, struct conn *c,
 		return NULL;
 	}
 	conn_ref(c);
+	conn_job_begin(c);
 	return j;
 }
 

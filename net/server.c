@@ -79,7 +79,28 @@ static void conn_pause(struct conn *c)
 bool conn_may_read(const struct conn *c)
 {
 	return !c->closed && !c->paused && !c->close_when_done &&
-	       !c->srv->stopping;
+	       !c->srv->stopping && c->jobs < c->max_jobs;
+}
+
+/* Let libevent read again unless something else holds reading off. */
+static void conn_read_again(struct conn *c)
+{
+	if (conn_may_read(c))
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+void conn_job_begin(struct conn *c)
+{
+	c->jobs++;
+	if (!c->closed && c->jobs >= c->max_jobs)
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+void conn_job_end(struct conn *c)
+{
+	c->jobs--;
+	if (!c->closed)
+		conn_read_again(c);
 }
 
 struct evbuffer *conn_reply_begin(struct conn *c)
@@ -109,7 +130,7 @@ void conn_close_when_done(struct conn *c)
 		return;
 	c->close_when_done = true;
 	bufferevent_disable(c->bev, EV_READ);
-	if (!c->on_held &&
+	if (!c->on_held && c->jobs == 0 &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
 		conn_close(c);
 }
@@ -134,14 +155,14 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	size_t out = evbuffer_get_length(bufferevent_get_output(bev));
 	if (c->close_when_done) {
-		if (out == 0 && !c->on_held)
+		if (out == 0 && !c->on_held && c->jobs == 0)
 			conn_close(c);
 		return;
 	}
 	if (c->paused && conn_queued(c) <= CONN_HIGH_WATER / 2 &&
 	    !c->srv->stopping) {
 		c->paused = false;
-		bufferevent_enable(bev, EV_READ);
+		conn_read_again(c);
 		conn_resume(c); /* input may already be buffered */
 	}
 }
@@ -179,6 +200,7 @@ static void conn_open(struct server *srv, evutil_socket_t fd,
 	c->srv = srv;
 	c->proto = proto;
 	c->refs = 1;
+	c->max_jobs = proto == &http_proto ? 1 : CONN_RPC_JOBS;
 	c->held = evbuffer_new();
 	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
 	if (!c->held || !c->bev || proto->init(c)) {

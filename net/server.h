@@ -61,6 +61,7 @@
 #include "userdb.h"
 
 #define CONN_HIGH_WATER (1u << 20)
+#define CONN_RPC_JOBS	64
 
 struct conn;
 
@@ -87,6 +88,7 @@ struct conn {
 	bool close_when_done;	  /* close once replies are written */
 	bool paused;		  /* reading stopped for back-pressure */
 	bool authed;		  /* RPC: auth succeeded */
+	unsigned jobs, max_jobs;  /* password jobs in flight, and the cap */
 	int refs;
 };
 
@@ -131,6 +133,11 @@ void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 /* Run the protocol's on_read again (after a password job finished). */
 void conn_resume(struct conn *c);
+/* A password job starts/ends for c.  Reading stops while c->max_jobs are
+ * in flight (1 for HTTP, which answers in order; CONN_RPC_JOBS for RPC), so
+ * a client cannot queue unbounded Argon2 work or input meanwhile. */
+void conn_job_begin(struct conn *c);
+void conn_job_end(struct conn *c);
 
 /* server.snapshot: reply through cb once a snapshot started now is on disk
  * (ok) or failed.  Returns 0, or a ud_code when one cannot start. */

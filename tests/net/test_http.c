@@ -540,3 +540,31 @@ Test(http, metrics_text)
 	cr_assert(strstr(r.body, "userdb_log_bytes"));
 	hresp_free(&r);
 }
+
+Test(http, pipelined_request_waits_for_password_work)
+{
+	char id[80], req[2048];
+	snprintf(
+	    id, sizeof id, "%s",
+	    create("W", "w@example.com", "\"password\":\"long password\""));
+	const char *body = "{\"password\":\"long password\"}";
+	snprintf(req, sizeof req,
+		 "POST /v1/users/%s/password/verify HTTP/1.1\r\n"
+		 "Authorization: Bearer " TSRV_KEY "\r\n"
+		 "Content-Length: %zu\r\n\r\n%s"
+		 "GET /v1/users/%s HTTP/1.1\r\nConnection: close\r\n"
+		 "Authorization: Bearer " TSRV_KEY "\r\n\r\n",
+		 id, strlen(body), body, id);
+	int fd = tcp_connect(S.http_port);
+	send_all(fd, req, strlen(req));
+	char buf[8192];
+	size_t len = 0;
+	ssize_t got;
+	while ((got = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+		len += (size_t)got;
+	buf[len] = 0;
+	close(fd);
+	char *a = strstr(buf, "{\"valid\":true}"),
+	     *b = strstr(buf, "\"name\":\"W\"");
+	cr_assert(a && b && a < b, "in order: %s", buf);
+}

@@ -410,3 +410,30 @@ Test(rpc, unix_socket)
 	json_decref(r);
 	rpcc_close(&c);
 }
+
+Test(rpc, password_work_over_the_per_connection_cap)
+{
+	/* More verifications than a connection may have in flight (64):
+	 * reading pauses and resumes; every request is answered, and the
+	 * ping sent after them too. */
+	char *id = new_user("cap@x.com"), p[256];
+	snprintf(p, sizeof p, "[\"%s\", \"long password\"]", id);
+	json_decref(call("user.set_password", p, ""));
+	enum { N = 66 };
+	for (int i = 0; i < N; i++)
+		rpcc_send(&C, "user.verify_password", p);
+	unsigned ping = rpcc_send(&C, "ping", "[]");
+	int valid = 0, pongs = 0;
+	for (int i = 0; i < N + 1; i++) {
+		json_t *r = rpcc_recv(&C);
+		cr_assert_not_null(r, "reply %d", i);
+		if (json_integer_value(json_array_get(r, 1)) == ping)
+			pongs++;
+		else
+			valid += json_is_true(rpc_res(r));
+		json_decref(r);
+	}
+	cr_assert_eq(valid, N);
+	cr_assert_eq(pongs, 1);
+	free(id);
+}
