@@ -80,6 +80,10 @@ static const struct opt opts[] = {
     {"write-timeout", OPT_UINT, OFF(write_timeout), "S",
      "close a client that reads no reply this long (30)"},
     {"workers", OPT_UINT, OFF(workers), "N", "password hashing threads (2)"},
+    {"argon2-ops", OPT_UINT, OFF(argon2_ops), "N",
+     "Argon2id passes for new hashes (libsodium INTERACTIVE: 2)"},
+    {"argon2-mem", OPT_SIZE, OFF(argon2_mem), "BYTES",
+     "Argon2id memory for new hashes (INTERACTIVE: 67108864)"},
     {"help", OPT_BOOL, OFF(help), NULL, "print this help"},
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))

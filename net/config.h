@@ -40,6 +40,8 @@ struct server_config {
 	unsigned idle_timeout;	/* seconds without a request, 300 */
 	unsigned write_timeout; /* seconds a reader may stall us, 30 */
 	unsigned workers;	/* password hashing threads, 2 */
+	unsigned argon2_ops;	/* Argon2id opslimit, 0 = INTERACTIVE */
+	size_t argon2_mem;	/* Argon2id memlimit bytes, 0 = INTERACTIVE */
 	bool help;
 	char *key_storage; /* owns the strings split from USERDB_API_KEY */
 };

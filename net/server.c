@@ -487,6 +487,8 @@ static int open_store(struct server *srv)
 	srv->dbopt = ud_options_default;
 	srv->dbopt.fsync = srv->cfg.fsync;
 	srv->dbopt.snapshot_interval = srv->cfg.snapshot_interval;
+	srv->dbopt.pw_opslimit = srv->cfg.argon2_ops;
+	srv->dbopt.pw_memlimit = srv->cfg.argon2_mem;
 	srv->dbopt.data_dir = srv->cfg.no_persist ? NULL : srv->cfg.data_dir;
 	if (srv->dbopt.data_dir && mkdir(srv->dbopt.data_dir, 0700) &&
 	    errno != EEXIST) {
