@@ -41,6 +41,7 @@ struct model {
 	size_t n;
 	unsigned next_import;
 	ud_db *db;
+	char hash[UD_PWHASH_MAX]; /* one valid Argon2id string */
 };
 
 #define MCHECK(m, cond, ...)                                                   \
@@ -257,6 +258,27 @@ static void op_identity(struct model *m)
 		sync_user(r, u);
 }
 
+static void op_password(struct model *m)
+{
+	const char *id;
+	struct ruser *r = pick(m, &id);
+	const ud_user *u = NULL;
+	int rc;
+
+	if (rnd(m, 3) == 0) {
+		rc = ud_user_set_password_hash(m->db, id, strlen(id), m->hash,
+					       strlen(m->hash), &u, NULL);
+		MCHECK(m, rc == (r ? 0 : UD_ENOTFOUND));
+		if (r)
+			sync_user(r, u);
+		return;
+	}
+	rc = ud_user_record_verify(m->db, id, strlen(id), rnd(m, 2), NULL);
+	MCHECK(m, rc == (r ? 0 : UD_ENOTFOUND));
+	if (r)
+		sync_user(r, ud_user_get(m->db, id, strlen(id)));
+}
+
 /* ASCII case-insensitive substring: the needles are ASCII and no name
  * piece folds to ASCII, so this is what Unicode folding gives here. */
 static bool ci_contains(const char *hay, const char *needle)
@@ -350,8 +372,10 @@ static void step(struct model *m)
 		op_delete(m);
 	else if (k < 64)
 		op_suspend(m);
-	else if (k < 72)
+	else if (k < 69)
 		op_identity(m);
+	else if (k < 72)
+		op_password(m);
 	else if (k < 92)
 		op_list(m);
 	else
@@ -372,6 +396,9 @@ static void run(unsigned long ops, unsigned long check_every)
 	m->seed = m->base_seed;
 	m->db = hdb_new(NULL);
 	mirror.db = hdb_new(NULL);
+	cr_assert_eq(
+	    ud_password_hash(&m->db->opts, "model-password", 14, m->hash, NULL),
+	    0);
 	ud_db_set_journal(m->db, hdb_mirror_cb, &mirror);
 	for (m->op = 0; m->op < ops; m->op++) {
 		step(m);
