@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -381,4 +382,17 @@ Test(server, cli_commands)
 	cr_assert_str_eq(out, "true\n");
 	cr_assert_eq(cli("--api-key wrong stats", out, sizeof out), 1);
 	cr_assert(strstr(out, "unauthorized"), "%s", out);
+}
+
+Test(server, idle_connections_are_closed)
+{
+	const char *args[] = {"--idle-timeout", "1", NULL};
+	struct rpcc c;
+	cr_assert_eq(tsrv_start(&S, false, true, args), 0);
+	cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
+	cr_assert_eq(rpcc_auth(&c), 0);
+	usleep(1600000);
+	char b;
+	cr_assert_eq(recv(c.fd, &b, 1, 0), 0, "closed by the server");
+	rpcc_close(&c);
 }
