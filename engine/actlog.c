@@ -23,10 +23,11 @@ static bool ulog_eq(const void *item, const void *key, size_t len)
 	return l->id_len == len && memcmp(l->id, key, len) == 0;
 }
 
-void actlog_init(struct actlog *al, unsigned keep, size_t deleted_max)
+void actlog_init(struct actlog *al, unsigned keep, size_t deleted_max,
+		 uint64_t seed)
 {
 	memset(al, 0, sizeof(*al));
-	index_init(&al->by_id, ulog_hash);
+	index_init(&al->by_id, ulog_hash, seed);
 	al->keep = keep;
 	al->deleted_max = deleted_max;
 }

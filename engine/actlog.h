@@ -53,7 +53,9 @@ struct actlog {
 	uint64_t events; /* events held in all logs */
 };
 
-void actlog_init(struct actlog *al, unsigned keep, size_t deleted_max);
+/* seed: secret hash seed of the id table (see index_init). */
+void actlog_init(struct actlog *al, unsigned keep, size_t deleted_max,
+		 uint64_t seed);
 void actlog_destroy(struct actlog *al);
 
 /* The log of this user id, or NULL. */

@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
 #include <xxhash.h>
 
 #include "db.h"
+#include "password.h"
 #include "text.h"
 
 const struct ud_options ud_options_default = {
@@ -48,6 +50,7 @@ static bool email_eq(const void *item, const void *key, size_t len)
 
 ud_db *ud_db_new(const struct ud_options *opt, struct ud_error *err)
 {
+	uint64_t seed[3];
 	ud_db *db;
 
 	if (!opt)
@@ -67,10 +70,13 @@ ud_db *ud_db_new(const struct ud_options *opt, struct ud_error *err)
 		db->opts.log_keep = UD_LOG_KEEP;
 	if (!db->opts.log_deleted_max)
 		db->opts.log_deleted_max = 100000;
-	index_init(&db->by_id, id_hash);
-	index_init(&db->by_email, email_hash);
+	password_init(); /* sodium_init(), for the hash seeds */
+	randombytes_buf(seed, sizeof(seed));
+	index_init(&db->by_id, id_hash, seed[0]);
+	index_init(&db->by_email, email_hash, seed[1]);
 	order_init(&db->order);
-	actlog_init(&db->log, db->opts.log_keep, db->opts.log_deleted_max);
+	actlog_init(&db->log, db->opts.log_keep, db->opts.log_deleted_max,
+		    seed[2]);
 	db->cache = opt->max_users || opt->max_bytes;
 	if (cache_init(db)) {
 		ud_db_free(db);

@@ -17,19 +17,38 @@ static bool is_item(void *p)
 	return p && p != TOMB;
 }
 
-void index_init(struct index *ix, index_hash_fn hash)
+void index_init(struct index *ix, index_hash_fn hash, uint64_t seed)
 {
 	ix->main = (struct index_table){0};
 	ix->old = (struct index_table){0};
 	ix->cursor = 0;
 	ix->hash = hash;
+	ix->seed = seed;
+}
+
+/* The slot hash: the caller's hash mixed with the set's secret seed, so
+ * that chosen keys cannot aim at one cluster (linear probing only looks at
+ * the low bits, which an unseeded hash lets anyone collide). */
+static uint64_t scramble(const struct index *ix, uint64_t h)
+{
+	h ^= ix->seed;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ULL;
+	return h ^ (h >> 33);
+}
+
+static uint64_t item_hash(const struct index *ix, const void *item)
+{
+	return scramble(ix, ix->hash(item));
 }
 
 void index_destroy(struct index *ix)
 {
 	free(ix->main.slots);
 	free(ix->old.slots);
-	index_init(ix, ix->hash);
+	index_init(ix, ix->hash, ix->seed);
 }
 
 size_t index_count(const struct index *ix)
@@ -56,7 +75,10 @@ static void *table_find(const struct index_table *t, uint64_t h, index_eq_fn eq,
 void *index_find(const struct index *ix, uint64_t h, index_eq_fn eq,
 		 const void *key, size_t len)
 {
-	void *p = table_find(&ix->main, h, eq, key, len);
+	void *p;
+
+	h = scramble(ix, h);
+	p = table_find(&ix->main, h, eq, key, len);
 
 	if (!p && ix->old.used)
 		p = table_find(&ix->old, h, eq, key, len);
@@ -100,7 +122,7 @@ static void rehash_step(struct index *ix, size_t n)
 		/* a tombstone, not NULL: later probes must cross this slot */
 		ix->old.slots[ix->cursor - 1] = TOMB;
 		ix->old.used--;
-		table_put(&ix->main, ix->hash(p), p);
+		table_put(&ix->main, item_hash(ix, p), p);
 	}
 	if (ix->old.cap && (ix->cursor == ix->old.cap || !ix->old.used)) {
 		free(ix->old.slots);
@@ -143,7 +165,7 @@ int index_insert(struct index *ix, void *item)
 {
 	if (make_room(ix))
 		return UD_ENOMEM;
-	table_put(&ix->main, ix->hash(item), item);
+	table_put(&ix->main, item_hash(ix, item), item);
 	rehash_step(ix, INDEX_STEP);
 	return 0;
 }
@@ -161,7 +183,7 @@ static void main_delete_at(struct index *ix, size_t i)
 		j = (j + 1) & mask;
 		if (!t->slots[j])
 			return;
-		home = ix->hash(t->slots[j]) & mask;
+		home = item_hash(ix, t->slots[j]) & mask;
 		/* leave it if its home lies cyclically in (i, j] */
 		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
 			continue;
@@ -173,7 +195,7 @@ static void main_delete_at(struct index *ix, size_t i)
 
 bool index_remove(struct index *ix, void *item)
 {
-	uint64_t h = ix->hash(item);
+	uint64_t h = item_hash(ix, item);
 	size_t i = table_slot(&ix->main, h, item);
 
 	if (ix->main.cap && i < ix->main.cap) {
@@ -191,7 +213,7 @@ bool index_remove(struct index *ix, void *item)
 
 bool index_replace(struct index *ix, void *old_item, void *new_item)
 {
-	uint64_t h = ix->hash(old_item);
+	uint64_t h = item_hash(ix, old_item);
 	struct index_table *t = &ix->main;
 	size_t i = table_slot(t, h, old_item);
 
@@ -238,7 +260,7 @@ static int table_check(const struct index *ix, const struct index_table *t,
 		if (!is_item(p))
 			continue;
 		n++;
-		if (table_slot(t, ix->hash(p), p) != i)
+		if (table_slot(t, item_hash(ix, p), p) != i)
 			return UD_EINTERNAL; /* unreachable from its home */
 	}
 	return n == t->used ? 0 : UD_EINTERNAL;

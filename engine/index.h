@@ -52,10 +52,12 @@ struct index {
 	struct index_table old; /* being drained; cap 0 when not rehashing */
 	size_t cursor;		/* next old slot to migrate */
 	index_hash_fn hash;
+	uint64_t seed; /* secret, mixed into every hash */
 };
 
-/* Initialise an empty set; allocates nothing. */
-void index_init(struct index *ix, index_hash_fn hash);
+/* Initialise an empty set; allocates nothing.  seed should be secret and
+ * random (it keeps chosen keys from piling into one probe cluster). */
+void index_init(struct index *ix, index_hash_fn hash, uint64_t seed);
 /* Free the tables (not the items). */
 void index_destroy(struct index *ix);
 

@@ -16,7 +16,7 @@ Test(actlog, ring_keeps_the_newest)
 	struct ulog *l;
 	uint64_t i;
 
-	actlog_init(&al, 100, 10);
+	actlog_init(&al, 100, 10, 99);
 	l = actlog_open(&al, "usr_a", 5);
 	cr_assert_not_null(l);
 	cr_assert_eq(actlog_open(&al, "usr_a", 5), l);
@@ -38,7 +38,7 @@ Test(actlog, empty_details_are_an_empty_map)
 	struct actlog al;
 	struct ulog *l;
 
-	actlog_init(&al, 100, 10);
+	actlog_init(&al, 100, 10, 99);
 	l = actlog_open(&al, "usr_a", 5);
 	actlog_append(&al, l, 1, UD_EV_CREATED, 5, NULL, 0);
 	cr_assert_eq(actlog_event(l, 0)->details_len, 1);
@@ -53,7 +53,7 @@ Test(actlog, deleted_fifo_drops_the_oldest)
 	char id[8];
 	int i;
 
-	actlog_init(&al, 100, 2);
+	actlog_init(&al, 100, 2, 99);
 	for (i = 0; i < 4; i++) {
 		snprintf(id, sizeof(id), "usr_%d", i);
 		l[i] = actlog_open(&al, id, strlen(id));

@@ -50,7 +50,7 @@ Test(index, insert_find_remove)
 	struct index ix;
 	uint64_t i;
 
-	index_init(&ix, good_hash);
+	index_init(&ix, good_hash, 0x5eed);
 	cr_assert_null(find(&ix, 1));
 	for (i = 0; i < N; i++) {
 		items[i].key = i * 7919;
@@ -78,7 +78,7 @@ Test(index, grows_incrementally)
 	struct index ix;
 	size_t i, rehashes = 0, cap;
 
-	index_init(&ix, good_hash);
+	index_init(&ix, good_hash, 0x5eed);
 	for (i = 0; i < N; i++) {
 		items[i].key = i;
 		cap = ix.main.cap;
@@ -111,7 +111,7 @@ Test(index, removes_and_replaces_while_rehashing)
 	struct index ix;
 	size_t i;
 
-	index_init(&ix, good_hash);
+	index_init(&ix, good_hash, 0x5eed);
 	for (i = 0; i < 1536; i++) { /* up to the brink of a growth */
 		items[i].key = i;
 		index_insert(&ix, &items[i]);
@@ -143,7 +143,7 @@ Test(index, random_ops_with_colliding_hashes)
 	struct index ix;
 	unsigned seed = 7, i, k;
 
-	index_init(&ix, bad_hash);
+	index_init(&ix, bad_hash, 0x5eed);
 	for (i = 0; i < N; i++)
 		items[i].key = i;
 	for (i = 0; i < 20000; i++) {
@@ -175,7 +175,7 @@ Test(index, foreach_visits_both_tables)
 	struct index ix;
 	size_t i, n = 0;
 
-	index_init(&ix, good_hash);
+	index_init(&ix, good_hash, 0x5eed);
 	for (i = 0; i < 200; i++) {
 		items[i].key = 1000 + i;
 		index_insert(&ix, &items[i]);
@@ -188,4 +188,36 @@ Test(index, foreach_visits_both_tables)
 	cr_assert_leq(n, 200);
 	cr_assert_gt(index_bytes(&ix), 200 * sizeof(void *));
 	index_destroy(&ix);
+}
+
+/* Keys whose hashes agree in every low bit (what an attacker would pick
+ * against an unseeded hash) still spread: the seed scrambles all bits. */
+static uint64_t low_bits_equal_hash(const void *p)
+{
+	return ((const struct item *)p)->key << 40;
+}
+
+Test(index, seed_spreads_chosen_collisions)
+{
+	enum { N = 10000 };
+	struct item *items = calloc(N, sizeof(*items));
+	struct index ix;
+	size_t i, run = 0, longest = 0;
+
+	index_init(&ix, low_bits_equal_hash, 0x9e3779b97f4a7c15ULL);
+	for (i = 0; i < N; i++) {
+		items[i].key = i;
+		cr_assert_eq(index_insert(&ix, &items[i]), 0);
+	}
+	while (ix.old.cap) /* finish any migration */
+		index_remove(&ix, &items[0]), index_insert(&ix, &items[0]);
+	for (i = 0; i < ix.main.cap; i++) {
+		run = ix.main.slots[i] ? run + 1 : 0;
+		longest = run > longest ? run : longest;
+	}
+	cr_assert_lt(longest, 200, "longest probe run %zu", longest);
+	for (i = 0; i < N; i++)
+		cr_assert_eq(find(&ix, i), &items[i]);
+	index_destroy(&ix);
+	free(items);
 }
