@@ -305,12 +305,23 @@ bool text_ci_contains(const char *hay, size_t hn, const char *needle, size_t nn)
 void id_generate(char *out)
 {
 	static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+	unsigned char rnd[32];
+	size_t used = sizeof(rnd);
 	int i;
 
+	/* One getrandom() per id instead of one per character: bytes >= 252
+	 * are rejected so that v % 36 stays uniform (252 = 7 * 36). */
 	password_init(); /* sodium_init(); idempotent and cheap after once */
 	memcpy(out, "usr_", 4);
-	for (i = 4; i < UD_ID_GEN_LEN; i++)
-		out[i] = alphabet[randombytes_uniform(36)];
+	for (i = 4; i < UD_ID_GEN_LEN;) {
+		if (used == sizeof(rnd)) {
+			randombytes_buf(rnd, sizeof(rnd));
+			used = 0;
+		}
+		if (rnd[used] < 252)
+			out[i++] = alphabet[rnd[used] % 36];
+		used++;
+	}
 }
 
 int64_t time_now_ms(void)

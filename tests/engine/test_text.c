@@ -190,6 +190,30 @@ Test(text, id_generate_shape_and_uniqueness)
 	cr_assert_str_neq(a, b);
 }
 
+Test(text, id_generate_uses_whole_alphabet)
+{
+	/* 2,000 ids give 32,000 characters: every one of the 36 must appear,
+	 * and none may be far from the uniform 1/36 share. */
+	unsigned seen[256] = {0};
+	char id[UD_ID_GEN_LEN];
+	int i, j;
+
+	for (i = 0; i < 2000; i++) {
+		id_generate(id);
+		for (j = 4; j < UD_ID_GEN_LEN; j++)
+			seen[(unsigned char)id[j]]++;
+	}
+	for (i = 0; i < 256; i++) {
+		bool ok = (i >= '0' && i <= '9') || (i >= 'a' && i <= 'z');
+
+		if (!ok)
+			cr_assert_eq(seen[i], 0, "char %d", i);
+		else
+			cr_assert(seen[i] > 600 && seen[i] < 1200,
+				  "char %c seen %u times", i, seen[i]);
+	}
+}
+
 Test(text, time_now_is_plausible)
 {
 	int64_t t = time_now_ms();
