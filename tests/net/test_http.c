@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "helper_server.h"
+#include "http.h"
 
 static struct tsrv S;
 
@@ -567,4 +568,26 @@ Test(http, pipelined_request_waits_for_password_work)
 	char *a = strstr(buf, "{\"valid\":true}"),
 	     *b = strstr(buf, "\"name\":\"W\"");
 	cr_assert(a && b && a < b, "in order: %s", buf);
+}
+
+Test(http, pct_decode_unit)
+{
+	char out[64];
+	cr_assert_eq(http_pct_decode("a%20b+c", 7, out, true), 5);
+	cr_assert_eq(memcmp(out, "a b c", 5), 0);
+	cr_assert_eq(http_pct_decode("a+b", 3, out, false), 3);
+	cr_assert_eq(memcmp(out, "a+b", 3), 0);
+	cr_assert_eq(http_pct_decode("%E4%BC%9F", 9, out, true), 3);
+	cr_assert_eq(memcmp(out, "\xe4\xbc\x9f", 3), 0);
+	cr_assert_eq(http_pct_decode("%", 1, out, true), -1);
+	cr_assert_eq(http_pct_decode("%4", 2, out, true), -1);
+	cr_assert_eq(http_pct_decode("%4g", 3, out, true), -1);
+	/* Every cut of a valid escape either decodes or is refused. */
+	const char *s = "x%41y";
+	for (size_t cut = 0; cut <= 5; cut++) {
+		long n = http_pct_decode(s, cut, out, true);
+		cr_assert(n == -1 || n >= 0);
+		if (cut == 2 || cut == 3)
+			cr_assert_eq(n, -1, "cut %zu", cut);
+	}
 }
