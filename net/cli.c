@@ -332,7 +332,9 @@ int main(int argc, char **argv)
 	if (c.key[0]) {
 		msgpack_unpacked res;
 		msgpack_unpacked_init(&res);
-		rc = rpc(&c, "auth", json_pack("[s]", c.key), &res) ? 3 : 0;
+		json_t *p = json_pack("[s]", c.key);
+		rc = rpc(&c, "auth", p, &res) ? 3 : 0;
+		json_decref(p);
 		msgpack_unpacked_destroy(&res);
 	}
 	if (rc == 0)

@@ -440,3 +440,26 @@ Test(rpc, password_work_over_the_per_connection_cap)
 	cr_assert_eq(pongs, 1);
 	free(id);
 }
+
+Test(rpc, client_gone_before_password_work_returns)
+{
+	/* The create is applied even though nobody is left to answer. */
+	for (int i = 0; i < 20; i++) {
+		struct rpcc c;
+		char p[160];
+		cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
+		cr_assert_eq(rpcc_auth(&c), 0);
+		snprintf(p, sizeof p,
+			 "[{\"name\":\"G\",\"email\":\"gone%d@x.com\","
+			 "\"password\":\"long password\"}]",
+			 i);
+		rpcc_send(&c, "user.create", p);
+		rpcc_close(&c);
+	}
+	usleep(300000);
+	json_t *r = call("user.list", "[{\"search\": \"gone\"}]", "");
+	cr_assert_eq(json_integer_value(json_object_get(
+			 json_object_get(r, "pagination"), "total")),
+		     20);
+	json_decref(r);
+}
