@@ -117,7 +117,8 @@ static void http_send(struct conn *c, int status, const char *extra,
 			    status, reason(status), ctype, len,
 			    keep ? "" : "Connection: close\r\n",
 			    extra ? extra : "");
-	evbuffer_add(out, body, len);
+	if (hc->parser.method != HTTP_HEAD)
+		evbuffer_add(out, body, len);
 	conn_reply_end(c, write);
 	if (!keep)
 		conn_close_when_done(c);
@@ -935,7 +936,8 @@ static void request_run(struct conn *c, struct http_conn *hc)
 		return;
 	}
 	const struct route_method *m = rt->m;
-	while (m < rt->m + 3 && m->fn && m->method != r.method)
+	int method = r.method == HTTP_HEAD ? HTTP_GET : r.method; /* no body */
+	while (m < rt->m + 3 && m->fn && m->method != method)
 		m++;
 	if (m == rt->m + 3 || !m->fn) {
 		char allow[64];

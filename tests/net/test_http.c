@@ -71,6 +71,18 @@ static json_t *expect(const char *method, const char *path, const char *body,
 	return j;
 }
 
+Test(http, head_is_get_without_a_body)
+{
+	const char *req = "HEAD /healthz HTTP/1.1\r\nConnection: close\r\n\r\n";
+	struct hresp r;
+	char v[32];
+	cr_assert_eq(http_raw(&S, req, strlen(req), &r), 0);
+	cr_assert_eq(r.status, 200);
+	cr_assert_str_eq(hresp_header(&r, "Content-Length", v, sizeof v), "15");
+	cr_assert_eq(r.body_len, 0);
+	hresp_free(&r);
+}
+
 Test(http, healthz_needs_no_auth)
 {
 	struct hresp r;
