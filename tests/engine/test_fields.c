@@ -11,6 +11,7 @@
 
 #include "codec.h"
 #include "valid.h"
+#include "helper_mp.h"
 
 static int from_json(const char *body, bool create, struct ud_fields *f,
 		     struct ud_arena *a, struct ud_error *err)
@@ -292,22 +293,6 @@ Test(fields, json_every_prefix)
 }
 
 /* --- msgpack -------------------------------------------------------------- */
-
-struct mp {
-	struct ud_buf b;
-	msgpack_packer pk;
-};
-
-static void mp_init(struct mp *m)
-{
-	memset(m, 0, sizeof(*m));
-	msgpack_packer_init(&m->pk, &m->b, codec_buf_write_cb);
-}
-
-static void mp_str(struct mp *m, const char *s)
-{
-	msgpack_pack_str_with_body(&m->pk, s, strlen(s));
-}
 
 static int mp_rc(struct mp *m, bool create, struct ud_fields *f,
 		 struct ud_error *err)

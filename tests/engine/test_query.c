@@ -9,6 +9,7 @@
 
 #include "codec.h"
 #include "valid.h"
+#include "helper_mp.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 
@@ -123,22 +124,6 @@ Test(query, unknown_key_is_named)
 }
 
 /* --- msgpack form --------------------------------------------------------- */
-
-struct mp {
-	struct ud_buf b;
-	msgpack_packer pk;
-};
-
-static void mp_init(struct mp *m)
-{
-	memset(m, 0, sizeof(*m));
-	msgpack_packer_init(&m->pk, &m->b, codec_buf_write_cb);
-}
-
-static void mp_str(struct mp *m, const char *s)
-{
-	msgpack_pack_str_with_body(&m->pk, s, strlen(s));
-}
 
 Test(query, msgpack_map)
 {

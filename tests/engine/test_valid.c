@@ -9,6 +9,7 @@
 
 #include "codec.h"
 #include "valid.h"
+#include "helper_mp.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 
@@ -298,22 +299,6 @@ Test(valid, unknown_key_names_it)
 }
 
 /* --- msgpack objects ---------------------------------------------------- */
-
-struct mp {
-	struct ud_buf b;
-	msgpack_packer pk;
-};
-
-static void mp_init(struct mp *m)
-{
-	memset(m, 0, sizeof(*m));
-	msgpack_packer_init(&m->pk, &m->b, codec_buf_write_cb);
-}
-
-static void mp_str(struct mp *m, const char *s)
-{
-	msgpack_pack_str_with_body(&m->pk, s, strlen(s));
-}
 
 Test(valid, mp_object_shapes)
 {
