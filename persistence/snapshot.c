@@ -7,7 +7,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -253,11 +255,12 @@ int snap_job_start(struct snap_job *j, const char *dir, uint64_t covered,
 		   struct ud_error *err)
 {
 	int p[2];
-	pid_t pid;
+	pid_t pid, parent;
 
 	if (pipe2(p, O_CLOEXEC) != 0)
 		return ud_error_set(err, UD_EIO, NULL, "pipe: %s",
 				    strerror(errno));
+	parent = getpid();
 	pid = fork();
 	if (pid < 0) {
 		close(p[0]);
@@ -267,6 +270,12 @@ int snap_job_start(struct snap_job *j, const char *dir, uint64_t covered,
 	}
 	if (pid == 0) {
 		close(p[0]);
+		/* Die with the owner: an orphan would keep every inherited
+		 * fd open (the data dir's lock, a server's listening and
+		 * client sockets) and block a restart after a crash. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
+		    getppid() != parent)
+			_exit(1);
 		child_run(p[1], dir, covered, dump, src, fail_errno);
 	}
 	close(p[1]);

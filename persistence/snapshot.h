@@ -20,6 +20,10 @@
  * The child only reads (ud_db_dump is fork-safe), writes its file and
  * _exit()s; the parent reaps it with waitpid(WNOHANG) from ud_tick().  A
  * pipe carries the child's result (bytes written or an error message).
+ * The child is killed when its parent dies (PR_SET_PDEATHSIG): after a
+ * crash it would otherwise hold the inherited lock and sockets until done,
+ * and its file is only an .inprogress that the next start removes.  (The
+ * signal follows the forking thread: fork from the store's owner thread.)
  *
  * Thread assumptions: all functions run on the store's owner thread (the
  * writer also in the child).  No globals.
