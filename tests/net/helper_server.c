@@ -396,3 +396,115 @@ int rpcc_auth(struct rpcc *c)
 	json_decref(r);
 	return rc;
 }
+
+/* ---- abuse and crash tests ---------------------------------------------- */
+
+/* The ports from a ready line in text; 0 or -1 (not there yet). */
+static int ports_from_log(struct tsrv *s, const char *text)
+{
+	const char *ready = strstr(text, "ready rpc=");
+	if (!ready || !strchr(ready, '\n'))
+		return -1;
+	const char *r = strstr(ready, "rpc="), *h = strstr(ready, "http=");
+	const char *rc = r ? strchr(r, ' ') : NULL;
+	if (!r || !h || !rc)
+		return -1;
+	while (rc > r && *rc != ':')
+		rc--;
+	const char *hc = strchr(h, '\n');
+	while (hc > h && *hc != ':')
+		hc--;
+	s->rpc_port = atoi(rc + 1);
+	s->http_port = atoi(hc + 1);
+	size_t len = strnlen(text, sizeof s->out - 1);
+	memcpy(s->out, text, len);
+	s->out[len] = 0;
+	return s->rpc_port && s->http_port ? 0 : -1;
+}
+
+int tsrv_start_logged(struct tsrv *s, bool persist, bool with_key,
+		      const char *const *args, const char *log_path)
+{
+	const char *argv[64];
+	int n = 0;
+	if (!s->dir[0]) {
+		strcpy(s->dir, "/tmp/userdb-test-XXXXXX");
+		if (!mkdtemp(s->dir))
+			return -1;
+	}
+	snprintf(s->data, sizeof s->data, "%s/data", s->dir);
+	snprintf(s->sock, sizeof s->sock, "%s/rpc.sock", s->dir);
+	argv[n++] = server_path();
+	argv[n++] = "--port";
+	argv[n++] = "0";
+	argv[n++] = "--http-port";
+	argv[n++] = "0";
+	argv[n++] = "--socket";
+	argv[n++] = s->sock;
+	argv[n++] = persist ? "--data-dir" : "--no-persist";
+	if (persist)
+		argv[n++] = s->data;
+	if (with_key) {
+		argv[n++] = "--api-key";
+		argv[n++] = TSRV_KEY;
+	}
+	for (; args && *args && n < 62; args++)
+		argv[n++] = *args;
+	argv[n] = NULL;
+	int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	if (fd < 0)
+		return -1;
+	off_t start = lseek(fd, 0, SEEK_END);
+	s->pid = fork();
+	if (s->pid == 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		close(fd);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fd);
+	char buf[8192];
+	for (int i = 0; i < 1000; i++) { /* 10 s */
+		usleep(10000);
+		int in = open(log_path, O_RDONLY);
+		if (in < 0)
+			return -1;
+		ssize_t got = pread(in, buf, sizeof buf - 1, start);
+		close(in);
+		buf[got > 0 ? got : 0] = 0;
+		if (ports_from_log(s, buf) == 0)
+			return 0;
+		if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+			s->pid = 0;
+			return -1;
+		}
+	}
+	return -1;
+}
+
+long tsrv_rss_kb(const struct tsrv *s)
+{
+	char path[64], line[256];
+	long kb = -1;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)s->pid);
+	FILE *f = fopen(path, "r");
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+double mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int rpcc_wrap_fd(struct rpcc *c, int fd)
+{
+	return fd < 0 ? -1 : rpcc_init(c, fd);
+}

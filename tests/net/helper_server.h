@@ -88,4 +88,17 @@ json_t *rpc_res(json_t *resp);
 int rpcc_auth(struct rpcc *c);
 int send_all(int fd, const void *p, size_t n);
 
+/* ---- abuse and crash tests ---------------------------------------------- */
+
+/* tsrv_start, but the server's stdout and stderr both go to log_path (for
+ * the whole run, not only up to the ready line).  0 or -1. */
+int tsrv_start_logged(struct tsrv *s, bool persist, bool with_key,
+		      const char *const *args, const char *log_path);
+/* The server's resident set (VmRSS) in KiB, -1 when unknown. */
+long tsrv_rss_kb(const struct tsrv *s);
+/* An RPC client on an already connected socket (taken over). */
+int rpcc_wrap_fd(struct rpcc *c, int fd);
+/* Milliseconds on the monotonic clock. */
+double mono_ms(void);
+
 #endif

