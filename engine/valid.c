@@ -185,9 +185,12 @@ int valid_avatar(const char *s, size_t n, struct ud_error *err)
 		return ud_error_set(
 		    err, UD_EINVAL, "avatar",
 		    "avatar must be an http:// or https:// URL");
-	auth = strcspn(s + scheme, "/?#");
-	if (auth > n - scheme)
-		auth = n - scheme;
+	/* s is not NUL-terminated (it may point into an RPC frame): scan
+	 * within n, never with strcspn. */
+	for (auth = 0; scheme + auth < n; auth++)
+		if (s[scheme + auth] == '/' || s[scheme + auth] == '?' ||
+		    s[scheme + auth] == '#')
+			break;
 	if (!url_has_host(s + scheme, auth))
 		return ud_error_set(err, UD_EINVAL, "avatar",
 				    "avatar URL must have a host");

@@ -227,6 +227,25 @@ Test(valid, avatar_edges)
 	free(big);
 }
 
+/* Found by fuzz_rpc: the host part was found with strcspn, reading past
+ * an avatar that is not NUL-terminated (a string inside an RPC frame).
+ * The URL here is alone in an exact-size allocation, so ASan sees any read
+ * beyond it; the byte after it would otherwise end the host early. */
+Test(valid, avatar_not_nul_terminated)
+{
+	struct ud_error err = {0};
+	static const char url[] = "https://x";
+	char *p = malloc(sizeof url - 1);
+
+	memcpy(p, url, sizeof url - 1);
+	cr_assert_eq(valid_avatar(p, sizeof url - 1, &err), 0);
+	cr_assert_eq(valid_avatar(p, 8, &err), UD_EINVAL); /* "https://" */
+	free(p);
+	cr_assert_eq(valid_avatar(S("https://h/x"), &err), 0);
+	cr_assert_eq(valid_avatar("https://?h/x", 12, &err), UD_EINVAL);
+	cr_assert_eq(valid_avatar("https://h#/x", 12, &err), 0);
+}
+
 Test(valid, password_edges)
 {
 	struct ud_error err = {0};
