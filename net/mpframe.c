@@ -123,6 +123,10 @@ static int head_decode(const uint8_t *p, size_t avail, unsigned *hlen,
 long mpframe_scan(struct mpframe *f, const uint8_t *buf, size_t len, size_t max)
 {
 	while (f->pos < len) {
+		/* Unfinished at the limit: too big, whatever the next byte is
+		 * (else the verdict would depend on how the bytes arrived). */
+		if (f->pos >= max)
+			return MPFRAME_ETOOBIG;
 		unsigned hlen;
 		uint64_t payload, items;
 		int rc = head_decode(buf + f->pos, len - f->pos, &hlen,

@@ -153,3 +153,23 @@ Test(mpframe, peek_msgid)
 	cr_assert(mpframe_peek_msgid(d, sizeof d, &id) && id == 255);
 	cr_assert_not(mpframe_peek_msgid(e, sizeof e, &id)); /* truncated */
 }
+
+/* Found by fuzz_mpframe: a frame unfinished at exactly the limit followed
+ * by 0xc1 was "malformed" when scanned whole but "too big" when its bytes
+ * arrived one by one.  The verdict must not depend on the segmentation. */
+Test(mpframe, verdict_at_the_limit_independent_of_arrival)
+{
+	/* [str6 "abcdef", 0xc1]: 8 bytes reach the limit with an item left */
+	const uint8_t in[] = {0x92, 0xa6, 'a', 'b', 'c', 'd', 'e', 'f', 0xc1};
+	struct mpframe f;
+	long r = 0;
+
+	mpframe_reset(&f);
+	cr_assert_eq(mpframe_scan(&f, in, sizeof in, 8), MPFRAME_ETOOBIG);
+	mpframe_reset(&f);
+	for (size_t len = 1; len <= sizeof in && r == 0; len++)
+		r = mpframe_scan(&f, in, len, 8);
+	cr_assert_eq(r, MPFRAME_ETOOBIG);
+	mpframe_reset(&f); /* one byte more of room: now it is malformed */
+	cr_assert_eq(mpframe_scan(&f, in, sizeof in, 9), MPFRAME_EBAD);
+}
