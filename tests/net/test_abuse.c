@@ -332,3 +332,222 @@ Test(abuse, readers_that_never_read_are_cut_at_max_output)
 	json_decref(r);
 	rpcc_close(&c);
 }
+
+/* Raw HTTP request; asserts status 400 and, when the body is JSON, the
+ * invalid_request code. */
+static void http_400(const char *what, const char *raw, size_t len)
+{
+	struct hresp r;
+	char code[64];
+	cr_assert_eq(http_raw(&S, raw, len, &r), 0, "%s: no response", what);
+	cr_assert_eq(r.status, 400, "%s: %d %s", what, r.status, r.body);
+	cr_assert_str_eq(hresp_error_code(&r, code, sizeof code),
+			 "invalid_request", "%s: %s", what, r.body);
+	hresp_free(&r);
+}
+
+/* POST body (may hold NULs) to /v1/users with a correct length. */
+static void post_400(const char *what, const char *body, size_t bl)
+{
+	char *req = malloc(bl + 512);
+	int n =
+	    sprintf(req,
+		    "POST /v1/users HTTP/1.1\r\nAuthorization: Bearer " TSRV_KEY
+		    "\r\nContent-Type: application/json\r\n"
+		    "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+		    bl);
+	memcpy(req + n, body, bl);
+	http_400(what, req, (size_t)n + bl);
+	free(req);
+}
+
+static void server_alive(void)
+{
+	struct hresp r;
+	cr_assert_eq(http_do(&S, "GET", "/healthz", NULL, false, NULL, &r), 0);
+	cr_assert_eq(r.status, 200);
+	hresp_free(&r);
+}
+
+Test(abuse, http_hostile_lengths_nesting_and_strings)
+{
+	static const char *const cls[] = {"99999999999999999999",
+					  "18446744073709551616",
+					  "-1",
+					  "1e3",
+					  "0x10",
+					  "5\r\nContent-Length: 6",
+					  "5\r\nContent-Length: 5"};
+	char req[512];
+	cr_assert_eq(tsrv_start(&S, false, true, NULL), 0);
+	for (size_t i = 0; i < sizeof cls / sizeof *cls; i++) {
+		int n = snprintf(req, sizeof req,
+				 "POST /v1/users HTTP/1.1\r\nAuthorization: "
+				 "Bearer " TSRV_KEY "\r\nContent-Length: %s\r\n"
+				 "\r\n{\"name\":\"A\"}",
+				 cls[i]);
+		http_400(cls[i], req, (size_t)n);
+	}
+	const char smuggle[] =
+	    "POST /v1/users HTTP/1.1\r\nAuthorization: Bearer " TSRV_KEY
+	    "\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "0\r\n\r\n";
+	http_400("Content-Length with chunked", smuggle, sizeof smuggle - 1);
+	const char nul_path[] = "GET /v1/users/usr_a\0b HTTP/1.1\r\n\r\n";
+	http_400("NUL in the path", nul_path, sizeof nul_path - 1);
+	/* Nesting: custom_data 5000 deep, and a bare 100000-deep array. */
+	size_t deep = 5000, cap = 2 * deep + 256, n = 0;
+	char *b = malloc(200000 + 256);
+	n = (size_t)sprintf(b, "{\"name\":\"A\",\"email\":\"a@x.com\","
+			       "\"custom_data\":");
+	for (size_t i = 0; i < deep; i++)
+		n += (size_t)sprintf(b + n, "{\"a\":");
+	n += (size_t)sprintf(b + n, "1");
+	for (size_t i = 0; i < deep; i++)
+		b[n++] = '}';
+	b[n++] = '}';
+	(void)cap;
+	post_400("custom_data 5000 deep", b, n);
+	memset(b, '[', 100000);
+	post_400("100000 open arrays", b, 100000);
+	free(b);
+	/* Strings: NUL escaped and raw, invalid UTF-8, lone surrogate,
+	 * overlong encoding, duplicate keys. */
+	static const struct {
+		const char *what, *body;
+		size_t len;
+	} bodies[] = {
+#define B(w, s) {w, s, sizeof s - 1}
+	    B("escaped NUL", "{\"name\":\"a\\u0000b\",\"email\":\"a@x.com\"}"),
+	    B("raw NUL", "{\"name\":\"a\0b\",\"email\":\"a@x.com\"}"),
+	    B("NUL in email", "{\"name\":\"ab\",\"email\":\"a\\u0000@x.com\"}"),
+	    B("invalid UTF-8",
+	      "{\"name\":\"a\xff\xfe\",\"email\":\"a@x.com\"}"),
+	    B("lone surrogate",
+	      "{\"name\":\"a\\ud800\",\"email\":\"a@x.com\"}"),
+	    B("overlong slash",
+	      "{\"name\":\"a\xc0\xaf\",\"email\":\"a@x.com\"}"),
+	    B("UTF-8 in a key", "{\"nam\xff\":\"a\",\"email\":\"a@x.com\"}"),
+	    B("duplicate key",
+	      "{\"name\":\"a\",\"name\":\"b\",\"email\":\"a@x.com\"}"),
+	    B("duplicate key in custom_data",
+	      "{\"name\":\"a\",\"email\":\"a@x.com\","
+	      "\"custom_data\":{\"k\":1,\"k\":2}}"),
+	    B("trailing garbage", "{\"name\":\"a\",\"email\":\"a@x.com\"}x"),
+	    B("huge number",
+	      "{\"name\":\"a\",\"email\":\"a@x.com\",\"custom_data\":"
+	      "{\"n\":1e999999}}"),
+#undef B
+	};
+	for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++)
+		post_400(bodies[i].what, bodies[i].body, bodies[i].len);
+	server_alive();
+	/* Nothing of the above was created. */
+	struct hresp r;
+	http_do(&S, "GET", "/v1/users", NULL, true, NULL, &r);
+	cr_assert(strstr(r.body, "\"total\":0"), "%s", r.body);
+	hresp_free(&r);
+}
+
+/* Send raw bytes on a fresh authenticated connection and expect an
+ * invalid_request reply for msgid; then either a closed connection
+ * (closes) or a working one. */
+static void rpc_bad(const char *what, const char *raw, size_t len,
+		    unsigned msgid, bool closes, const char *field)
+{
+	struct rpcc c;
+	cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
+	cr_assert_eq(rpcc_auth(&c), 0);
+	send_all(c.fd, raw, len);
+	json_t *r = rpcc_recv(&c);
+	cr_assert_not_null(r, "%s: no reply", what);
+	cr_assert_eq(json_integer_value(json_array_get(r, 1)), msgid, "%s",
+		     what);
+	cr_assert_str_eq(rpc_err(r), "invalid_request", "%s", what);
+	if (field)
+		cr_assert_str_eq(json_string_value(json_object_get(
+				     json_array_get(r, 2), "field")),
+				 field, "%s", what);
+	json_decref(r);
+	if (closes) {
+		cr_assert_null(rpcc_recv(&c), "%s: connection kept", what);
+	} else {
+		r = rpcc_call(&c, "ping", "[]");
+		cr_assert_str_eq(json_string_value(rpc_res(r)), "pong", "%s",
+				 what);
+		json_decref(r);
+	}
+	rpcc_close(&c);
+}
+
+Test(abuse, rpc_hostile_sizes_nesting_and_strings)
+{
+	cr_assert_eq(tsrv_start(&S, false, true, NULL), 0);
+#define RAW(s) s, sizeof s - 1
+	/* Declared sizes near 4 GB (str32, bin32, ext32, map32). */
+	rpc_bad("str32 4 GB",
+		RAW("\x94\x00\x07\xa8user.get\x91\xdb\xff\xff\xff\xff"), 7,
+		true, NULL);
+	rpc_bad("bin32 4 GB",
+		RAW("\x94\x00\x07\xa8user.get\x91\xc6\xff\xff\xff\xfe"), 7,
+		true, NULL);
+	rpc_bad("ext32 4 GB",
+		RAW("\x94\x00\x07\xa8user.get\x91\xc9\xff\xff\xff\xff\x01"), 7,
+		true, NULL);
+	rpc_bad("map32 2^32-1",
+		RAW("\x94\x00\x07\xabuser.create\x91\xdf\xff\xff\xff\xff"), 7,
+		true, NULL);
+	rpc_bad("method str32 4 GB",
+		RAW("\x94\x00\x07\xdb\xff\xff\xff\xffuser"), 7, true, NULL);
+	/* 100 nested arrays as params: past the framer's depth. */
+	char deep[200] = "\x94\x00\x08\xa4ping";
+	memset(deep + 7, 0x91, 100);
+	deep[107] = (char)0x90;
+	rpc_bad("params 100 deep", deep, 108, 8, true, NULL);
+	/* custom_data 40 maps deep: frames fine, refused when decoded
+	 * (msgpack-c stops at 32 levels in all; JSON allows custom_data 32). */
+	static const char head[] =
+	    "\x94\x00\x09\xabuser.create\x91\x83\xa4name\xa1N"
+	    "\xa5"
+	    "email\xa7n@x.com\xab"
+	    "custom_data";
+	char cd[400];
+	size_t n = sizeof head - 1;
+	memcpy(cd, head, n);
+	for (int i = 0; i < 40; i++)
+		memcpy(cd + n, "\x81\xa1k", 3), n += 3;
+	cd[n++] = 1;
+	rpc_bad("custom_data 40 deep", cd, n, 9, false, NULL);
+	/* Strings with NUL bytes and invalid UTF-8. */
+	rpc_bad("NUL in name",
+		RAW("\x94\x00\x0a\xabuser.create\x91\x82\xa4name\xa3N\x00N"
+		    "\xa5"
+		    "email\xa7n@x.com"),
+		10, false, "name");
+	rpc_bad("invalid UTF-8 in name",
+		RAW("\x94\x00\x0b\xabuser.create\x91\x82\xa4name\xa3N\xff\xfe"
+		    "\xa5"
+		    "email\xa7n@x.com"),
+		11, false, "name");
+	rpc_bad("NUL in email",
+		RAW("\x94\x00\x0c\xabuser.create\x91\x82\xa4name\xa1N"
+		    "\xa5"
+		    "email\xa8n\x00@x.com"),
+		12, false, "email");
+	rpc_bad("duplicate key",
+		RAW("\x94\x00\x0d\xabuser.create\x91\x83\xa4name\xa1N"
+		    "\xa4name\xa1M\xa5"
+		    "email\xa7n@x.com"),
+		13, false, NULL);
+	rpc_bad("NUL in method", RAW("\x94\x00\x0e\xa5pi\x00ng\x90"), 14, false,
+		"method");
+#undef RAW
+	struct rpcc c;
+	cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
+	cr_assert_eq(rpcc_auth(&c), 0);
+	json_t *r = rpcc_call(&c, "server.stats", "[]");
+	cr_assert_eq(json_integer_value(json_object_get(rpc_res(r), "users")),
+		     0, "nothing was created");
+	json_decref(r);
+	rpcc_close(&c);
+}
