@@ -117,7 +117,9 @@ static void http_send(struct conn *c, int status, const char *extra,
 			    status, reason(status), ctype, len,
 			    keep ? "" : "Connection: close\r\n",
 			    extra ? extra : "");
-	if (hc->parser.method != HTTP_HEAD)
+	/* A fatal reply (limit_status) always has its body: the parser may
+	 * have guessed HEAD from a malformed method ("H(EAD"). */
+	if (hc->parser.method != HTTP_HEAD || hc->limit_status)
 		evbuffer_add(out, body, len);
 	conn_reply_end(c, write);
 	if (!keep)

@@ -83,6 +83,22 @@ Test(http, head_is_get_without_a_body)
 	hresp_free(&r);
 }
 
+/* Found by fuzz_http: a malformed method starting with H made http-parser
+ * guess HEAD, and the 400 reply then announced a body it never sent. */
+Test(http, malformed_method_reply_has_its_body)
+{
+	const char *req = "H(EAD /healthz HTTP/1.1\r\n\r\n";
+	struct hresp r;
+	char v[32], code[32];
+	cr_assert_eq(http_raw(&S, req, strlen(req), &r), 0);
+	cr_assert_eq(r.status, 400);
+	hresp_header(&r, "Content-Length", v, sizeof v);
+	cr_assert_eq(r.body_len, (size_t)atoi(v));
+	cr_assert_str_eq(hresp_error_code(&r, code, sizeof code),
+			 "invalid_request");
+	hresp_free(&r);
+}
+
 Test(http, healthz_needs_no_auth)
 {
 	struct hresp r;
