@@ -406,11 +406,22 @@ int ud_user_password_hash_copy(ud_db *db, const char *id, size_t len,
 	return 0;
 }
 
+/* A failed verification: an event-only record whose details carry the
+ * user's failed verifications so far, this one included. */
 static int verify_failed(ud_db *db, struct record *r, struct ud_error *err)
 {
 	struct change ch = {.type = CH_EVENT, .has_event = true};
 	struct ud_buf b = {0};
-	int rc = details_kv(&b, "valid", NULL, 0, 0);
+	msgpack_packer pk;
+	int rc;
+
+	msgpack_packer_init(&pk, &b, codec_buf_write_cb);
+	msgpack_pack_map(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "valid", 5);
+	msgpack_pack_false(&pk);
+	msgpack_pack_str_with_body(&pk, "failed_count", 12);
+	msgpack_pack_uint64(&pk, (uint64_t)r->failed_verifies + 1);
+	rc = b.data ? 0 : UD_ENOMEM;
 
 	ch.id = record_id(r);
 	ch.id_len = r->id_len;

@@ -381,7 +381,11 @@ Test(db, passwords)
 	cr_assert_not(ok);
 	e = newest(db, id);
 	cr_assert_eq(e.event, UD_EV_PASSWORD_VERIFIED);
-	cr_assert(str_is(e.details, e.details_len, "\x81\xa5valid\xc2"));
+	/* {"valid": false, "failed_count": 2}: the decoy verify above
+	 * failed too. */
+	cr_assert(str_is(e.details, e.details_len,
+			 "\x82\xa5valid\xc2\xac"
+			 "failed_count\x02"));
 	u = ud_user_get(db, id, strlen(id));
 	cr_assert_eq(view(u).last_sign_in_ms, -1);
 	cr_assert_eq(ud_user_verify_password(db, id, strlen(id), "longenough",
