@@ -496,6 +496,16 @@ static int open_store(struct server *srv)
 			srv->dbopt.data_dir, strerror(errno));
 		return -1;
 	}
+	struct stat st;
+	if (srv->dbopt.data_dir && stat(srv->dbopt.data_dir, &st) == 0 &&
+	    (st.st_mode & S_IWOTH)) {
+		/* Anyone could replace the api-key file or the log. */
+		fprintf(stderr,
+			"userdb-server: data dir %s is writable by every user "
+			"(mode %04o); refusing it (chmod o-w)\n",
+			srv->dbopt.data_dir, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
 	int rc = ud_open(&srv->dbopt, &srv->db, &err);
 	if (rc == UD_ELOCKED) {
 		fprintf(stderr,
