@@ -17,6 +17,7 @@
  *             verifications counted on /metrics and in the activity log;
  *             data files 0600, the data dir not group/world accessible.
  */
+#define _GNU_SOURCE /* memmem */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
@@ -550,4 +551,412 @@ Test(abuse, rpc_hostile_sizes_nesting_and_strings)
 		     0, "nothing was created");
 	json_decref(r);
 	rpcc_close(&c);
+}
+
+/* ---- security defaults ---------------------------------------------------
+ */
+
+static const char *const min_cost[] = {"--argon2-ops", "1", "--argon2-mem",
+				       "8192", NULL};
+
+Test(security, keyset_compares_the_whole_key)
+{
+	struct keyset ks = {0};
+	char key[301], other[302];
+	memset(key, 'k', 300);
+	key[300] = 0;
+	cr_assert_not(keyset_check(&ks, "", 0), "an empty set refuses");
+	cr_assert_eq(keyset_add(&ks, key, 300), 0);
+	cr_assert_eq(keyset_add(&ks, "sec\0ret", 7), 0);
+	cr_assert(keyset_check(&ks, key, 300));
+	memcpy(other, key, 300);
+	other[299] = 'j'; /* differs in the last byte only */
+	cr_assert_not(keyset_check(&ks, other, 300));
+	cr_assert_not(keyset_check(&ks, key, 299), "prefix");
+	cr_assert_not(keyset_check(&ks, key, 1), "one byte");
+	memcpy(other, key, 300);
+	other[300] = 'k';
+	cr_assert_not(keyset_check(&ks, other, 301), "longer");
+	/* The length given counts, not a C string's. */
+	cr_assert(keyset_check(&ks, "sec\0ret", 7));
+	cr_assert_not(keyset_check(&ks, "sec", 3));
+	cr_assert_not(keyset_check(&ks, "sec\0re", 6));
+}
+
+/* Whole file into a malloc'd buffer; NULL when unreadable. */
+static char *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 1 << 16, n = 0, got;
+	char *b = malloc(cap);
+	while ((got = fread(b + n, 1, cap - n, f)) > 0)
+		if ((n += got) == cap)
+			b = realloc(b, cap *= 2);
+	fclose(f);
+	*len = n;
+	return b;
+}
+
+/* Occurrences of needle in every regular file of dir except skip (a name),
+ * plus in the file extra; *files gets how many files were read. */
+static int count_in_files(const char *dir, const char *skip, const char *extra,
+			  const char *needle, int *files)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int hits = 0;
+	*files = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		char path[700];
+		if (pass == 0) {
+			while (d && (e = readdir(d))) {
+				if (e->d_name[0] == '.' ||
+				    (skip && !strcmp(e->d_name, skip)))
+					continue;
+				snprintf(path, sizeof path, "%s/%s", dir,
+					 e->d_name);
+				size_t n;
+				char *b = slurp(path, &n);
+				if (!b)
+					continue;
+				(*files)++;
+				for (char *p = b;
+				     (p = memmem(p, n - (size_t)(p - b), needle,
+						 strlen(needle)));
+				     p++)
+					hits++;
+				free(b);
+			}
+		} else if (extra) {
+			size_t n;
+			char *b = slurp(extra, &n);
+			cr_assert_not_null(b, "%s", extra);
+			(*files)++;
+			for (char *p = b; (p = memmem(p, n - (size_t)(p - b),
+						      needle, strlen(needle)));
+			     p++)
+				hits++;
+			free(b);
+		}
+	}
+	if (d)
+		closedir(d);
+	return hits;
+}
+
+/* Failing and succeeding requests with key k over both protocols. */
+static void use_key(const char *k)
+{
+	char hdr[300], p[300];
+	struct hresp r;
+	snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", k);
+	http_do(&S, "GET", "/v1/users", NULL, false, hdr, &r);
+	cr_assert_eq(r.status, 200);
+	hresp_free(&r);
+	/* wrong: the key plus a byte, a prefix, another scheme */
+	snprintf(hdr, sizeof hdr, "Authorization: Bearer %sx\r\n", k);
+	http_do(&S, "GET", "/v1/users", NULL, false, hdr, &r);
+	cr_assert_eq(r.status, 401);
+	hresp_free(&r);
+	snprintf(hdr, sizeof hdr, "Authorization: Bearer %.*s\r\n",
+		 (int)strlen(k) - 1, k);
+	http_do(&S, "GET", "/v1/users", NULL, false, hdr, &r);
+	cr_assert_eq(r.status, 401);
+	hresp_free(&r);
+	snprintf(hdr, sizeof hdr, "Authorization: Basic %s\r\n", k);
+	http_do(&S, "POST", "/v1/users", "{}", false, hdr, &r);
+	cr_assert_eq(r.status, 401);
+	hresp_free(&r);
+	struct rpcc c;
+	cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
+	snprintf(p, sizeof p, "[\"x%s\"]", k);
+	json_t *j = rpcc_call(&c, "auth", p);
+	cr_assert_str_eq(rpc_err(j), "unauthorized");
+	json_decref(j);
+	snprintf(p, sizeof p, "[\"%s\", 1]", k);
+	json_decref(rpcc_call(&c, "auth", p)); /* wrong shape */
+	snprintf(p, sizeof p, "[\"%s\"]", k);
+	j = rpcc_call(&c, "auth", p);
+	cr_assert(json_is_true(rpc_res(j)));
+	json_decref(j);
+	j = rpcc_call(&c, "user.create",
+		      "[{\"name\":\"K\",\"email\":\"bad email\"}]");
+	json_decref(j);
+	rpcc_close(&c);
+}
+
+Test(security, api_keys_are_never_printed_or_stored)
+{
+	char logp[400], path[400], key[128];
+	int files;
+	snprintf(logp, sizeof logp, "/tmp/userdb-keylog-%d", (int)getpid());
+	unlink(logp);
+	cr_assert_eq(tsrv_start_logged(&S, true, false, NULL, logp), 0);
+	snprintf(path, sizeof path, "%s/api-key", S.data);
+	FILE *f = fopen(path, "r");
+	cr_assert(f && fgets(key, sizeof key, f));
+	fclose(f);
+	key[strcspn(key, "\n")] = 0;
+	use_key(key);
+	cr_assert_eq(tsrv_stop(&S), 0);
+	/* A key given on the command line, same data dir. */
+	const char *given = "given-key-6b1f0d7e55a24c3f";
+	const char *args[] = {"--api-key", given, NULL};
+	cr_assert_eq(tsrv_start_logged(&S, true, false, args, logp), 0);
+	use_key(given);
+	cr_assert_eq(tsrv_stop(&S), 0);
+	cr_assert_eq(count_in_files(S.data, "api-key", logp, key, &files), 0,
+		     "the generated key leaked");
+	cr_assert_geq(files, 3, "log, lock and server output were read");
+	cr_assert_eq(count_in_files(S.data, "api-key", logp, given, &files), 0,
+		     "the given key leaked");
+	cr_assert_eq(count_in_files(S.data, NULL, NULL, key, &files), 1,
+		     "only in api-key");
+	/* The output does say where the key is. */
+	cr_assert_gt(
+	    count_in_files(S.data, "", logp, "api key generated in", &files),
+	    0);
+	unlink(logp);
+}
+
+Test(security, passwords_are_stored_only_as_argon2id_hashes)
+{
+	static const char *const pws[] = {
+	    "clear-pw-create-http", "clear-pw-create-rpc",
+	    "clear-pw-set-rpc",	    "clear-pw-set-http",
+	    "clear-pw-wrong-guess", "clear-pw-after-snap"};
+	char logp[400], body[300], id[64];
+	int files;
+	snprintf(logp, sizeof logp, "/tmp/userdb-pwlog-%d", (int)getpid());
+	unlink(logp);
+	cr_assert_eq(tsrv_start_logged(&S, true, true, min_cost, logp), 0);
+	struct hresp r;
+	snprintf(body, sizeof body,
+		 "{\"name\":\"P\",\"email\":\"p@x.com\",\"password\":\"%s\"}",
+		 pws[0]);
+	http_do(&S, "POST", "/v1/users", body, true, NULL, &r);
+	cr_assert_eq(r.status, 201, "%s", r.body);
+	json_t *j = hresp_json(&r);
+	snprintf(id, sizeof id, "%s",
+		 json_string_value(
+		     json_object_get(json_object_get(j, "data"), "id")));
+	json_decref(j);
+	hresp_free(&r);
+	struct rpcc c;
+	cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
+	cr_assert_eq(rpcc_auth(&c), 0);
+	snprintf(body, sizeof body,
+		 "[{\"name\":\"Q\",\"email\":\"q@x.com\",\"password\":\"%s\"}]",
+		 pws[1]);
+	j = rpcc_call(&c, "user.create", body);
+	cr_assert_str_eq(rpc_err(j), "");
+	json_decref(j);
+	snprintf(body, sizeof body, "[\"%s\",\"%s\"]", id, pws[2]);
+	j = rpcc_call(&c, "user.set_password", body);
+	cr_assert_str_eq(rpc_err(j), "");
+	json_decref(j);
+	char path[200];
+	snprintf(path, sizeof path, "/v1/users/%s/password", id);
+	snprintf(body, sizeof body, "{\"password\":\"%s\"}", pws[3]);
+	http_do(&S, "PATCH", path, body, true, NULL, &r);
+	cr_assert_eq(r.status, 200, "%s", r.body);
+	hresp_free(&r);
+	snprintf(body, sizeof body, "[\"%s\",\"%s\"]", id, pws[4]);
+	j = rpcc_call(&c, "user.verify_password", body);
+	cr_assert(json_is_false(rpc_res(j)));
+	json_decref(j);
+	snprintf(body, sizeof body, "[\"%s\",\"%s\"]", id, pws[3]);
+	j = rpcc_call(&c, "user.verify_password", body);
+	cr_assert(json_is_true(rpc_res(j)));
+	json_decref(j);
+	j = rpcc_call(&c, "server.snapshot", "[]");
+	cr_assert(json_is_true(rpc_res(j)));
+	json_decref(j);
+	snprintf(body, sizeof body,
+		 "[{\"name\":\"R\",\"email\":\"r@x.com\",\"password\":\"%s\"}]",
+		 pws[5]);
+	j = rpcc_call(&c, "user.create", body);
+	cr_assert_str_eq(rpc_err(j), "");
+	json_decref(j);
+	rpcc_close(&c);
+	cr_assert_eq(tsrv_stop(&S), 0);
+	for (size_t i = 0; i < sizeof pws / sizeof *pws; i++)
+		cr_assert_eq(count_in_files(S.data, NULL, logp, pws[i], &files),
+			     0, "%s found", pws[i]);
+	cr_assert_geq(files, 4, "snapshot, log segments, lock, output");
+	/* Hashes are: P's and Q's in the snapshot (the log before it is
+	 * gone), R's in the log after it. */
+	int hashes = count_in_files(S.data, NULL, NULL, "$argon2id$", &files);
+	cr_assert_geq(hashes, 3, "%d hashes in %d files", hashes, files);
+	unlink(logp);
+	/* And they verify after a restart. */
+	cr_assert_eq(tsrv_start(&S, true, true, min_cost), 0);
+	cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
+	cr_assert_eq(rpcc_auth(&c), 0);
+	snprintf(body, sizeof body, "[\"%s\",\"%s\"]", id, pws[3]);
+	j = rpcc_call(&c, "user.verify_password", body);
+	cr_assert(json_is_true(rpc_res(j)));
+	json_decref(j);
+	rpcc_close(&c);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Median wall time of runs verify calls of pw against id; each false. */
+static double verify_median(struct rpcc *c, const char *id, int runs)
+{
+	double t[16];
+	char p[200];
+	snprintf(p, sizeof p, "[\"%s\",\"not the password\"]", id);
+	for (int i = 0; i < runs; i++) {
+		double t0 = mono_ms();
+		json_t *j = rpcc_call(c, "user.verify_password", p);
+		t[i] = mono_ms() - t0;
+		cr_assert(json_is_false(rpc_res(j)), "valid=false");
+		json_decref(j);
+	}
+	qsort(t, (size_t)runs, sizeof *t, cmp_double);
+	return t[runs / 2];
+}
+
+Test(security, decoy_verify_takes_as_long_as_a_real_one)
+{
+	/* Default Argon2id cost (libsodium INTERACTIVE). */
+	cr_assert_eq(tsrv_start(&S, false, true, NULL), 0);
+	struct rpcc c;
+	cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
+	cr_assert_eq(rpcc_auth(&c), 0);
+	json_t *j =
+	    rpcc_call(&c, "user.create",
+		      "[{\"id\":\"usr_withpw\",\"name\":\"W\",\"email\":"
+		      "\"w@x.com\",\"password\":\"the real one\"}]");
+	cr_assert_str_eq(rpc_err(j), "");
+	json_decref(j);
+	j = rpcc_call(&c, "user.create",
+		      "[{\"id\":\"usr_nopw\",\"name\":\"N\",\"email\":"
+		      "\"n@x.com\"}]");
+	cr_assert_str_eq(rpc_err(j), "");
+	json_decref(j);
+	verify_median(&c, "usr_nopw", 1); /* the decoy hash is made once */
+	double a = 0, b = 0;
+	for (int round = 0; round < 2; round++) { /* interleaved */
+		a += verify_median(&c, "usr_withpw", 3);
+		b += verify_median(&c, "usr_nopw", 3);
+	}
+	fprintf(stderr,
+		"security: verify with a password %.1f ms, decoy "
+		"%.1f ms\n",
+		a / 2, b / 2);
+	cr_assert(b > 0.5 * a && b < 2 * a, "decoy %.1f ms vs real %.1f ms",
+		  b / 2, a / 2);
+	rpcc_close(&c);
+}
+
+Test(security, failed_verifications_are_counted)
+{
+	cr_assert_eq(tsrv_start(&S, false, true, min_cost), 0);
+	struct rpcc c;
+	cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
+	cr_assert_eq(rpcc_auth(&c), 0);
+	json_t *j = rpcc_call(&c, "user.create",
+			      "[{\"id\":\"usr_v\",\"name\":\"V\",\"email\":"
+			      "\"v@x.com\",\"password\":\"right password\"}]");
+	cr_assert_str_eq(rpc_err(j), "");
+	json_decref(j);
+	cr_assert_eq(metric("userdb_password_failures_total"), 0);
+	for (int i = 0; i < 2; i++) {
+		j = rpcc_call(&c, "user.verify_password",
+			      "[\"usr_v\",\"wrong password\"]");
+		cr_assert(json_is_false(rpc_res(j)));
+		json_decref(j);
+	}
+	struct hresp r;
+	http_do(&S, "POST", "/v1/users/usr_v/password/verify",
+		"{\"password\":\"wrong again\"}", true, NULL, &r);
+	cr_assert(strstr(r.body, "\"valid\":false"), "%s", r.body);
+	hresp_free(&r);
+	j = rpcc_call(&c, "user.verify_password",
+		      "[\"usr_v\",\"right password\"]");
+	cr_assert(json_is_true(rpc_res(j)));
+	json_decref(j);
+	cr_assert_eq(metric("userdb_password_failures_total"), 3);
+	/* The activity log: newest first, failed_count 3, 2, 1. */
+	j = rpcc_call(&c, "log.list", "[{\"user_id\":\"usr_v\"}]");
+	json_t *ev = json_object_get(rpc_res(j), "data");
+	int want = 3, seen_true = 0;
+	for (size_t i = 0; i < json_array_size(ev); i++) {
+		json_t *e = json_array_get(ev, i), *d;
+		if (strcmp(json_string_value(json_object_get(e, "event")),
+			   "user.password_verified"))
+			continue;
+		d = json_object_get(e, "details");
+		if (json_is_true(json_object_get(d, "valid"))) {
+			seen_true++;
+			continue;
+		}
+		cr_assert(json_is_false(json_object_get(d, "valid")));
+		cr_assert_eq(
+		    json_integer_value(json_object_get(d, "failed_count")),
+		    want--);
+	}
+	cr_assert_eq(want, 0, "three failures logged");
+	cr_assert_eq(seen_true, 1);
+	json_decref(j);
+	rpcc_close(&c);
+}
+
+Test(security, data_files_private_and_shared_dirs_refused)
+{
+	char path[600];
+	struct stat st;
+	cr_assert_eq(tsrv_start(&S, true, false, NULL), 0);
+	struct rpcc c;
+	char key[128];
+	snprintf(path, sizeof path, "%s/api-key", S.data);
+	FILE *f = fopen(path, "r");
+	cr_assert(f && fgets(key, sizeof key, f));
+	fclose(f);
+	cr_assert_eq(tsrv_stop(&S), 0);
+	const char *args[] = {"--api-key", "k", NULL};
+	cr_assert_eq(tsrv_start(&S, true, false, args), 0);
+	cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
+	json_decref(rpcc_call(&c, "auth", "[\"k\"]"));
+	json_decref(rpcc_call(&c, "user.create",
+			      "[{\"name\":\"F\",\"email\":\"f@x.com\"}]"));
+	json_decref(rpcc_call(&c, "server.snapshot", "[]"));
+	rpcc_close(&c);
+	cr_assert_eq(tsrv_stop(&S), 0);
+	cr_assert_eq(stat(S.data, &st), 0);
+	cr_assert_eq(st.st_mode & 077, 0, "data dir mode %o", st.st_mode);
+	DIR *d = opendir(S.data);
+	struct dirent *e;
+	int n = 0;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "%s/%s", S.data, e->d_name);
+		cr_assert_eq(lstat(path, &st), 0);
+		cr_assert_eq(st.st_mode & 0777, 0600, "%s mode %o", e->d_name,
+			     st.st_mode & 0777);
+		n++;
+	}
+	closedir(d);
+	cr_assert_geq(n, 4, "api-key, lock, log, snapshot");
+	/* A world-writable data dir (anyone could swap the key file or the
+	 * log) is refused with a message. */
+	chmod(S.data, 0777);
+	char cmd[900];
+	snprintf(cmd, sizeof cmd,
+		 "'%s' --port 0 --http-port 0 --data-dir '%s' 2>&1 | "
+		 "grep -q 'writable by every user'",
+		 getenv("USERDB_SERVER"), S.data);
+	cr_assert_eq(system(cmd), 0);
+	chmod(S.data, 0700);
+	cr_assert_eq(tsrv_start(&S, true, true, NULL), 0);
 }
