@@ -10,7 +10,9 @@
  * with a wrong password, or response times would tell an attacker which
  * accounts have one.  A decoy hash of a random password is computed once per
  * process (pthread_once; immutable afterwards, so it is not mutable global
- * state) at the default cost, and verified against instead.
+ * state) at the default cost, and verified against instead.  A store with
+ * another cost makes its own with ud_password_decoy() (the server does, at
+ * start), since the decoy must cost what the real hashes cost.
  *
  * All functions are thread-safe; they run on the server's worker threads.
  */
@@ -96,4 +98,21 @@ int ud_password_verify(const char *hash, const char *pw, size_t pw_len)
 		return 0;
 	}
 	return crypto_pwhash_str_verify(hash, pw, pw_len) == 0 ? 1 : 0;
+}
+
+int ud_password_decoy(const struct ud_options *opt, char out[UD_PWHASH_MAX],
+		      struct ud_error *err)
+{
+	unsigned char rnd[24];
+	char pw[2 * sizeof(rnd) + 1];
+	int rc;
+
+	if (password_init())
+		return ud_error_set(err, UD_EINTERNAL, NULL,
+				    "libsodium failed to initialise");
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(pw, sizeof(pw), rnd, sizeof(rnd));
+	rc = ud_password_hash(opt, pw, strlen(pw), out, err);
+	sodium_memzero(pw, sizeof(pw));
+	return rc;
 }

@@ -320,6 +320,13 @@ int ud_password_hash(const struct ud_options *opt, const char *pw,
 		     size_t pw_len, char out[UD_PWHASH_MAX],
 		     struct ud_error *err);
 int ud_password_verify(const char *hash, const char *pw, size_t pw_len);
+/* A decoy for a store whose hashes are made with opt's cost (NULL =
+ * INTERACTIVE): the Argon2id hash of a random password.  Verify against it,
+ * and answer "invalid", when a user has no password, so that rejecting such
+ * a user costs what rejecting a wrong password costs.  0 or a negative code.
+ * Thread-safe. */
+int ud_password_decoy(const struct ud_options *opt, char out[UD_PWHASH_MAX],
+		      struct ud_error *err);
 
 int ud_user_set_suspended(ud_db *db, const char *id, size_t len, bool suspended,
 			  const ud_user **out, struct ud_error *err);

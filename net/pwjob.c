@@ -39,7 +39,11 @@ static void pwjob_work(struct pool_job *pj)
 {
 	struct pwjob *j = (struct pwjob *)pj;
 	if (j->kind == PWJOB_VERIFY) {
-		j->valid = ud_password_verify(j->hash, j->pw, j->pw_len) == 1;
+		/* No password: the server's decoy, at the store's cost. */
+		bool has = j->hash[0] != '\0';
+		j->valid = ud_password_verify(has ? j->hash : j->srv->decoy,
+					      j->pw, j->pw_len) == 1 &&
+			   has;
 		return;
 	}
 	j->rc = ud_password_hash(&j->srv->dbopt, j->pw, j->pw_len, j->hash,

@@ -490,6 +490,12 @@ static int open_store(struct server *srv)
 	srv->dbopt.pw_opslimit = srv->cfg.argon2_ops;
 	srv->dbopt.pw_memlimit = srv->cfg.argon2_mem;
 	srv->dbopt.data_dir = srv->cfg.no_persist ? NULL : srv->cfg.data_dir;
+	if (ud_password_decoy(&srv->dbopt, srv->decoy, &err)) {
+		fprintf(stderr,
+			"userdb-server: cannot make the decoy hash: %s\n",
+			err.message);
+		return -1;
+	}
 	if (srv->dbopt.data_dir && mkdir(srv->dbopt.data_dir, 0700) &&
 	    errno != EEXIST) {
 		fprintf(stderr, "userdb-server: cannot create %s: %s\n",

@@ -97,6 +97,10 @@ struct snap_waiter;
 struct server {
 	struct server_config cfg;
 	struct ud_options dbopt; /* also the Argon2 costs for the pool */
+	/* Verified against when a user has no password: a hash at dbopt's
+	 * cost, so that both rejections take as long.  Immutable after start
+	 * (the workers read it). */
+	char decoy[UD_PWHASH_MAX];
 	ud_db *db;
 	struct keyset keys;
 	struct event_base *base;

@@ -126,3 +126,18 @@ Test(password, default_cost_and_decoy_timing)
 	cr_assert_gt(decoy, real / 3);
 	cr_assert_lt(decoy, real * 3 + 20);
 }
+
+Test(password, decoy_carries_the_configured_cost)
+{
+	struct ud_options o = fast();
+	char a[UD_PWHASH_MAX], b[UD_PWHASH_MAX];
+
+	cr_assert_eq(ud_password_decoy(&o, a, NULL), 0);
+	cr_assert_eq(ud_password_decoy(&o, b, NULL), 0);
+	cr_assert_eq(strncmp(a, "$argon2id$", 10), 0, "%s", a);
+	/* libsodium encodes the cost: MEMLIMIT_MIN is 8 KiB, OPSLIMIT_MIN 1 */
+	cr_assert(strstr(a, "$m=8,t=1,") != NULL, "%s", a);
+	cr_assert_str_neq(a, b, "a fresh random password each time");
+	cr_assert_eq(ud_password_verify(a, S("")), 0);
+	cr_assert_eq(ud_password_verify(a, S("password")), 0);
+}
