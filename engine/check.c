@@ -47,12 +47,18 @@ static int check_record(const ud_db *db, const struct record *r, uint32_t s,
 			struct ud_error *err)
 {
 	const struct ulog *l = actlog_find(&db->log, record_id(r), r->id_len);
+	struct sig g;
 
 	if (r->slot != s)
 		return FAIL("record slot %u is not its order slot %u", r->slot,
 			    s);
 	if (db->order.cells[s] != r->role * UD_STATUSES + r->status)
 		return FAIL("order cell of slot %u is stale", s);
+	sig_user(record_name(r), r->name_len, record_email(r), r->email_len,
+		 &g);
+	if (db->order.sigs[s].name != g.name ||
+	    db->order.sigs[s].email != g.email)
+		return FAIL("search signature of slot %u is stale", s);
 	if (db_find(db, record_id(r), r->id_len) != r)
 		return FAIL("id index misses slot %u", s);
 	if (db_find_email(db, record_email(r), r->email_len) != r)

@@ -239,6 +239,23 @@ static int user_event(ud_db *db, struct record *r, const struct change_event *e)
 			     e->details_len);
 }
 
+/* Give r's order slot the search signature of its name and email. */
+static void set_sig(ud_db *db, const struct record *r)
+{
+	struct sig g;
+
+	sig_user(record_name(r), r->name_len, record_email(r), r->email_len,
+		 &g);
+	order_set_sig(&db->order, r->slot, &g);
+}
+
+static bool same_text(const struct record *a, const struct record *b)
+{
+	return a->name_len == b->name_len && a->email_len == b->email_len &&
+	       memcmp(record_name(a), record_name(b),
+		      a->name_len + a->email_len) == 0;
+}
+
 /* Insert a user that is not in the store.  Frees r on failure. */
 static int put_new(ud_db *db, struct record *r, const struct change *ch)
 {
@@ -260,6 +277,7 @@ static int put_new(ud_db *db, struct record *r, const struct change *ch)
 		free(r);
 		return UD_ENOMEM;
 	}
+	set_sig(db, r);
 	db->record_bytes += record_size(r);
 	r->flags &= ~REC_HAS_LOG;
 	l = actlog_find(&db->log, record_id(r), r->id_len);
@@ -309,6 +327,8 @@ static int put_replace(ud_db *db, struct record *old, struct record *r,
 	    (r->flags & REC_AVATAR) | (old->flags & (REC_HAS_LOG | REC_LOADED));
 	order_set_item(&db->order, r->slot, r);
 	order_set_cell(&db->order, r->slot, cell_of(r));
+	if (!same_text(old, r))
+		set_sig(db, r);
 	db->record_bytes += record_size(r) - record_size(old);
 	free(old);
 	if (ch->has_event)

@@ -29,7 +29,8 @@
  *
  * Invariants (ud_db_check):
  *   1. by_id, by_email and order hold the same set of live records;
- *      order.items[r->slot] == r; r's cell is role * 3 + status.
+ *      order.items[r->slot] == r; r's cell is role * 3 + status; its
+ *      search signature is sig_user() of its name and email (sigs.h).
  *   2. by_email finds each record under its own email.
  *   3. record_bytes == sum of record_size(); implicit == live records with
  *      neither REC_HAS_LOG nor REC_LOADED.

@@ -34,6 +34,7 @@ void order_destroy(struct order *o)
 {
 	free(o->items);
 	free(o->cells);
+	free(o->sigs);
 	free(o->bcount);
 	free(o->tree);
 	order_init(o);
@@ -84,6 +85,7 @@ static int grow(struct order *o)
 	size_t oldnb = nblocks(o), nb = cap / ORDER_BLOCK;
 	void **items = realloc(o->items, cap * sizeof(*items));
 	uint8_t *cells;
+	struct sig *sigs;
 	uint16_t(*bc)[ORDER_CELLS];
 
 	if (!items)
@@ -93,6 +95,10 @@ static int grow(struct order *o)
 	if (!cells)
 		return UD_ENOMEM;
 	o->cells = cells;
+	sigs = realloc(o->sigs, cap * sizeof(*sigs));
+	if (!sigs)
+		return UD_ENOMEM;
+	o->sigs = sigs;
 	bc = realloc(o->bcount, nb * sizeof(*bc));
 	if (!bc)
 		return UD_ENOMEM;
@@ -121,6 +127,7 @@ int order_append(struct order *o, void *item, unsigned cell, uint32_t *slot)
 		return UD_ENOMEM;
 	o->items[o->len] = item;
 	o->cells[o->len] = (uint8_t)cell;
+	o->sigs[o->len] = (struct sig){SIG_ALL, SIG_ALL};
 	tree_add(o, o->len / ORDER_BLOCK, cell, 1);
 	*slot = (uint32_t)o->len++;
 	o->live++;
@@ -143,10 +150,16 @@ void order_set_item(struct order *o, uint32_t slot, void *item)
 	o->items[slot] = item;
 }
 
+void order_set_sig(struct order *o, uint32_t slot, const struct sig *sig)
+{
+	o->sigs[slot] = *sig;
+}
+
 void order_kill(struct order *o, uint32_t slot)
 {
 	tree_add(o, slot / ORDER_BLOCK, o->cells[slot], -1);
 	o->cells[slot] = ORDER_DEAD;
+	o->sigs[slot] = (struct sig){0, 0};
 	o->items[slot] = NULL;
 	o->live--;
 }
@@ -208,6 +221,49 @@ void *order_select(const struct order *o, unsigned mask, uint64_t k,
 	return NULL; /* unreachable while the invariants hold */
 }
 
+void order_scan_init(const struct order *o, struct order_scan *it,
+		     uint64_t want, unsigned mask, bool asc)
+{
+	it->want = want;
+	it->mask = mask & ORDER_ALL;
+	it->asc = asc;
+	it->next = asc ? 0 : o->len;
+}
+
+/* Which fields of slot s may hold the needle, 0 if none or filtered out. */
+static inline unsigned scan_fields(const struct order *o,
+				   const struct order_scan *it, size_t s)
+{
+	const struct sig *g = &o->sigs[s];
+	unsigned f = (unsigned)sig_may(g->name, it->want) |
+		     (unsigned)sig_may(g->email, it->want) << 1;
+
+	return f && in_mask(it->mask, o->cells[s]) ? f : 0;
+}
+
+size_t order_scan_next(const struct order *o, struct order_scan *it,
+		       uint32_t *slots, uint8_t *fields, size_t max)
+{
+	size_t n = 0, s;
+	unsigned f;
+
+	if (it->asc) {
+		for (s = it->next; s < o->len && n < max; s++)
+			if ((f = scan_fields(o, it, s)) != 0) {
+				slots[n] = (uint32_t)s;
+				fields[n++] = (uint8_t)f;
+			}
+	} else {
+		for (s = it->next; s > 0 && n < max; s--)
+			if ((f = scan_fields(o, it, s - 1)) != 0) {
+				slots[n] = (uint32_t)(s - 1);
+				fields[n++] = (uint8_t)f;
+			}
+	}
+	it->next = s;
+	return n;
+}
+
 bool order_should_compact(const struct order *o)
 {
 	size_t dead = o->len - o->live;
@@ -233,6 +289,7 @@ int order_compact(struct order *o,
 		if (o->cells[s] == ORDER_DEAD)
 			continue;
 		order_append(&n, o->items[s], o->cells[s], &slot);
+		n.sigs[slot] = o->sigs[s];
 		if (moved)
 			moved(o->items[s], slot, ctx);
 	}
@@ -250,8 +307,11 @@ int order_check(const struct order *o)
 	for (s = 0; s < o->len; s++) {
 		if ((o->cells[s] == ORDER_DEAD) != (o->items[s] == NULL))
 			return UD_EINTERNAL;
-		if (o->cells[s] == ORDER_DEAD)
+		if (o->cells[s] == ORDER_DEAD) {
+			if (o->sigs[s].name || o->sigs[s].email)
+				return UD_EINTERNAL;
 			continue;
+		}
 		if (o->cells[s] >= ORDER_CELLS)
 			return UD_EINTERNAL;
 		cnt[o->cells[s]]++;
@@ -279,6 +339,7 @@ size_t order_bytes(const struct order *o)
 {
 	size_t nb = nblocks(o);
 
-	return o->cap * (sizeof(void *) + 1) + nb * sizeof(*o->bcount) +
+	return o->cap * (sizeof(void *) + 1 + sizeof(struct sig)) +
+	       nb * sizeof(*o->bcount) +
 	       (nb + 1) * ORDER_CELLS * sizeof(uint32_t);
 }

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 
 #include "order.h"
+#include "userdb.h"
 
 struct ref {
 	uint8_t cell[40000];
@@ -146,5 +147,107 @@ Test(order, deep_select_is_cheap)
 		cr_assert_eq((uintptr_t)order_select(&o, 1u << 4, k, NULL),
 			     9 * k + 4 + 1);
 	}
+	order_destroy(&o);
+}
+
+/* Signature words over 6 bits, so that scans find plenty of candidates. */
+static uint64_t small_word(unsigned *seed)
+{
+	return (uint64_t)(rand_r(seed) & 0x3f);
+}
+
+/* Random scans against a filter of every slot: order_scan_next() returns
+ * exactly the live slots in mask whose name or email word holds want, in
+ * list order, with the right fields, whatever the batch size. */
+static void check_scans(const struct order *o, unsigned *seed)
+{
+	enum { N = 4000 };
+	static uint8_t fields[N];
+	static uint32_t slots[N];
+	struct order_scan it;
+	size_t i, s, n, got, max;
+	unsigned round, f, mask;
+	uint64_t want;
+	bool asc;
+
+	for (round = 0; round < 300; round++) {
+		asc = rand_r(seed) % 2;
+		want = round % 10 ? small_word(seed) & small_word(seed) : 0;
+		mask = round % 3 ? ORDER_ALL : 1 + rand_r(seed) % ORDER_ALL;
+		max = 1 + rand_r(seed) % 70;
+		order_scan_init(o, &it, want, mask, asc);
+		got = 0;
+		while ((n = order_scan_next(o, &it, slots + got, fields + got,
+					    max)) != 0) {
+			cr_assert_leq(n, max);
+			got += n;
+		}
+		for (i = 0, n = 0; i < o->len; i++) {
+			s = asc ? i : o->len - 1 - i;
+			if (o->cells[s] == ORDER_DEAD ||
+			    !((mask >> o->cells[s]) & 1))
+				continue;
+			f = sig_may(o->sigs[s].name, want) |
+			    sig_may(o->sigs[s].email, want) << 1;
+			if (!f)
+				continue;
+			cr_assert_lt(n, got);
+			cr_assert_eq(slots[n], s);
+			cr_assert_eq(fields[n], f);
+			n++;
+		}
+		cr_assert_eq(n, got);
+	}
+}
+
+/* Signatures: SIG_ALL on append, set by order_set_sig, zero when dead,
+ * carried by compaction; scans filter on them. */
+Test(order, signatures_and_scans)
+{
+	static uint64_t before[2 * 3000];
+	struct order o;
+	struct sig g;
+	unsigned seed = 5;
+	uint32_t slot, s;
+	size_t i, live = 0;
+
+	order_init(&o);
+	for (i = 0; i < 3000; i++) {
+		order_append(&o, (void *)(i + 1), rand_r(&seed) % 9, &slot);
+		cr_assert_eq(o.sigs[slot].name, SIG_ALL);
+		cr_assert_eq(o.sigs[slot].email, SIG_ALL);
+		g.name = small_word(&seed);
+		g.email = small_word(&seed);
+		order_set_sig(&o, slot, &g);
+		s = rand_r(&seed) % (slot + 1);
+		if (rand_r(&seed) % 3 == 0 && o.cells[s] != ORDER_DEAD)
+			order_kill(&o, s);
+	}
+	for (i = 0; i < o.len; i++)
+		if (o.cells[i] == ORDER_DEAD)
+			cr_assert(!o.sigs[i].name && !o.sigs[i].email);
+	cr_assert_eq(order_check(&o), 0);
+	check_scans(&o, &seed);
+	for (i = 0; i < o.len; i++)
+		if (o.cells[i] != ORDER_DEAD && i % 2)
+			order_kill(&o, (uint32_t)i);
+	for (i = 0; i < o.len; i++)
+		if (o.cells[i] != ORDER_DEAD) {
+			before[2 * live] = o.sigs[i].name;
+			before[2 * live++ + 1] = o.sigs[i].email;
+		}
+	cr_assert(order_should_compact(&o));
+	cr_assert_eq(order_compact(&o, NULL, NULL), 0);
+	cr_assert_eq(o.len, live);
+	for (i = 0; i < live; i++) {
+		cr_assert_eq(o.sigs[i].name, before[2 * i]);
+		cr_assert_eq(o.sigs[i].email, before[2 * i + 1]);
+	}
+	cr_assert_eq(order_check(&o), 0);
+	check_scans(&o, &seed);
+	/* a dead slot with a signature left behind is caught */
+	order_kill(&o, 0);
+	o.sigs[0].name = 1;
+	cr_assert_eq(order_check(&o), UD_EINTERNAL);
 	order_destroy(&o);
 }

@@ -1,0 +1,73 @@
+/*
+ * sigs.h -- search signatures: a per-user bitmap of case-folded bigrams.
+ *
+ * `search` is a case-insensitive substring test on name and email, and its
+ * total needs every match, so each search visits every user.  A signature
+ * lets the visit skip almost all of them without touching their records:
+ *
+ *   - A field's signature is 64 bits: for every bigram (pair of adjacent
+ *     bytes) of the field's case-folded form (text_fold), one bit chosen by
+ *     a hash of the pair.  Name and email get a word each, so a candidate
+ *     says which field may hold the needle (only that one is verified) and
+ *     a needle's bigrams cannot be found half in one field, half in the
+ *     other.
+ *   - A needle's signature is built the same way from the folded needle.
+ *     If fold(field) contains the needle, every bigram of the needle is a
+ *     bigram of fold(field), so sig(needle) & ~sig(field) == 0.  The filter
+ *     therefore never loses a match (no false negative); what it lets
+ *     through is verified with text_ci_contains(), which decides.
+ *   - Grams are over folded bytes, not code points: non-ASCII text
+ *     (Cyrillic, CJK, "ß" folding to "ss") needs no special case, and a
+ *     needle's byte pairs that straddle code points occur in the folded
+ *     field just as well.
+ *   - A needle shorter than 2 folded bytes has no bigram: its signature is
+ *     0, which every slot passes (a full scan, verified).
+ *   - A field whose folded form does not fit SIG_FOLD_MAX bytes (cannot
+ *     happen within the validation limits, kept for safety) gets all bits:
+ *     always a candidate, never a false negative.
+ *
+ * Why bigrams in 64 bits: a benchmark name ("User Name 123456") has 15
+ * bigrams and fills ~21% of its word, an email ~30%; a needle of 6+ bytes
+ * sets ~5+ bits, so an unrelated field passes with probability well under
+ * 1%.  Trigrams are more selective per gram but fill the word faster and
+ * cannot serve 2-byte needles.  Cost: 16 bytes per order slot (the
+ * order array keeps them, order.h); a search reads them sequentially.
+ *
+ * Pure functions, thread-safe, no allocation.
+ */
+#ifndef UD_SIGS_H
+#define UD_SIGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SIG_FOLD_MAX 2048
+#define SIG_ALL	     UINT64_MAX
+
+struct sig {
+	uint64_t name;
+	uint64_t email;
+};
+
+/* Which fields a candidate may match (order_scan, list.c). */
+enum sig_field {
+	SIG_NAME = 1u << 0,
+	SIG_EMAIL = 1u << 1,
+};
+
+/* Signature word of fold(s) (s is any text, folded here). */
+uint64_t sig_text(const char *s, size_t n);
+/* Signature word of a needle that is already folded; 0 when n < 2. */
+uint64_t sig_folded(const char *s, size_t n);
+/* Both words of a user's name and email. */
+void sig_user(const char *name, size_t name_len, const char *email,
+	      size_t email_len, struct sig *out);
+
+/* May a field with signature have contain a needle with signature want? */
+static inline bool sig_may(uint64_t have, uint64_t want)
+{
+	return (have & want) == want;
+}
+
+#endif
