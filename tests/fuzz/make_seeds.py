@@ -1,0 +1,152 @@
+#!/usr/bin/python3
+"""Write the hand-made seed inputs of the rpc, http, fields and mpframe
+harnesses into tests/fuzz/corpus/ (the recover and apply seeds come from
+fuzz_gen_seeds, which runs the store itself).  Deterministic; rerun after
+changing it:  /usr/bin/python3 tests/fuzz/make_seeds.py"""
+import os
+import msgpack
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SEP = b"UDSEP"
+
+
+def put(harness, name, data):
+    d = os.path.join(HERE, "corpus", harness)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def req(msgid, method, params):
+    return msgpack.packb([0, msgid, method, params])
+
+
+# ---- rpc: one connection's bytes (0xc0 first = not authenticated) -------
+user = {"name": "Ann Lee", "email": "ann@example.com", "role": "admin",
+        "status": "active", "avatar": "https://x.io/a.png",
+        "custom_data": {"plan": "pro", "n": [1, 2.5, None, True]}}
+rpc = {
+    "ping": req(1, "ping", []),
+    "auth": b"\xc0" + req(1, "auth", ["k"]) + req(2, "user.get", ["usr_a"]),
+    "unauth": b"\xc0" + req(1, "user.get", ["usr_a"]),
+    "create": req(1, "user.create", [user]),
+    "create_pw": req(1, "user.create", [dict(user, email="p@x.io",
+                                             password="password1")]),
+    "create_id": req(7, "user.create", [{"id": "usr_imp-1", "name": "I",
+                                         "email": "i@x.io"}]),
+    "get_many": req(1, "user.get_many", [["usr_a", "usr_b", "nope"]]),
+    "get_email": req(1, "user.get_by_email", ["A@X.IO"]),
+    "update": req(1, "user.update", ["usr_a", {"name": "Z", "status":
+                                               "inactive"}]) +
+              req(2, "user.update", ["usr_a", {"role": "viewer"},
+                                     {"if_match": "\"0000000000000001\""}]),
+    "delete": req(1, "user.delete", ["usr_a"]) +
+              req(2, "user.delete", ["usr_b", {"if_match": 5}]),
+    "list": req(1, "user.list", [{"role": "user", "limit": 5, "page": "1",
+                                  "order": "asc", "search": "a"}]) +
+            req(2, "user.list", []),
+    "password": req(1, "user.set_password", ["usr_a", "password2"]) +
+                req(2, "user.verify_password", ["usr_b", "password1"]) +
+                req(3, "user.verify_password", ["usr_b", "wrong"]),
+    "suspend": req(1, "user.set_suspended", ["usr_a", True]) +
+               req(2, "user.set_suspended", ["usr_a", False]),
+    "identity": req(1, "user.link_identity",
+                    ["usr_a", "github", {"user_id": "42",
+                                         "details": {"login": "gh"}}]) +
+                req(2, "user.unlink_identity", ["usr_a", "github"]),
+    "log": req(1, "log.list", [{"user_id": "usr_b", "page": 1,
+                                "limit": 10}]),
+    "stats": req(1, "server.stats", []) + req(2, "server.snapshot", []),
+    "notify": msgpack.packb([2, "user.create", [user]]) +
+              req(3, "ping", []),
+    "bad": b"\x94\x00\x05\xc1" + req(9, "ping", []),
+    "unknown": req(1, "no.such", []) + msgpack.packb([0, 1, "ping"]) +
+               msgpack.packb({"a": 1}),
+    "deep": b"\x94\x00\x01\xa4ping" + b"\x91" * 70 + b"\xc0",
+    "big": b"\x94\x00\x01\xa4ping\xdd\xff\xff\xff\xff",
+}
+for k, v in rpc.items():
+    put("rpc", k, v)
+
+# ---- http: one connection's bytes ----------------------------------------
+A = "Authorization: Bearer k\r\n"
+
+
+def http(method, path, body=None, extra=""):
+    h = "%s %s HTTP/1.1\r\nHost: x\r\n%s%s" % (method, path, A, extra)
+    if body is None:
+        return (h + "\r\n").encode()
+    b = body.encode()
+    return (h + "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+            % len(b)).encode() + b
+
+
+import json
+ub = json.dumps(user)
+reqs = {
+    "healthz": b"GET /healthz HTTP/1.1\r\n\r\n",
+    "noauth": b"GET /v1/users HTTP/1.1\r\n\r\n",
+    "list": http("GET", "/v1/users?page=1&limit=5&role=user&status=active"
+                 "&search=%E6%9D%8E&order=asc&email=a%40x.io"),
+    "get": http("GET", "/v1/users/usr_a") + http("HEAD", "/v1/users/usr_b"),
+    "create": http("POST", "/v1/users", ub),
+    "create_pw": http("POST", "/v1/users",
+                      json.dumps(dict(user, password="password1"))),
+    "update": http("PATCH", "/v1/users/usr_a", '{"name":"\\u674e","avatar":null}',
+                   'If-Match: "0000000000000002"\r\n'),
+    "delete": http("DELETE", "/v1/users/usr_%61", None, "If-Match: *\r\n"),
+    "password": http("PATCH", "/v1/users/usr_a/password",
+                     '{"password":"password2"}') +
+                http("POST", "/v1/users/usr_b/password/verify",
+                     '{"password":"password1"}'),
+    "suspend": http("PATCH", "/v1/users/usr_a/is-suspended",
+                    '{"is_suspended":true}'),
+    "identity": http("PUT", "/v1/users/usr_a/identities/github",
+                     '{"user_id":"42","details":{"x":[1,{"y":null}]}}') +
+                http("DELETE", "/v1/users/usr_a/identities/github"),
+    "logs": http("GET", "/v1/logs?user_id=usr_b&page=1&limit=2"),
+    "metrics": http("GET", "/metrics"),
+    "chunked": ("POST /v1/users HTTP/1.1\r\n" + A +
+                "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"nam\r\n0\r\n\r\n"
+                ).encode(),
+    "expect": ("POST /v1/users HTTP/1.1\r\n" + A + "Expect: 100-continue\r\n"
+               "Content-Length: 2\r\n\r\n{}").encode(),
+    "badmethod": http("PUT", "/v1/users") + http("GET", "/v2/x"),
+    "pipeline": http("GET", "/v1/users/usr_a") + http("GET", "/healthz") +
+                b"GARBAGE\r\n\r\n",
+    "close": http("GET", "/v1/users", None, "Connection: close\r\n"),
+}
+for k, v in reqs.items():
+    put("http", k, v)
+
+# ---- fields: first byte % 7 picks the target -----------------------------
+def mp(o):
+    return msgpack.packb(o)
+
+
+fields = {
+    "json_create": b"\x00" + ub.encode(),
+    "json_update": b"\x01" + b'{"name":"Z","custom_data":{"a":{"b":[1e300,-1]}}}',
+    "mp_create": b"\x02" + mp(dict(user, id="usr_x")),
+    "mp_update": b"\x03" + mp({"status": "suspended", "avatar": None}),
+    "query": b"\x04" + SEP.join([b"page", b"2", b"limit", b"100", b"role",
+                                 b"viewer", b"search", b"\xc3\xa9"]),
+    "query_mp": b"\x04" + mp({"page": 1, "limit": "5", "order": "desc",
+                              "status": None}),
+    "valid": b"\x05" + SEP.join([b"usr_abc", b"\xe6\x9d\x8e", b"a@b.co",
+                                 b"http://h/x", mp({"k": 1}),
+                                 b"$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA",
+                                 b"github"]),
+    "codec": b"\x06" + mp({"s": "\u00e9", "f": 1.5, "i": -3, "u": 2**63,
+                           "a": [None, False, {"x": {}}], "b": 1e-7}),
+    "codec_f32": b"\x06" + b"\x81\xa1f\xca\x3f\x8c\xcc\xcd",
+}
+for k, v in fields.items():
+    put("fields", k, v)
+
+# ---- mpframe: streams ------------------------------------------------------
+for k, v in list(rpc.items())[:8]:
+    put("mpframe", k, v)
+put("mpframe", "types", mp([1, -1, 255, 65536, 2**40, -2**40, 1.5, "s" * 40,
+                            b"bin", {"m": []}, None, True]) +
+    b"\xd4\x01\x00\xc7\x02\x05ab\xdc\x00\x01\xc0\xde\x00\x01\xa1k\xc0")
