@@ -128,6 +128,9 @@ def workload_rows(recs):
                 note = (note + "; " if note else "") + \
                     "%s had %d errors" % (s, r["errors"])
             figs[s] = r["ops_per_sec"] if r else None
+            if r and not r.get("ops"):
+                note = (note + "; " if note else "") + \
+                    "%s: no request completed in the window" % s
             if lat(r):
                 lats[s] = lat(r)
         users = next((r["users"] for r in recs if r.get("tag") == "main"
@@ -289,7 +292,7 @@ set xtics rotate by -40 left
 set key top left
 set yrange [*:*]
 set bmargin 12
-set rmargin 12
+set rmargin 20
 plot '%s' using 1:3:xtic(2) with boxes title 'userdb advantage', \\
      '' using 1:4 with points pt 7 ps 1.5 lc rgb 'red' title 'target', \\
      1 with lines lc rgb 'black' notitle

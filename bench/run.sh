@@ -2,7 +2,7 @@
 # bench/run.sh -- userdb against Redis, Tarantool and nginx, in one run.
 #
 #   bench/run.sh            full run: 1M users, 10 s per workload, P=1 and 16
-#   bench/run.sh --quick    100k users, 3 s per workload (under 3 minutes)
+#   bench/run.sh --quick    100k users, 2.5 s per workload (about 3 minutes)
 #
 # Installs what is missing (redis-server, tarantool, nginx-light, wrk,
 # gnuplot-nox) with apt-get, builds userdb (Release, into $BENCH_BUILD,
@@ -45,7 +45,7 @@ for a in "$@"; do
 done
 
 if [ $QUICK = 1 ]; then
-	USERS=${BENCH_USERS:-100000} DUR=${BENCH_DURATION:-3} WARM=0.5
+	USERS=${BENCH_USERS:-100000} DUR=${BENCH_DURATION:-2.5} WARM=0.5
 	DEPTHS_KEY="1 16" DEPTHS_OTHER="16" SMALL_SIZES="10000"
 else
 	USERS=${BENCH_USERS:-1000000} DUR=${BENCH_DURATION:-10} WARM=1
@@ -249,11 +249,11 @@ read_workloads() { # SYSTEM PORT
 		fi
 	done
 	# A substring scan; Redis has no equivalent short of a Lua SCAN.
-	# A full scan per request: 8 connections keep the queue (and the
+	# A full scan per request: 2 connections keep the queue (and the
 	# latency) sane; the same for every system that runs it.
 	if [ "$sys" != redis ]; then
 		run "$sys" "$port" main "$USERS" --op search --pipeline 1 \
-			--conns 8
+			--conns 2
 	fi
 }
 
@@ -425,7 +425,7 @@ bench_scaling() {
 		wait_ready userdb "$port" >/dev/null
 		run userdb "$port" load "$n" --op load --pipeline 16
 		run userdb "$port" small "$n" --op get_by_id --pipeline 16
-		run userdb "$port" small "$n" --op search --pipeline 1 --conns 8
+		run userdb "$port" small "$n" --op search --pipeline 1 --conns 2
 		stop_server "$SPID"
 	done
 }
