@@ -43,8 +43,9 @@ static int check_indexes(const ud_db *db, struct ud_error *err)
 	return 0;
 }
 
+/* have: the signature stored for slot s. */
 static int check_record(const ud_db *db, const struct record *r, uint32_t s,
-			struct ud_error *err)
+			const struct sig *have, struct ud_error *err)
 {
 	const struct ulog *l = actlog_find(&db->log, record_id(r), r->id_len);
 	struct sig g;
@@ -56,8 +57,7 @@ static int check_record(const ud_db *db, const struct record *r, uint32_t s,
 		return FAIL("order cell of slot %u is stale", s);
 	sig_user(record_name(r), r->name_len, record_email(r), r->email_len,
 		 &g);
-	if (db->order.sigs[s].name != g.name ||
-	    db->order.sigs[s].email != g.email)
+	if (have->name != g.name || have->email != g.email)
 		return FAIL("search signature of slot %u is stale", s);
 	if (db_find(db, record_id(r), r->id_len) != r)
 		return FAIL("id index misses slot %u", s);
@@ -75,14 +75,18 @@ static int check_records(const ud_db *db, struct ud_error *err)
 {
 	uint64_t bytes = 0, implicit = 0;
 	const struct record *r;
+	struct sig sigs[64];
 	size_t s;
 	int rc;
 
 	for (s = 0; s < db->order.len; s++) {
+		if (s % 64 == 0)
+			order_sig_block(&db->order, s, sigs);
 		r = db->order.items[s];
 		if (!r)
 			continue;
-		if ((rc = check_record(db, r, (uint32_t)s, err)) != 0)
+		if ((rc = check_record(db, r, (uint32_t)s, &sigs[s % 64],
+				       err)) != 0)
 			return rc;
 		bytes += record_size(r);
 		implicit += !(r->flags & (REC_HAS_LOG | REC_LOADED));

@@ -167,6 +167,7 @@ static void check_scans(const struct order *o, unsigned *seed)
 	struct order_scan it;
 	size_t i, s, n, got, max;
 	unsigned round, f, mask;
+	struct sig g;
 	uint64_t want;
 	bool asc;
 
@@ -187,8 +188,8 @@ static void check_scans(const struct order *o, unsigned *seed)
 			if (o->cells[s] == ORDER_DEAD ||
 			    !((mask >> o->cells[s]) & 1))
 				continue;
-			f = sig_may(o->sigs[s].name, want) |
-			    sig_may(o->sigs[s].email, want) << 1;
+			order_sig(o, (uint32_t)s, &g);
+			f = sig_may(g.name, want) | sig_may(g.email, want) << 1;
 			if (!f)
 				continue;
 			cr_assert_lt(n, got);
@@ -214,8 +215,9 @@ Test(order, signatures_and_scans)
 	order_init(&o);
 	for (i = 0; i < 3000; i++) {
 		order_append(&o, (void *)(i + 1), rand_r(&seed) % 9, &slot);
-		cr_assert_eq(o.sigs[slot].name, SIG_ALL);
-		cr_assert_eq(o.sigs[slot].email, SIG_ALL);
+		order_sig(&o, slot, &g);
+		cr_assert_eq(g.name, SIG_ALL);
+		cr_assert_eq(g.email, SIG_ALL);
 		g.name = small_word(&seed);
 		g.email = small_word(&seed);
 		order_set_sig(&o, slot, &g);
@@ -223,9 +225,11 @@ Test(order, signatures_and_scans)
 		if (rand_r(&seed) % 3 == 0 && o.cells[s] != ORDER_DEAD)
 			order_kill(&o, s);
 	}
-	for (i = 0; i < o.len; i++)
-		if (o.cells[i] == ORDER_DEAD)
-			cr_assert(!o.sigs[i].name && !o.sigs[i].email);
+	for (i = 0; i < o.cap; i++) {
+		order_sig(&o, (uint32_t)i, &g);
+		if (i >= o.len || o.cells[i] == ORDER_DEAD)
+			cr_assert(!g.name && !g.email);
+	}
 	cr_assert_eq(order_check(&o), 0);
 	check_scans(&o, &seed);
 	for (i = 0; i < o.len; i++)
@@ -233,21 +237,53 @@ Test(order, signatures_and_scans)
 			order_kill(&o, (uint32_t)i);
 	for (i = 0; i < o.len; i++)
 		if (o.cells[i] != ORDER_DEAD) {
-			before[2 * live] = o.sigs[i].name;
-			before[2 * live++ + 1] = o.sigs[i].email;
+			order_sig(&o, (uint32_t)i, &g);
+			before[2 * live] = g.name;
+			before[2 * live++ + 1] = g.email;
 		}
 	cr_assert(order_should_compact(&o));
 	cr_assert_eq(order_compact(&o, NULL, NULL), 0);
 	cr_assert_eq(o.len, live);
 	for (i = 0; i < live; i++) {
-		cr_assert_eq(o.sigs[i].name, before[2 * i]);
-		cr_assert_eq(o.sigs[i].email, before[2 * i + 1]);
+		order_sig(&o, (uint32_t)i, &g);
+		cr_assert_eq(g.name, before[2 * i]);
+		cr_assert_eq(g.email, before[2 * i + 1]);
 	}
 	cr_assert_eq(order_check(&o), 0);
 	check_scans(&o, &seed);
 	/* a dead slot with a signature left behind is caught */
 	order_kill(&o, 0);
-	o.sigs[0].name = 1;
+	cr_assert_eq(order_check(&o), 0);
+	g.name = 1, g.email = 0;
+	order_set_sig(&o, 0, &g);
 	cr_assert_eq(order_check(&o), UD_EINTERNAL);
+	order_destroy(&o);
+}
+
+/* Blocks of 64 signatures (one bit transpose each way) agree with the
+ * slot-by-slot accessors, at every alignment of the groups. */
+Test(order, signature_blocks_agree_with_slots)
+{
+	struct order o;
+	struct sig g, blk[64];
+	unsigned seed = 3;
+	uint32_t slot;
+	size_t i;
+
+	order_init(&o);
+	for (i = 0; i < 2500; i++) {
+		order_append(&o, (void *)(i + 1), 0, &slot);
+		g.name =
+		    (uint64_t)rand_r(&seed) << 33 ^ (uint64_t)rand_r(&seed);
+		g.email = (uint64_t)rand_r(&seed) << 31 ^ rand_r(&seed);
+		order_set_sig(&o, slot, &g);
+	}
+	for (i = 0; i < o.cap; i++) {
+		if (i % 64 == 0)
+			order_sig_block(&o, i, blk);
+		order_sig(&o, (uint32_t)i, &g);
+		cr_assert_eq(blk[i % 64].name, g.name, "slot %zu", i);
+		cr_assert_eq(blk[i % 64].email, g.email, "slot %zu", i);
+	}
 	order_destroy(&o);
 }

@@ -523,7 +523,11 @@ Test(search, checker_catches_a_stale_signature)
 	hdb_create(db, "Ann Smith", "ann@example.com");
 	hdb_create(db, "Bob", "bob@example.com");
 	cr_assert_eq(ud_db_check(db, &err), 0);
-	db->order.sigs[1].email ^= 1ull << 5;
+	struct sig g;
+
+	order_sig(&db->order, 1, &g);
+	g.email ^= 1ull << 5;
+	order_set_sig(&db->order, 1, &g);
 	cr_assert_eq(ud_db_check(db, &err), UD_EINTERNAL);
 	cr_assert(strstr(err.message, "signature"), "%s", err.message);
 	ud_db_free(db);
