@@ -52,6 +52,19 @@
 
 #define LRU_NONE UINT32_MAX
 
+/* A search's total, remembered (list.c) while order.gen stays the same, so
+ * that the next pages of the same search stop scanning once filled. */
+#define SEARCH_MEMOS	4
+#define SEARCH_MEMO_MAX 64
+struct search_memo {
+	bool used;
+	uint8_t len;
+	unsigned mask;
+	uint64_t gen; /* order.gen when counted */
+	uint64_t total;
+	char needle[SEARCH_MEMO_MAX]; /* folded */
+};
+
 struct ud_db {
 	struct ud_options opts;
 	struct index by_id;
@@ -76,6 +89,8 @@ struct ud_db {
 	void *ext;
 	void (*ext_close)(void *ext);
 	struct ud_buf enc; /* scratch for encoding change records */
+	struct search_memo memo[SEARCH_MEMOS];
+	unsigned memo_next; /* the entry to replace next */
 };
 
 /* ---- change records (change.c) ----------------------------------------- */

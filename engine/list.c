@@ -217,13 +217,47 @@ static bool cell_ok(unsigned mask, uint8_t cell)
  * scan better than explicit hints.) */
 #define SEARCH_BATCH 32
 
+static const struct search_memo *
+memo_find(const ud_db *db, const struct needle *nd, unsigned mask)
+{
+	const struct search_memo *m;
+	size_t i;
+
+	for (i = 0; i < SEARCH_MEMOS; i++) {
+		m = &db->memo[i];
+		if (m->used && m->gen == db->order.gen && m->mask == mask &&
+		    m->len == nd->n && memcmp(m->needle, nd->s, nd->n) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+static void memo_put(ud_db *db, const struct needle *nd, unsigned mask,
+		     uint64_t total)
+{
+	struct search_memo *m = &db->memo[db->memo_next++ % SEARCH_MEMOS];
+
+	if (nd->n > SEARCH_MEMO_MAX)
+		return;
+	m->used = true;
+	m->len = (uint8_t)nd->n;
+	m->mask = mask;
+	m->gen = db->order.gen;
+	m->total = total;
+	memcpy(m->needle, nd->s, nd->n);
+}
+
 /* Walk the signatures in list order; verify the candidates; keep the
- * matches of [offset, offset + limit) and count them all. */
+ * matches of [offset, offset + limit).  The total needs every match,
+ * unless the same search was counted since the last change (memo): then
+ * the walk stops when the page is full. */
 static void list_search(ud_db *db, const struct ud_query *q, unsigned mask,
 			const struct needle *nd, uint64_t offset,
 			struct ud_page *out)
 {
 	const struct order *o = &db->order;
+	const struct search_memo *memo = memo_find(db, nd, mask);
+	uint64_t stop = memo ? offset + q->limit : UINT64_MAX;
 	uint32_t slots[SEARCH_BATCH];
 	uint8_t fields[SEARCH_BATCH];
 	struct order_scan it;
@@ -231,8 +265,9 @@ static void list_search(ud_db *db, const struct ud_query *q, unsigned mask,
 	size_t n, i;
 
 	order_scan_init(o, &it, nd->sig, mask, q->asc);
-	while ((n = order_scan_next(o, &it, slots, fields, SEARCH_BATCH))) {
-		for (i = 0; i < n; i++) {
+	while (out->total < stop &&
+	       (n = order_scan_next(o, &it, slots, fields, SEARCH_BATCH))) {
+		for (i = 0; i < n && out->total < stop; i++) {
 			r = o->items[slots[i]];
 			if (!search_hit(r, fields[i], nd))
 				continue;
@@ -241,6 +276,10 @@ static void list_search(ud_db *db, const struct ud_query *q, unsigned mask,
 			out->total++;
 		}
 	}
+	if (memo)
+		out->total = memo->total;
+	else
+		memo_put(db, nd, mask, out->total);
 }
 
 static void list_email(ud_db *db, const struct ud_query *q, unsigned mask,

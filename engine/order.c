@@ -247,6 +247,7 @@ int order_append(struct order *o, void *item, unsigned cell, uint32_t *slot)
 		return UD_ENOMEM;
 	append_cell(o, item, cell, slot);
 	sig_store(o, *slot, SIG_ALL, SIG_ALL);
+	o->gen++;
 	return 0;
 }
 
@@ -254,6 +255,7 @@ void order_set_cell(struct order *o, uint32_t slot, unsigned cell)
 {
 	uint8_t old = o->cells[slot];
 
+	o->gen++;
 	if (old == cell)
 		return;
 	tree_add(o, slot / ORDER_BLOCK, old, -1);
@@ -264,11 +266,13 @@ void order_set_cell(struct order *o, uint32_t slot, unsigned cell)
 void order_set_item(struct order *o, uint32_t slot, void *item)
 {
 	o->items[slot] = item;
+	o->gen++;
 }
 
 void order_set_sig(struct order *o, uint32_t slot, const struct sig *sig)
 {
 	sig_store(o, slot, sig->name, sig->email);
+	o->gen++;
 }
 
 void order_kill(struct order *o, uint32_t slot)
@@ -276,6 +280,7 @@ void order_kill(struct order *o, uint32_t slot)
 	tree_add(o, slot / ORDER_BLOCK, o->cells[slot], -1);
 	o->cells[slot] = ORDER_DEAD;
 	sig_store(o, slot, 0, 0);
+	o->gen++;
 	o->items[slot] = NULL;
 	o->live--;
 }
@@ -481,6 +486,7 @@ int order_compact(struct order *o,
 		memset(out + n.len % 64, 0, (64 - n.len % 64) * sizeof(*out));
 		sig_block_store(&n, n.len - n.len % 64, out);
 	}
+	n.gen = o->gen + 1;
 	order_destroy(o);
 	*o = n;
 	return 0;

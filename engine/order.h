@@ -80,6 +80,7 @@ struct order {
 	uint16_t (*bcount)[ORDER_CELLS]; /* per block */
 	uint32_t *tree; /* Fenwick, 1-based: tree[i * ORDER_CELLS + c] */
 	uint64_t cell_count[ORDER_CELLS];
+	uint64_t gen; /* bumped by every change: what a cached answer checks */
 };
 
 /* Mask of the cells matching role and status, each -1 for "any". */

@@ -571,3 +571,64 @@ Test(search, substring_signature_is_a_subset)
 		cr_assert(sig_may(sig_text(s, n), sig_folded(f + a, b - a)));
 	}
 }
+
+static uint64_t total_of(ud_db *db, const char *needle, int role, unsigned page)
+{
+	static struct ud_page p;
+	struct ud_query q;
+
+	ud_query_init(&q);
+	q.search = needle;
+	q.search_len = strlen(needle);
+	q.role = role;
+	q.limit = 1;
+	q.page = page;
+	cr_assert_eq(ud_user_list(db, &q, &p, NULL), 0);
+	cr_assert_eq(p.count, page <= p.total ? 1u : 0u);
+	return p.total;
+}
+
+/* A remembered total (the next pages of a search stop early) is dropped
+ * by every kind of change that can alter it. */
+Test(search, remembered_totals_follow_changes)
+{
+	ud_db *db = hdb_new(NULL);
+	struct ud_fields f;
+	char email[32], id[UD_ID_MAX + 1], first[UD_ID_MAX + 1];
+	int i;
+
+	for (i = 0; i < 10; i++) {
+		snprintf(email, sizeof(email), "u%d@b.io", i);
+		hdb_id(hdb_create(db, i < 3 ? "Zed Zedson" : "Ann", email),
+		       i ? id : first);
+	}
+	cr_assert_eq(total_of(db, "zed", -1, 1), 3);
+	cr_assert_eq(total_of(db, "zed", -1, 2), 3); /* remembered */
+	cr_assert_eq(total_of(db, "zed", -1, 3), 3);
+	/* a rename (id is the newest user, "Ann") */
+	f = hdb_fields("Ann Zedd", NULL);
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, NULL, NULL), 0);
+	cr_assert_eq(total_of(db, "zed", -1, 2), 4);
+	/* an email change */
+	f = hdb_fields(NULL, "zed@b.io");
+	cr_assert_eq(
+	    ud_user_update(db, first, strlen(first), &f, 0, NULL, NULL), 0);
+	cr_assert_eq(total_of(db, "zed@", -1, 1), 1);
+	f = hdb_fields(NULL, "u0@b.io");
+	cr_assert_eq(
+	    ud_user_update(db, first, strlen(first), &f, 0, NULL, NULL), 0);
+	cr_assert_eq(total_of(db, "zed@", -1, 1), 0);
+	/* a role change under a role filter */
+	cr_assert_eq(total_of(db, "zed", UD_ROLE_ADMIN, 1), 0);
+	f = (struct ud_fields){0};
+	hdb_set(&f, UD_F_ROLE, "admin");
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, NULL, NULL), 0);
+	cr_assert_eq(total_of(db, "zed", UD_ROLE_ADMIN, 1), 1);
+	/* a delete, a create */
+	cr_assert_eq(ud_user_delete(db, id, strlen(id), 0, NULL), 0);
+	cr_assert_eq(total_of(db, "zed", -1, 2), 3);
+	hdb_create(db, "Zed Again", "again@b.io");
+	cr_assert_eq(total_of(db, "zed", -1, 2), 4);
+	hdb_check(db);
+	ud_db_free(db);
+}
