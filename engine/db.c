@@ -239,14 +239,10 @@ static int user_event(ud_db *db, struct record *r, const struct change_event *e)
 			     e->details_len);
 }
 
-/* Give r's order slot the search signature of its name and email. */
-static void set_sig(ud_db *db, const struct record *r)
+/* The search signature of r's name and email. */
+static void sig_of(const struct record *r, struct sig *g)
 {
-	struct sig g;
-
-	sig_user(record_name(r), r->name_len, record_email(r), r->email_len,
-		 &g);
-	order_set_sig(&db->order, r->slot, &g);
+	sig_user(record_name(r), r->name_len, record_email(r), r->email_len, g);
 }
 
 static bool same_text(const struct record *a, const struct record *b)
@@ -260,12 +256,14 @@ static bool same_text(const struct record *a, const struct record *b)
 static int put_new(ud_db *db, struct record *r, const struct change *ch)
 {
 	struct ulog *l;
+	struct sig g;
 
 	if (db_find_email(db, record_email(r), r->email_len)) {
 		free(r);
 		return UD_ECORRUPT;
 	}
-	if (order_append(&db->order, r, cell_of(r), &r->slot)) {
+	sig_of(r, &g);
+	if (order_append(&db->order, r, cell_of(r), &g, &r->slot)) {
 		free(r);
 		return UD_ENOMEM;
 	}
@@ -277,7 +275,6 @@ static int put_new(ud_db *db, struct record *r, const struct change *ch)
 		free(r);
 		return UD_ENOMEM;
 	}
-	set_sig(db, r);
 	db->record_bytes += record_size(r);
 	r->flags &= ~REC_HAS_LOG;
 	l = actlog_find(&db->log, record_id(r), r->id_len);
@@ -306,6 +303,7 @@ static int put_replace(ud_db *db, struct record *old, struct record *r,
 		       const struct change *ch)
 {
 	struct record *other = db_find_email(db, record_email(r), r->email_len);
+	struct sig g;
 
 	if (other && other != old) {
 		free(r);
@@ -327,8 +325,10 @@ static int put_replace(ud_db *db, struct record *old, struct record *r,
 	    (r->flags & REC_AVATAR) | (old->flags & (REC_HAS_LOG | REC_LOADED));
 	order_set_item(&db->order, r->slot, r);
 	order_set_cell(&db->order, r->slot, cell_of(r));
-	if (!same_text(old, r))
-		set_sig(db, r);
+	if (!same_text(old, r)) {
+		sig_of(r, &g);
+		order_set_sig(&db->order, r->slot, &g);
+	}
 	db->record_bytes += record_size(r) - record_size(old);
 	free(old);
 	if (ch->has_event)

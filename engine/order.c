@@ -239,14 +239,16 @@ static void append_cell(struct order *o, void *item, unsigned cell,
 	o->live++;
 }
 
-int order_append(struct order *o, void *item, unsigned cell, uint32_t *slot)
+int order_append(struct order *o, void *item, unsigned cell,
+		 const struct sig *sig, uint32_t *slot)
 {
 	if (o->len == o->cap && grow(o))
 		return UD_ENOMEM;
 	if (o->len >= UINT32_MAX)
 		return UD_ENOMEM;
 	append_cell(o, item, cell, slot);
-	sig_store(o, *slot, SIG_ALL, SIG_ALL);
+	sig_store(o, *slot, sig ? sig->name : SIG_ALL,
+		  sig ? sig->email : SIG_ALL);
 	o->gen++;
 	return 0;
 }

@@ -89,10 +89,11 @@ unsigned order_mask(int role, int status);
 void order_init(struct order *o);
 void order_destroy(struct order *o);
 
-/* Append item with cell (0..8); *slot gets its slot.  Its signature is
- * SIG_ALL (a candidate for every search) until order_set_sig().  0 or
+/* Append item with cell (0..8) and search signature sig (copied; NULL:
+ * SIG_ALL, a candidate for every search); *slot gets its slot.  0 or
  * UD_ENOMEM. */
-int order_append(struct order *o, void *item, unsigned cell, uint32_t *slot);
+int order_append(struct order *o, void *item, unsigned cell,
+		 const struct sig *sig, uint32_t *slot);
 /* Make sure the next order_append() cannot fail.  0 or UD_ENOMEM. */
 int order_reserve(struct order *o);
 /* Change the cell of a live slot. */

@@ -57,7 +57,8 @@ Test(order, select_matches_a_scan)
 		unsigned cell = rand_r(&seed) % 9;
 
 		tags[i] = i + 1;
-		cr_assert_eq(order_append(&o, (void *)tags[i], cell, &slot), 0);
+		cr_assert_eq(
+		    order_append(&o, (void *)tags[i], cell, NULL, &slot), 0);
 		cr_assert_eq(slot, i);
 		ref.cell[ref.len++] = (uint8_t)cell;
 		if (rand_r(&seed) % 4 == 0) {
@@ -110,7 +111,7 @@ Test(order, compaction_keeps_order_and_reports_moves)
 
 	order_init(&o);
 	for (i = 1; i <= 5000; i++)
-		order_append(&o, (void *)i, i % 9, &slot);
+		order_append(&o, (void *)i, i % 9, NULL, &slot);
 	for (i = 1; i <= 5000; i++)
 		if (i % 3)
 			order_kill(&o, (uint32_t)(i - 1));
@@ -138,8 +139,8 @@ Test(order, deep_select_is_cheap)
 
 	order_init(&o);
 	for (i = 0; i < N; i++)
-		cr_assert_eq(order_append(&o, (void *)(i + 1), i % 9, &slot),
-			     0);
+		cr_assert_eq(
+		    order_append(&o, (void *)(i + 1), i % 9, NULL, &slot), 0);
 	/* select is O(log n + 256): 100,000 deep selects are quick */
 	for (i = 0; i < 100000; i++) {
 		uint64_t k = (i * 7919) % (N / 9);
@@ -214,7 +215,8 @@ Test(order, signatures_and_scans)
 
 	order_init(&o);
 	for (i = 0; i < 3000; i++) {
-		order_append(&o, (void *)(i + 1), rand_r(&seed) % 9, &slot);
+		order_append(&o, (void *)(i + 1), rand_r(&seed) % 9, NULL,
+			     &slot);
 		order_sig(&o, slot, &g);
 		cr_assert_eq(g.name, SIG_ALL);
 		cr_assert_eq(g.email, SIG_ALL);
@@ -272,11 +274,10 @@ Test(order, signature_blocks_agree_with_slots)
 
 	order_init(&o);
 	for (i = 0; i < 2500; i++) {
-		order_append(&o, (void *)(i + 1), 0, &slot);
 		g.name =
 		    (uint64_t)rand_r(&seed) << 33 ^ (uint64_t)rand_r(&seed);
 		g.email = (uint64_t)rand_r(&seed) << 31 ^ rand_r(&seed);
-		order_set_sig(&o, slot, &g);
+		order_append(&o, (void *)(i + 1), 0, &g, &slot);
 	}
 	for (i = 0; i < o.cap; i++) {
 		if (i % 64 == 0)
