@@ -6,14 +6,19 @@
  *   email given   one index lookup (0 or 1 user), then the other filters;
  *   search given  a scan of the creation order's search signatures
  *                 (sigs.h), oldest or newest first: order_scan_next()
- *                 reads 16 bytes + the cell per slot sequentially and
- *                 returns the slots whose role/status pass and whose name
- *                 or email signature holds every bigram of the needle;
- *                 only those records are read, and
- *                 verified with text_ci_contains() on the field(s) the
- *                 signature allows.  The total needs every match, so the
- *                 scan is complete; a needle found in everybody costs a
- *                 verification per user;
+ *                 ANDs the bit slices of the needle's bigrams per group of
+ *                 1024 slots and returns the slots whose role/status pass
+ *                 and whose name or email signature holds every bigram of
+ *                 the needle.  Only those records are read, and only the
+ *                 field(s) the signature allows are verified (field_has:
+ *                 raw ASCII compare, folding only for non-ASCII text).
+ *                 The total needs every match, so the scan is complete and
+ *                 a needle found in everybody costs a verification per
+ *                 user -- except that a total, once counted, is
+ *                 remembered (db->memo) until the next change, and the
+ *                 following pages of that search stop once full.
+ *                 1M users: ~0.3 ms for a selective needle, ~16 ms for
+ *                 one that every user matches (bench/mem_engine);
  *   otherwise     total = sum of <= 9 cell counters; each item of the page
  *                 is the k-th match, found by order_select() in
  *                 O(log n + 256): page 25,000 costs what page 1 costs.
