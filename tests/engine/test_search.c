@@ -486,20 +486,47 @@ static int keep_cb(const ud_user *u, void *ctx)
 	return 0;
 }
 
-Test(search, cache_eviction_keeps_signatures)
+/* The loader's backing store: "usr_load<k>" is "Loaded Straße <k>". */
+static int loader_cb(void *ctx, enum ud_key_kind kind, const char *key,
+		     size_t len, struct ud_fields *out)
+{
+	static char id[32], name[48], email[48];
+	unsigned k;
+
+	(void)ctx;
+	if (kind != UD_KEY_ID || len < 9 || len > 20 ||
+	    memcmp(key, "usr_load", 8) != 0)
+		return UD_ENOTFOUND;
+	k = (unsigned)atoi(key + 8);
+	snprintf(id, sizeof(id), "usr_load%u", k);
+	snprintf(name, sizeof(name), "Loaded Straße %u", k);
+	snprintf(email, sizeof(email), "LOAD%u@ΔΈΛΤΑ.gr", k);
+	*out = hdb_fields(name, email);
+	hdb_set(out, UD_F_ID, id);
+	return 0;
+}
+
+Test(search, cache_eviction_and_loads_keep_signatures)
 {
 	static struct world w, tmp;
 	struct ud_options o = ud_options_default;
 	struct collect c = {&tmp, 0};
+	size_t loaded;
+	char id[32];
 	int i;
 
 	o.max_users = 300;
+	o.loader = loader_cb;
 	world_init(&w, 5, false);
 	ud_db_free(w.db);
 	w.db = hdb_new(&o);
 	w.cache = true;
 	for (i = 0; i < 2000; i++) {
 		step(&w, 7, 2, 1);
+		if (i % 5 == 0) { /* a miss: the loader inserts the user */
+			snprintf(id, sizeof(id), "usr_load%d", i % 400);
+			cr_assert(ud_user_get(w.db, id, strlen(id)));
+		}
 		if (i % 250 == 0)
 			hdb_check(w.db);
 	}
@@ -512,6 +539,13 @@ Test(search, cache_eviction_keeps_signatures)
 	tmp.n = c.n;
 	cr_assert_leq(tmp.n, 300);
 	check_queries(&tmp, 200);
+	for (i = 0, loaded = 0; i < (int)tmp.n; i++)
+		loaded += strncmp(tmp.u[i].id, "usr_load", 8) == 0;
+	cr_assert_gt(loaded, 0, "loaded users are cached");
+	for (i = 0; i < 10; i++) {
+		check_query(&tmp, w.db, "loaded strasse");
+		check_query(&tmp, w.db, "@δέλτα.GR");
+	}
 	ud_db_free(w.db);
 }
 
