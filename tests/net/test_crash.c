@@ -261,6 +261,19 @@ static pid_t find_child(pid_t parent)
 }
 
 /* True once pid is gone or a zombie. */
+/* True when dir holds a snapshot being written (*.inprogress). */
+static bool has_inprogress(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	bool found = false;
+	while (d && !found && (e = readdir(d)))
+		found = strstr(e->d_name, ".inprogress") != NULL;
+	if (d)
+		closedir(d);
+	return found;
+}
+
 static bool process_gone(pid_t pid)
 {
 	char path[64], buf[512];
@@ -325,9 +338,14 @@ static void round_run(int round, const char *const *args, unsigned kill_ms,
 		/* --snapshot-interval 1 starts one within a second of the
 		 * first write; stop its writer so it is mid-file at the kill,
 		 * while the clients keep writing. */
-		for (int i = 0; i < 300 && !child; i++) {
+		/* Only once its .inprogress file exists: the child sets its
+		 * parent-death signal before creating it, and a child stopped
+		 * before that point would (rightly) outlive a killed server. */
+		for (int i = 0; i < 500 && !child; i++) {
 			ms_sleep(10);
 			child = find_child(S.pid);
+			if (child && !has_inprogress(S.data))
+				child = 0;
 		}
 		cr_assert_neq(child, 0, "no snapshot process appeared");
 		kill(child, SIGSTOP);
