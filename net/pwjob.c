@@ -41,9 +41,10 @@ static void pwjob_work(struct pool_job *pj)
 	if (j->kind == PWJOB_VERIFY) {
 		/* No password: the server's decoy, at the store's cost. */
 		bool has = j->hash[0] != '\0';
-		j->valid = ud_password_verify(has ? j->hash : j->srv->decoy,
-					      j->pw, j->pw_len) == 1 &&
-			   has;
+		j->valid =
+		    ud_password_verify(has ? j->hash : server_decoy(j->srv),
+				       j->pw, j->pw_len) == 1 &&
+		    has;
 		return;
 	}
 	j->rc = ud_password_hash(&j->srv->dbopt, j->pw, j->pw_len, j->hash,

@@ -481,6 +481,22 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	srv->stopping = true;
 }
 
+const char *server_decoy(struct server *srv)
+{
+	pthread_mutex_lock(&srv->decoy_lock);
+	if (!srv->decoy[0] &&
+	    ud_password_decoy(&srv->dbopt, srv->decoy, NULL) != 0)
+		srv->decoy[0] = '\0';
+	pthread_mutex_unlock(&srv->decoy_lock);
+	return srv->decoy;
+}
+
+static void *decoy_thread_cb(void *arg)
+{
+	server_decoy(arg);
+	return NULL;
+}
+
 static int open_store(struct server *srv)
 {
 	struct ud_error err = {0};
@@ -490,12 +506,9 @@ static int open_store(struct server *srv)
 	srv->dbopt.pw_opslimit = srv->cfg.argon2_ops;
 	srv->dbopt.pw_memlimit = srv->cfg.argon2_mem;
 	srv->dbopt.data_dir = srv->cfg.no_persist ? NULL : srv->cfg.data_dir;
-	if (ud_password_decoy(&srv->dbopt, srv->decoy, &err)) {
-		fprintf(stderr,
-			"userdb-server: cannot make the decoy hash: %s\n",
-			err.message);
-		return -1;
-	}
+	pthread_mutex_init(&srv->decoy_lock, NULL);
+	srv->decoy_started =
+	    pthread_create(&srv->decoy_thread, NULL, decoy_thread_cb, srv) == 0;
 	if (srv->dbopt.data_dir && mkdir(srv->dbopt.data_dir, 0700) &&
 	    errno != EEXIST) {
 		fprintf(stderr, "userdb-server: cannot create %s: %s\n",
@@ -613,6 +626,10 @@ void server_run(struct server *srv)
 void server_destroy(struct server *srv)
 {
 	server_stop_listening(srv);
+	if (srv->decoy_started) {
+		pthread_join(srv->decoy_thread, NULL);
+		srv->decoy_started = false;
+	}
 	pool_free(srv->pool); /* runs the last done callbacks */
 	srv->pool = NULL;
 	server_flush(srv);

@@ -46,6 +46,7 @@
 #ifndef UD_NET_SERVER_H
 #define UD_NET_SERVER_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -98,9 +99,13 @@ struct server {
 	struct server_config cfg;
 	struct ud_options dbopt; /* also the Argon2 costs for the pool */
 	/* Verified against when a user has no password: a hash at dbopt's
-	 * cost, so that both rejections take as long.  Immutable after start
-	 * (the workers read it). */
+	 * cost, so that both rejections take as long.  Made on its own
+	 * thread at start (it costs what a login costs and must not delay
+	 * `ready`); read it through server_decoy(). */
 	char decoy[UD_PWHASH_MAX];
+	pthread_mutex_t decoy_lock;
+	pthread_t decoy_thread;
+	bool decoy_started;
 	ud_db *db;
 	struct keyset keys;
 	struct event_base *base;
@@ -148,5 +153,10 @@ void conn_job_end(struct conn *c);
 typedef void (*snap_done_fn)(struct conn *c, uint64_t msgid, int rc);
 int server_snapshot_wait(struct server *srv, struct conn *c, uint64_t msgid,
 			 snap_done_fn cb, struct ud_error *err);
+
+/* The decoy hash (made on first call if the start-up thread has not made
+ * it yet; "" if hashing failed, which ud_password_verify() answers with its
+ * default-cost decoy).  Thread-safe: the password workers call it. */
+const char *server_decoy(struct server *srv);
 
 #endif
