@@ -278,8 +278,10 @@ static int put_escape(struct jsink *s, unsigned char c)
 }
 
 /* Quoted, escaped string.  Runs of bytes that need nothing are copied in
- * one append. */
-static int put_string(struct jsink *s, const char *str, size_t n)
+ * one append.  A NUL in an object key (key) is refused when strict and
+ * replaced by U+FFFD otherwise: JSON readers such as jansson cannot hold
+ * it. */
+static int put_text(struct jsink *s, const char *str, size_t n, bool key)
 {
 	const unsigned char *p = (const unsigned char *)str;
 	size_t i = 0, start = 0;
@@ -303,7 +305,11 @@ static int put_string(struct jsink *s, const char *str, size_t n)
 		rc = sink_put(s, p + start, i - start);
 		if (rc)
 			break;
-		if (c < 0x80)
+		if (c == 0 && key)
+			rc = s->strict
+				 ? sink_fail(s, "must not have NUL in keys")
+				 : sink_put(s, "\xef\xbf\xbd", 3);
+		else if (c < 0x80)
 			rc = put_escape(s, c);
 		else if (s->strict)
 			rc = sink_fail(s, "must be valid UTF-8");
@@ -314,6 +320,11 @@ static int put_string(struct jsink *s, const char *str, size_t n)
 	if (rc == 0)
 		rc = sink_put(s, p + start, i - start);
 	return rc ? rc : sink_put(s, "\"", 1);
+}
+
+static int put_string(struct jsink *s, const char *str, size_t n)
+{
+	return put_text(s, str, n, false);
 }
 
 int codec_json_string(struct ud_buf *b, const char *s, size_t n)
@@ -395,33 +406,83 @@ static int walk_key(struct codec_mp_cur *c, struct jsink *s)
 	if (codec_mp_next(c, &it))
 		return sink_fail(s, "is not well-formed msgpack");
 	if (it.type == CODEC_MP_STR)
-		return put_string(s, it.s, it.n);
+		return put_text(s, it.s, it.n, true);
 	if (s->strict || it.type == CODEC_MP_ARRAY || it.type == CODEC_MP_MAP)
 		return sink_fail(s, "must have string keys");
 	if (it.type == CODEC_MP_BIN)
-		return put_string(s, it.s, it.n);
+		return put_text(s, it.s, it.n, true);
 	rc = put_scalar(&ts, &it);
 	if (rc == 0)
-		rc = put_string(s, tmp.data, tmp.len);
+		rc = put_text(s, tmp.data, tmp.len, true);
 	ud_buf_free(&tmp);
 	return rc;
+}
+
+struct key_ref {
+	const char *s;
+	uint32_t n;
+};
+
+static int key_cmp(const void *a, const void *b)
+{
+	const struct key_ref *x = a, *y = b;
+	int c = memcmp(x->s, y->s, x->n < y->n ? x->n : y->n);
+
+	return c ? c : (x->n > y->n) - (x->n < y->n);
+}
+
+/* Strict mode: the n string keys of one map, refused if one repeats (JSON
+ * readers would keep only one of them). */
+static int check_dup_keys(struct jsink *s, struct key_ref *keys, uint32_t n)
+{
+	char shown[65];
+	uint32_t i, j;
+
+	qsort(keys, n, sizeof(*keys), key_cmp);
+	for (i = 1; i < n; i++) {
+		if (key_cmp(&keys[i - 1], &keys[i]) != 0)
+			continue;
+		for (j = 0; j < keys[i].n && j < 64; j++) /* printable ASCII */
+			shown[j] = keys[i].s[j] >= 0x20 && keys[i].s[j] < 0x7f
+				       ? keys[i].s[j]
+				       : '?';
+		shown[j] = '\0';
+		return ud_error_set(s->err, UD_EINVAL, s->field,
+				    "%s has the key \"%s\" more than once",
+				    s->field, shown);
+	}
+	return 0;
 }
 
 static int walk_container(struct codec_mp_cur *c, struct jsink *s,
 			  const struct codec_mp_item *it, int depth)
 {
 	bool map = it->type == CODEC_MP_MAP;
+	struct key_ref stack_keys[16], *keys = NULL;
+	struct codec_mp_cur peek;
+	struct codec_mp_item k;
 	uint32_t i;
 	int rc;
 
 	if (depth < 1)
 		return ud_error_set(s->err, UD_EINVAL, s->field,
 				    "%s is nested too deeply", s->field);
+	if (map && it->n > (size_t)(c->end - c->p) / 2)
+		return sink_fail(s, "is not well-formed msgpack");
+	if (map && s->strict && it->n > 1) {
+		keys = it->n <= 16 ? stack_keys : malloc(it->n * sizeof(*keys));
+		if (!keys)
+			return ud_error_set(s->err, UD_ENOMEM, NULL,
+					    "out of memory");
+	}
 	rc = sink_put(s, map ? "{" : "[", 1);
 	for (i = 0; rc == 0 && i < it->n; i++) {
 		if (i)
 			rc = sink_put(s, ",", 1);
 		if (rc == 0 && map) {
+			peek = *c;
+			if (keys && codec_mp_next(&peek, &k) == 0)
+				keys[i] = (struct key_ref){k.s, k.n};
 			rc = walk_key(c, s);
 			if (rc == 0)
 				rc = sink_put(s, ":", 1);
@@ -429,6 +490,10 @@ static int walk_container(struct codec_mp_cur *c, struct jsink *s,
 		if (rc == 0)
 			rc = walk_value(c, s, depth - 1);
 	}
+	if (rc == 0 && keys)
+		rc = check_dup_keys(s, keys, it->n);
+	if (keys != stack_keys)
+		free(keys);
 	return rc ? rc : sink_put(s, map ? "}" : "]", 1);
 }
 

@@ -50,13 +50,17 @@ int codec_log_mp(const struct ud_log_view *e, struct ud_buf *b);
 /* Convert the one msgpack value that spans exactly mp[0..n) to compact
  * JSON.  Lenient (for stored or trusted data): bin becomes a string, ext and
  * non-finite floats become null, scalar map keys are stringified, invalid
- * UTF-8 becomes U+FFFD.  UD_EINVAL when malformed, nested deeper than
- * CODEC_WALK_DEPTH or followed by trailing bytes. */
+ * UTF-8 and NUL in keys become U+FFFD (the output is always JSON that
+ * jansson reads; duplicate keys are written as they come).  UD_EINVAL when
+ * malformed, nested deeper than CODEC_WALK_DEPTH or followed by trailing bytes.
+ */
 int codec_mp_to_json(const void *mp, size_t n, struct ud_buf *b);
 
 /* Check that mp[0..n) is exactly one msgpack map that JSON can hold: string
- * keys at every level, valid UTF-8 strings, no bin/ext, finite floats, depth
- * <= max_depth, and at most max_json bytes as compact JSON.  Returns 0 (and
+ * keys at every level, no key twice in one map and no NUL in keys, valid
+ * UTF-8 strings, no bin/ext, finite floats, depth <= max_depth, and at most
+ * max_json bytes as compact JSON.  A map of more than 16 keys allocates a
+ * scratch array (UD_ENOMEM).  Returns 0 (and
  * *json_len when non-NULL) or UD_EINVAL naming `field` with the reason. */
 int codec_mp_check(const void *mp, size_t n, int max_depth, size_t max_json,
 		   const char *field, size_t *json_len, struct ud_error *err);

@@ -3,7 +3,8 @@
  *
  * Each returns 0 or UD_EINVAL with err->field set to the field's wire name and
  * a message saying which rule failed.  Pure functions: thread-safe, no
- * allocation, no store access (uniqueness is the store's business).
+ * allocation (except valid_mp_object's scratch for maps of more than 16 keys),
+ * no store access (uniqueness is the store's business).
  */
 #ifndef UD_VALID_H
 #define UD_VALID_H
@@ -19,9 +20,9 @@ int valid_name(const char *s, size_t n, struct ud_error *err);
 int valid_email(const char *s, size_t n, struct ud_error *err);
 /* http:// or https:// URL with a host, <= 2048 bytes, no spaces/controls. */
 int valid_avatar(const char *s, size_t n, struct ud_error *err);
-/* A msgpack map, well formed, exactly n bytes, <= 8 KiB, string keys,
- * nesting <= 32.  `field` names the field for the error ("custom_data",
- * "details"). */
+/* A msgpack map, well formed, exactly n bytes, <= 8 KiB, string keys (none
+ * twice in one map, no NUL), nesting <= 32.  `field` names the field for the
+ * error ("custom_data", "details"). */
 int valid_mp_object(const void *mp, size_t n, const char *field,
 		    struct ud_error *err);
 /* 8..256 bytes. */

@@ -385,3 +385,33 @@ Test(codec, mp_reader_types)
 	cr_assert(it.type == CODEC_MP_NIL);
 	cr_assert_eq(codec_mp_next(&c, &it), -1);
 }
+
+/* The lenient conversion always gives JSON jansson reads: a NUL in a key
+ * (fuzz_fields finding lenient-mp-to-json-not-json) becomes U+FFFD, in a
+ * value it stays \u0000; duplicate keys pass through. */
+Test(codec, mp_to_json_lenient_is_always_json)
+{
+	struct ud_buf b = {0}, js = {0};
+	msgpack_packer pk;
+	json_error_t je;
+	json_t *v;
+
+	msgpack_packer_init(&pk, &b, codec_buf_write_cb);
+	msgpack_pack_map(&pk, 4);
+	msgpack_pack_str_with_body(&pk, "role\0", 5);
+	msgpack_pack_int(&pk, 0);
+	msgpack_pack_bin_with_body(&pk, "\0", 1);
+	msgpack_pack_str_with_body(&pk, "\0v", 2);
+	msgpack_pack_int(&pk, 0);
+	msgpack_pack_int(&pk, 1);
+	msgpack_pack_int(&pk, 0);
+	msgpack_pack_int(&pk, 2);
+	cr_assert_eq(codec_mp_to_json(b.data, b.len, &js), 0);
+	assert_buf(&js, "{\"role\xef\xbf\xbd\":0,\"\xef\xbf\xbd\":\"\\u0000v\","
+			"\"0\":1,\"0\":2}");
+	v = json_loadb(js.data, js.len, JSON_ALLOW_NUL, &je);
+	cr_assert(v, "jansson: %s", je.text);
+	json_decref(v);
+	ud_buf_free(&b);
+	ud_buf_free(&js);
+}

@@ -2,6 +2,7 @@
  * test_valid.c -- every rule of SPEC §1: the accepted edge and the rejected
  * one next to it.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <criterion/criterion.h>
@@ -450,4 +451,95 @@ Test(valid, mp_object_8k_json_bound)
 	cr_assert(strstr(err.message, "as JSON"));
 	ud_buf_free(&m.b);
 	free(s);
+}
+
+/* A key twice in one map, at any depth, is refused naming the field (JSON
+ * readers keep one of the two); equal keys in different maps are fine. */
+Test(valid, mp_object_rejects_duplicate_keys)
+{
+	struct ud_error err = {0};
+	struct mp m;
+	int depth, n;
+
+	for (depth = 0; depth < 3; depth++) {
+		mp_init(&m);
+		for (n = 0; n < depth; n++) { /* {"x": {"x": ...}} */
+			msgpack_pack_map(&m.pk, 2);
+			mp_str(&m, "y");
+			msgpack_pack_int(&m.pk, 1);
+			mp_str(&m, "x");
+		}
+		msgpack_pack_map(&m.pk, 3);
+		mp_str(&m, "dup");
+		msgpack_pack_int(&m.pk, 1);
+		mp_str(&m, "other");
+		msgpack_pack_int(&m.pk, 2);
+		mp_str(&m, "dup");
+		msgpack_pack_int(&m.pk, 3);
+		cr_assert_eq(
+		    valid_mp_object(m.b.data, m.b.len, "custom_data", &err),
+		    UD_EINVAL, "depth %d", depth);
+		cr_assert_str_eq(err.field, "custom_data");
+		cr_assert(strstr(err.message, "\"dup\" more than once"), "%s",
+			  err.message);
+		cr_assert_eq(
+		    valid_mp_object(m.b.data, m.b.len, "details", &err),
+		    UD_EINVAL);
+		cr_assert_str_eq(err.field, "details");
+		ud_buf_free(&m.b);
+	}
+	/* many keys (the sorted path), one repeated far apart */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 40);
+	for (n = 0; n < 40; n++) {
+		char k[8];
+
+		snprintf(k, sizeof(k), "k%d", n == 39 ? 3 : n);
+		mp_str(&m, k);
+		msgpack_pack_nil(&m.pk);
+	}
+	cr_assert_eq(valid_mp_object(m.b.data, m.b.len, "custom_data", &err),
+		     UD_EINVAL);
+	cr_assert(strstr(err.message, "\"k3\""), "%s", err.message);
+	ud_buf_free(&m.b);
+	/* the same keys in sibling maps, and keys that share a prefix */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 3);
+	mp_str(&m, "a");
+	msgpack_pack_map(&m.pk, 1);
+	mp_str(&m, "k");
+	msgpack_pack_nil(&m.pk);
+	mp_str(&m, "b");
+	msgpack_pack_map(&m.pk, 1);
+	mp_str(&m, "k");
+	msgpack_pack_nil(&m.pk);
+	mp_str(&m, "ab");
+	msgpack_pack_nil(&m.pk);
+	cr_assert_eq(valid_mp_object(m.b.data, m.b.len, "custom_data", &err), 0,
+		     "%s", err.message);
+	ud_buf_free(&m.b);
+}
+
+/* jansson cannot hold NUL in an object key: refused when checking. */
+Test(valid, mp_object_rejects_nul_in_keys)
+{
+	struct ud_error err = {0};
+	struct mp m;
+
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 1);
+	msgpack_pack_str_with_body(&m.pk, "a\0b", 3);
+	msgpack_pack_nil(&m.pk);
+	cr_assert_eq(valid_mp_object(m.b.data, m.b.len, "custom_data", &err),
+		     UD_EINVAL);
+	cr_assert(strstr(err.message, "NUL"), "%s", err.message);
+	ud_buf_free(&m.b);
+	/* a NUL in a value is fine (JSON \u0000) */
+	mp_init(&m);
+	msgpack_pack_map(&m.pk, 1);
+	mp_str(&m, "k");
+	msgpack_pack_str_with_body(&m.pk, "a\0b", 3);
+	cr_assert_eq(valid_mp_object(m.b.data, m.b.len, "custom_data", &err),
+		     0);
+	ud_buf_free(&m.b);
 }
