@@ -30,6 +30,7 @@
 
 #include "codec.h"
 #include "db.h"
+#include "valid.h"
 
 #define USER_FIELDS 16
 
@@ -240,6 +241,7 @@ static uint32_t rd_array(struct rd *r, uint32_t want)
 static void rd_event(struct rd *r, struct change_event *e, bool *has)
 {
 	struct codec_mp_item it;
+	uint64_t type;
 
 	*has = false;
 	if (!rd_item(r, &it))
@@ -251,10 +253,11 @@ static void rd_event(struct rd *r, struct change_event *e, bool *has)
 		return;
 	}
 	e->id = rd_uint(r);
-	e->type = (int)rd_uint(r);
+	type = rd_uint(r);
+	e->type = type < UD_EV__COUNT ? (int)type : 0;
 	e->ms = rd_int(r);
 	e->details = rd_bytes(r, &e->details_len, false);
-	if (e->type >= UD_EV__COUNT)
+	if (type >= UD_EV__COUNT)
 		r->bad = true;
 	*has = !r->bad;
 }
@@ -354,14 +357,15 @@ static void rd_body(struct rd *r, struct change *ch, uint32_t n)
 int change_decode(const void *rec, size_t len, struct change *ch)
 {
 	struct rd r = {{rec, (const unsigned char *)rec + len}, false};
+	uint64_t type;
 	uint32_t n;
 
 	memset(ch, 0, sizeof(*ch));
 	n = rd_array(&r, 0);
-	if (n)
-		ch->type = (int)rd_uint(&r);
-	else
+	type = n ? rd_uint(&r) : 0;
+	if (!n || type > CH_LOG)
 		r.bad = true;
+	ch->type = (int)(type & 0xff);
 	if (!r.bad)
 		rd_body(&r, ch, n);
 	if (r.bad || r.c.p != r.c.end) {
@@ -379,6 +383,251 @@ void change_release(struct change *ch)
 	ch->events = NULL;
 }
 
+/* ---- checking a decoded record against the store -------------------------
+ *
+ * A record whose checksum matched can still contradict the store (a bug, a
+ * hand-edited file, a log spliced from another store).  ud_db_apply checks
+ * everything the engine relies on BEFORE touching the store, so a refused
+ * record changes nothing.  The rules are what the live path (ops.c,
+ * cache.c) always produces:
+ *   - fields follow SPEC §1 (valid_*); custom_data, identities and event
+ *     details are well-formed msgpack maps without duplicate keys;
+ *   - times lie in 0000..9999 (what ud_time_format can show), a user's
+ *     updated >= created; counters and ids stay below 2^63;
+ *   - every event carried by a put, delete or event record is newer than
+ *     anything applied: id > last event id (hence > the user's newest);
+ *     a put with an event has a new etag (> last etag);
+ *   - a put of a new user: no user with its email, seq and created time not
+ *     before the newest user's (creation order), an event (if any) is its
+ *     user.created with id = seq and time = created; a put of an existing
+ *     user keeps seq and created time, raises the etag, never lowers
+ *     updated, may not take another user's email and carries an event
+ *     (cache mode relaxes what unjournaled evictions make possible);
+ *   - a delete or failed-verification event needs a live user;
+ *   - a kept log (dump only): events oldest first with increasing ids, at
+ *     least one; each id's log once; a live user's log is not deleted, a
+ *     missing user's is. */
+
+#define CH_MS_MIN (-62167219200000LL) /* 0000-01-01T00:00:00.000Z */
+#define CH_MS_MAX 253402300799999LL   /* 9999-12-31T23:59:59.999Z */
+#define CH_ID_MAX ((uint64_t)INT64_MAX)
+
+#define BAD(...)                                                               \
+	ud_error_set(err, UD_ECORRUPT, NULL, "change record: " __VA_ARGS__)
+
+static bool ms_ok(int64_t ms)
+{
+	return ms >= CH_MS_MIN && ms <= CH_MS_MAX;
+}
+
+/* A stored msgpack map (custom_data, identities, details). */
+static int check_map(const void *mp, size_t n, const char *what,
+		     struct ud_error *err)
+{
+	struct ud_error e;
+
+	if (codec_mp_check(mp, n, CODEC_WALK_DEPTH, SIZE_MAX, what, NULL, &e))
+		return BAD("%s", e.message);
+	return 0;
+}
+
+static int check_event(const struct change_event *e, struct ud_error *err)
+{
+	if (e->id == 0 || e->id > CH_ID_MAX)
+		return BAD("event id %llu out of range",
+			   (unsigned long long)e->id);
+	if (!ms_ok(e->ms))
+		return BAD("event %llu: time out of range",
+			   (unsigned long long)e->id);
+	if (e->details_len > UINT16_MAX)
+		return BAD("event %llu: details too long",
+			   (unsigned long long)e->id);
+	return check_map(e->details, e->details_len, "event details", err);
+}
+
+/* An event that happens now (put, delete, failed verification). */
+static int check_new_event(const ud_db *db, const struct change_event *e,
+			   struct ud_error *err)
+{
+	int rc = check_event(e, err);
+
+	if (rc)
+		return rc;
+	if (e->id <= db->last_event)
+		return BAD("event id %llu is not after the last one (%llu)",
+			   (unsigned long long)e->id,
+			   (unsigned long long)db->last_event);
+	return 0;
+}
+
+static int check_fields(const struct record *r, struct ud_error *err)
+{
+	struct record_parts p;
+	struct ud_error e;
+
+	record_parts(r, &p);
+	if (valid_id(p.id, p.id_len, &e) ||
+	    valid_name(p.name, p.name_len, &e) ||
+	    valid_email(p.email, p.email_len, &e) ||
+	    (p.avatar && valid_avatar(p.avatar, p.avatar_len, &e)) ||
+	    valid_mp_object(p.custom, p.custom_len, "custom_data", &e) ||
+	    (p.pw_len && valid_password_hash(p.pw, p.pw_len, &e)))
+		return BAD("user %.*s: %s", (int)p.id_len, p.id, e.message);
+	if (check_map(p.ident, p.ident_len, "identities", err))
+		return UD_ECORRUPT;
+	if (!ms_ok(r->created_ms) || !ms_ok(r->updated_ms) ||
+	    !ms_ok(r->last_sign_in_ms) || r->updated_ms < r->created_ms)
+		return BAD("user %.*s: times out of range", (int)p.id_len,
+			   p.id);
+	if (r->etag == 0 || r->etag > CH_ID_MAX || r->seq == 0 ||
+	    r->seq > CH_ID_MAX)
+		return BAD("user %.*s: etag or seq out of range", (int)p.id_len,
+			   p.id);
+	return 0;
+}
+
+/* The most recently created live user, or NULL. */
+static const struct record *newest_user(const ud_db *db)
+{
+	size_t s = db->order.len;
+
+	while (s > 0)
+		if (db->order.items[--s])
+			return db->order.items[s];
+	return NULL;
+}
+
+static int check_put_new(const ud_db *db, const struct change *ch,
+			 struct ud_error *err)
+{
+	const struct record *r = ch->rec, *last = newest_user(db);
+	const struct change_event *e = &ch->ev;
+
+	if (db_find_email(db, record_email(r), r->email_len))
+		return BAD("creates a second user with email %.*s",
+			   (int)r->email_len, record_email(r));
+	if (last && (r->seq <= last->seq || r->created_ms < last->created_ms))
+		return BAD("user %.*s is not newer than the newest user",
+			   (int)r->id_len, record_id(r));
+	if (!ch->has_event)
+		return 0;
+	if (e->type != UD_EV_CREATED && !db->cache)
+		return BAD("updates missing user %.*s", (int)r->id_len,
+			   record_id(r));
+	if (e->type == UD_EV_CREATED &&
+	    (e->id != r->seq || e->ms != r->created_ms ||
+	     (r->flags & REC_LOADED)))
+		return BAD("user.created event of %.*s disagrees with the user",
+			   (int)r->id_len, record_id(r));
+	return 0;
+}
+
+static int check_put(const ud_db *db, const struct change *ch,
+		     struct ud_error *err)
+{
+	const struct record *r = ch->rec, *old, *other;
+	int rc;
+
+	if ((rc = check_fields(r, err)) != 0)
+		return rc;
+	if (ch->has_event) {
+		if ((rc = check_new_event(db, &ch->ev, err)) != 0)
+			return rc;
+		if (r->etag <= db->last_etag)
+			return BAD("etag %llu is not after the last one (%llu)",
+				   (unsigned long long)r->etag,
+				   (unsigned long long)db->last_etag);
+	}
+	old = db_find(db, record_id(r), r->id_len);
+	if (!old)
+		return check_put_new(db, ch, err);
+	if (ch->has_event && ch->ev.type == UD_EV_CREATED)
+		return BAD("creates existing user %.*s", (int)r->id_len,
+			   record_id(r));
+	other = db_find_email(db, record_email(r), r->email_len);
+	if (other && other != old)
+		return BAD("gives user %.*s the email of another user",
+			   (int)r->id_len, record_id(r));
+	if (db->cache)
+		return 0; /* a replayed load may meet an unevicted user */
+	if (!ch->has_event)
+		return BAD("changes user %.*s without an event", (int)r->id_len,
+			   record_id(r));
+	if (r->seq != old->seq || r->created_ms != old->created_ms ||
+	    r->etag <= old->etag || r->updated_ms < old->updated_ms)
+		return BAD("user %.*s: seq, created time, etag or updated time "
+			   "inconsistent with the stored user",
+			   (int)r->id_len, record_id(r));
+	return 0;
+}
+
+static int check_log(const ud_db *db, const struct change *ch,
+		     struct ud_error *err)
+{
+	const struct record *r = db_find(db, ch->id, ch->id_len);
+	struct ud_error e;
+	size_t i;
+	int rc;
+
+	if (valid_id(ch->id, ch->id_len, &e))
+		return BAD("log: %s", e.message);
+	if (r ? ch->deleted : !ch->deleted)
+		return BAD("log of %.*s: deleted flag disagrees with the store",
+			   (int)ch->id_len, ch->id);
+	if (actlog_find(&db->log, ch->id, ch->id_len))
+		return BAD("log of %.*s given twice", (int)ch->id_len, ch->id);
+	if (ch->nevents == 0)
+		return BAD("log of %.*s is empty", (int)ch->id_len, ch->id);
+	for (i = 0; i < ch->nevents; i++) {
+		if ((rc = check_event(&ch->events[i], err)) != 0)
+			return rc;
+		if (i && ch->events[i].id <= ch->events[i - 1].id)
+			return BAD("log of %.*s: event ids not increasing",
+				   (int)ch->id_len, ch->id);
+	}
+	return 0;
+}
+
+/* 0 or UD_ECORRUPT with the reason; reads the store, changes nothing. */
+static int change_check(const ud_db *db, const struct change *ch,
+			struct ud_error *err)
+{
+	const struct record *r;
+	int rc;
+
+	switch (ch->type) {
+	case CH_COUNTERS:
+		if (ch->last_etag > CH_ID_MAX || ch->last_event > CH_ID_MAX ||
+		    !ms_ok(ch->last_ms))
+			return BAD("counters out of range");
+		return 0;
+	case CH_PUT:
+		return check_put(db, ch, err);
+	case CH_DEL:
+	case CH_EVENT:
+		r = db_find(db, ch->id, ch->id_len);
+		if (!r)
+			return BAD("%s missing user %.*s",
+				   ch->type == CH_DEL ? "deletes" : "logs for",
+				   (int)ch->id_len, ch->id);
+		if (!ch->has_event ||
+		    ch->ev.type != (ch->type == CH_DEL
+					? UD_EV_DELETED
+					: UD_EV_PASSWORD_VERIFIED))
+			return BAD("wrong or missing event for %.*s",
+				   (int)ch->id_len, ch->id);
+		if (ch->type == CH_EVENT && r->failed_verifies == UINT32_MAX)
+			return BAD("failed verifications of %.*s overflow",
+				   (int)ch->id_len, ch->id);
+		if ((rc = check_new_event(db, &ch->ev, err)) != 0)
+			return rc;
+		return 0;
+	case CH_LOG:
+		return check_log(db, ch, err);
+	}
+	return BAD("unknown type %d", ch->type);
+}
+
 int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err)
 {
 	struct change ch;
@@ -386,6 +635,11 @@ int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err)
 
 	if (rc)
 		return ud_error_set(err, rc, NULL, "undecodable change record");
+	rc = change_check(db, &ch, err);
+	if (rc) {
+		change_release(&ch);
+		return rc;
+	}
 	rc = db_apply_change(db, &ch);
 	change_release(&ch);
 	if (rc)

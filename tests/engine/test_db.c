@@ -876,3 +876,361 @@ Test(db, options_are_checked)
 	cr_assert_eq(err.code, UD_EINVAL);
 	cr_assert_str_eq(err.field, "log_keep");
 }
+
+/* ---- ud_db_apply refuses records that contradict the store ----------------
+ * (fuzz findings, inputs in tests/fuzz/regressions/apply and recover) */
+
+static int dump_buf_cb(void *ctx, const void *rec, size_t len)
+{
+	uint32_t n = (uint32_t)len;
+
+	cr_assert_eq(ud_buf_append(ctx, &n, sizeof(n)), 0);
+	cr_assert_eq(ud_buf_append(ctx, rec, len), 0);
+	return 0;
+}
+
+static void dump_to(ud_db *db, struct ud_buf *b)
+{
+	b->len = 0;
+	cr_assert_eq(ud_db_dump(db, dump_buf_cb, b), 0);
+}
+
+static int apply_change(ud_db *db, const struct change *ch,
+			struct ud_error *err)
+{
+	struct ud_buf enc = {0};
+	int rc;
+
+	cr_assert_eq(change_encode(ch, &enc), 0);
+	memset(err, 0, sizeof(*err));
+	rc = ud_db_apply(db, enc.data, enc.len, err);
+	ud_buf_free(&enc);
+	return rc;
+}
+
+/* ch is refused as UD_ECORRUPT with `why` in the message and changes
+ * nothing; the store stays sound. */
+static void refused(ud_db *db, const struct change *ch, const char *why)
+{
+	struct ud_buf before = {0}, after = {0};
+	struct ud_error err;
+
+	dump_to(db, &before);
+	cr_assert_eq(apply_change(db, ch, &err), UD_ECORRUPT,
+		     "accepted a record that %s", why);
+	cr_assert(strstr(err.message, why), "message \"%s\", want \"%s\"",
+		  err.message, why);
+	dump_to(db, &after);
+	cr_assert(before.len == after.len &&
+		      memcmp(before.data, after.data, before.len) == 0,
+		  "a refused record (%s) changed the store", why);
+	hdb_check(db);
+	ud_buf_free(&before);
+	ud_buf_free(&after);
+}
+
+static void accepted(ud_db *db, const struct change *ch)
+{
+	struct ud_error err;
+
+	cr_assert_eq(apply_change(db, ch, &err), 0, "refused: %s", err.message);
+	hdb_check(db);
+}
+
+/* A user record with name "X" and the given times and counters. */
+static struct record *user_rec(const char *id, const char *email,
+			       int64_t created, int64_t updated, uint64_t etag,
+			       uint64_t seq)
+{
+	struct record_parts p = {.id = id,
+				 .id_len = strlen(id),
+				 .name = "X",
+				 .name_len = 1,
+				 .email = email,
+				 .email_len = strlen(email)};
+	struct record *r = record_new(&p);
+
+	cr_assert(r);
+	r->created_ms = created;
+	r->updated_ms = updated;
+	r->etag = etag;
+	r->seq = seq;
+	return r;
+}
+
+static struct change_event event_now(ud_db *db, int type)
+{
+	return (struct change_event){db->last_event + 1, db->last_ms + 1, type,
+				     EMPTY_MAP, 1};
+}
+
+/* The same record with the next etag and a later update time. */
+static struct record *next_state(ud_db *db, const char *id)
+{
+	struct record *r = record_dup(db_find(db, id, strlen(id)));
+
+	cr_assert(r);
+	r->etag = db->last_etag + 1;
+	r->updated_ms = db->last_ms + 1;
+	return r;
+}
+
+/* One user with a materialised log: created, then updated. */
+static ud_db *apply_fixture(char *id)
+{
+	ud_db *db = hdb_new(NULL);
+	struct ud_fields f = {0};
+
+	hdb_id(hdb_create(db, "Ann", "ann@example.com"), id);
+	hdb_set(&f, UD_F_NAME, "Ann B");
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, NULL, NULL), 0);
+	hdb_create(db, "Bob", "bob@example.com");
+	return db;
+}
+
+Test(apply, refuses_event_not_newer_than_the_last)
+{
+	char id[UD_ID_MAX + 1], why[200];
+	ud_db *db = apply_fixture(id), *copy;
+	struct change ch = {.type = CH_EVENT, .id = id, .has_event = true};
+
+	ch.id_len = strlen(id);
+	ch.ev = event_now(db, UD_EV_PASSWORD_VERIFIED);
+	ch.ev.id = 1; /* older than the user's newest event */
+	refused(db, &ch, "event id 1 is not after");
+	ch.ev.id = db->last_event;
+	refused(db, &ch, "is not after");
+	ch.type = CH_DEL;
+	ch.ev.type = UD_EV_DELETED;
+	refused(db, &ch, "is not after");
+	ch = (struct change){.type = CH_PUT, .has_event = true};
+	ch.rec = next_state(db, id);
+	ch.ev = event_now(db, UD_EV_UPDATED);
+	ch.ev.id = 2;
+	refused(db, &ch, "is not after");
+	ch.ev.id = db->last_event + 1;
+	ch.rec->etag = db->last_etag; /* an etag already issued */
+	refused(db, &ch, "etag");
+	ch.rec->etag = db->last_etag + 1;
+	accepted(db, &ch);
+	free(ch.rec);
+	ch = (struct change){.type = CH_EVENT, .id = id, .has_event = true};
+	ch.id_len = strlen(id);
+	ch.ev = event_now(db, UD_EV_PASSWORD_VERIFIED);
+	accepted(db, &ch);
+	copy = hdb_dump_copy(db);
+	cr_assert_eq(hdb_compare(db, copy, why, sizeof(why)), 0, "%s", why);
+	ud_db_free(copy);
+	ud_db_free(db);
+}
+
+Test(apply, refuses_times_and_counters_out_of_range)
+{
+	char id[UD_ID_MAX + 1];
+	ud_db *db = apply_fixture(id);
+	int64_t t = db->last_ms + 10;
+	uint64_t seq = db->last_event + 1;
+	struct change ch = {.type = CH_PUT};
+
+	ch.rec = user_rec("usr_new", "new@example.com", t, t - 1, 99, seq);
+	refused(db, &ch, "times out of range"); /* updated before created */
+	ch.rec->created_ms = ch.rec->updated_ms = 253402300800000LL; /* 10000 */
+	refused(db, &ch, "times out of range");
+	ch.rec->created_ms = ch.rec->updated_ms = t;
+	ch.rec->last_sign_in_ms = INT64_MAX;
+	refused(db, &ch, "times out of range");
+	ch.rec->last_sign_in_ms = -1;
+	ch.rec->etag = 0;
+	refused(db, &ch, "etag or seq out of range");
+	ch.rec->etag = UINT64_MAX;
+	refused(db, &ch, "etag or seq out of range");
+	ch.rec->etag = 99;
+	ch.rec->seq = 1; /* created before the newest user */
+	refused(db, &ch, "not newer than the newest user");
+	ch.rec->seq = seq;
+	ch.rec->created_ms = ch.rec->updated_ms = 0;
+	refused(db, &ch, "not newer than the newest user");
+	ch.rec->created_ms = ch.rec->updated_ms = t;
+	accepted(db, &ch); /* as in a dump: no event */
+	cr_assert_eq(db->last_etag, 99);
+	free(ch.rec);
+
+	ch = (struct change){.type = CH_COUNTERS, .last_ms = INT64_MAX};
+	refused(db, &ch, "counters out of range");
+	ch.last_ms = 0;
+	ch.last_event = UINT64_MAX;
+	refused(db, &ch, "counters out of range");
+	ch.last_event = 0;
+	ch.last_etag = (uint64_t)INT64_MAX + 1;
+	refused(db, &ch, "counters out of range");
+	ch.last_etag = 1000;
+	accepted(db, &ch);
+	cr_assert_eq(db->last_etag, 1000);
+	ud_db_free(db);
+}
+
+Test(apply, refused_record_changes_nothing)
+{
+	char id[UD_ID_MAX + 1];
+	ud_db *db = apply_fixture(id);
+	uint64_t etag = db->last_etag, last = db->last_event;
+	int64_t t = db->last_ms + 10;
+	struct change ch = {.type = CH_PUT, .has_event = true};
+
+	/* a create of a taken email, with counters far ahead: the counters
+	 * were raised before the email was found taken */
+	ch.rec = user_rec("usr_new", "ANN@example.com", t, t, 1000, 1000);
+	ch.ev = (struct change_event){1000, t, UD_EV_CREATED, EMPTY_MAP, 1};
+	refused(db, &ch, "second user with email");
+	cr_assert_eq(db->last_etag, etag);
+	cr_assert_eq(db->last_event, last);
+	free(ch.rec);
+	/* a create of a live id */
+	ch.rec = user_rec(id, "new@example.com", t, t, 1000, 1000);
+	refused(db, &ch, "creates existing user");
+	free(ch.rec);
+	/* the created event must be the record's own */
+	ch.rec = user_rec("usr_new", "new@example.com", t, t, 1000, 1001);
+	ch.ev.id = 1001;
+	ch.ev.ms = t + 1;
+	refused(db, &ch, "user.created event");
+	/* an update of a missing user */
+	ch.ev = event_now(db, UD_EV_UPDATED);
+	ch.rec->seq = ch.ev.id;
+	refused(db, &ch, "updates missing user");
+	free(ch.rec);
+	/* another user's email; a changed seq or creation time */
+	ch.rec = next_state(db, id);
+	ch.ev = event_now(db, UD_EV_UPDATED);
+	ch.rec->email_len = 0; /* rebuilt below with Bob's email */
+	free(ch.rec);
+	ch.rec = user_rec(id, "bob@EXAMPLE.com", 0, 0, 0, 0);
+	{
+		const struct record *old = db_find(db, id, strlen(id));
+
+		ch.rec->created_ms = old->created_ms;
+		ch.rec->seq = old->seq;
+		ch.rec->updated_ms = db->last_ms + 1;
+		ch.rec->etag = db->last_etag + 1;
+		refused(db, &ch, "email of another user");
+		free(ch.rec);
+		ch.rec = next_state(db, id);
+		ch.rec->seq = old->seq + 1;
+		refused(db, &ch, "inconsistent with the stored user");
+		ch.rec->seq = old->seq;
+		ch.rec->created_ms = old->created_ms - 1;
+		refused(db, &ch, "inconsistent with the stored user");
+		ch.rec->created_ms = old->created_ms;
+		ch.has_event = false;
+		refused(db, &ch, "without an event");
+		free(ch.rec);
+	}
+	/* a delete or event of a missing user, a delete without its event */
+	ch = (struct change){.type = CH_DEL, .id = "usr_gone", .id_len = 8};
+	ch.has_event = true;
+	ch.ev = event_now(db, UD_EV_DELETED);
+	refused(db, &ch, "deletes missing user");
+	ch.type = CH_EVENT;
+	ch.ev.type = UD_EV_PASSWORD_VERIFIED;
+	refused(db, &ch, "logs for missing user");
+	ch = (struct change){.type = CH_DEL, .id = id, .id_len = strlen(id)};
+	refused(db, &ch, "wrong or missing event");
+	ch.has_event = true;
+	ch.ev = event_now(db, UD_EV_UPDATED);
+	refused(db, &ch, "wrong or missing event");
+	ch.ev.type = UD_EV_DELETED;
+	accepted(db, &ch);
+	ud_db_free(db);
+}
+
+Test(apply, refuses_invalid_fields)
+{
+	char id[UD_ID_MAX + 1];
+	ud_db *db = apply_fixture(id);
+	int64_t t = db->last_ms + 10;
+	uint64_t seq = db->last_event + 1;
+	struct change ch = {.type = CH_PUT};
+	struct record_parts p;
+
+	ch.rec = user_rec("usr_new", "no-at-sign", t, t, 99, seq);
+	refused(db, &ch, "email");
+	free(ch.rec);
+	ch.rec = user_rec("bad id", "new@example.com", t, t, 99, seq);
+	refused(db, &ch, "id must be");
+	free(ch.rec);
+	p = (struct record_parts){.id = "usr_new",
+				  .id_len = 7,
+				  .name = "X",
+				  .name_len = 1,
+				  .email = "new@example.com",
+				  .email_len = 15};
+	p.custom = "\x82\xa1"
+		   "a"
+		   "\x01\xa1"
+		   "a"
+		   "\x02"; /* {"a":1,"a":2} */
+	p.custom_len = 7;
+	ch.rec = record_new(&p);
+	ch.rec->created_ms = ch.rec->updated_ms = t;
+	ch.rec->etag = 99;
+	ch.rec->seq = seq;
+	refused(db, &ch, "more than once");
+	free(ch.rec);
+	p.custom = NULL;
+	p.pw = "plaintext";
+	p.pw_len = 9;
+	ch.rec = record_new(&p);
+	ch.rec->created_ms = ch.rec->updated_ms = t;
+	ch.rec->etag = 99;
+	ch.rec->seq = seq;
+	refused(db, &ch, "password_hash");
+	free(ch.rec);
+	ud_db_free(db);
+}
+
+Test(apply, refuses_logs_that_do_not_fit)
+{
+	char id[UD_ID_MAX + 1], why[200];
+	ud_db *db = apply_fixture(id), *copy;
+	struct change_event ev[3];
+	struct change ch = {.type = CH_LOG, .id = "usr_gone", .id_len = 8};
+	int i;
+
+	for (i = 0; i < 3; i++)
+		ev[i] = (struct change_event){(uint64_t)i + 1, 5, UD_EV_UPDATED,
+					      EMPTY_MAP, 1};
+	ch.events = ev;
+	ch.nevents = 3;
+	/* a live log of a missing user: a dump lost it, so the reloaded store
+	 * differed */
+	refused(db, &ch, "deleted flag disagrees");
+	ch.id = id;
+	ch.id_len = strlen(id);
+	ch.deleted = true; /* a deleted log of a live user */
+	refused(db, &ch, "deleted flag disagrees");
+	ch.deleted = false; /* the user's log exists already */
+	refused(db, &ch, "given twice");
+	ch.id = "usr_gone";
+	ch.id_len = 8;
+	ch.deleted = true;
+	ev[2].id = 2;
+	refused(db, &ch, "not increasing");
+	ev[2].id = 3;
+	ev[1].ms = INT64_MIN;
+	refused(db, &ch, "time out of range");
+	ev[1].ms = 5;
+	ev[0].details = "\x81\x01\x02"; /* {1: 2} */
+	ev[0].details_len = 3;
+	refused(db, &ch, "string keys");
+	ev[0].details = EMPTY_MAP;
+	ev[0].details_len = 1;
+	ch.nevents = 0;
+	refused(db, &ch, "empty");
+	ch.nevents = 3;
+	accepted(db, &ch);
+	refused(db, &ch, "given twice");
+	copy = hdb_dump_copy(db);
+	cr_assert_eq(hdb_compare(db, copy, why, sizeof(why)), 0, "%s", why);
+	ud_db_free(copy);
+	ud_db_free(db);
+}

@@ -103,15 +103,12 @@ static void reopen_same(const char *dir, ud_db **db, struct ud_buf *d1,
 	FUZZ_CHECK(fuzz_buf_eq(d1, d2), "state changed across a reopen");
 }
 
-static void use_store(const char *dir, ud_db *db, bool framed)
+static void use_store(const char *dir, ud_db *db)
 {
 	struct ud_error err;
 	struct ud_buf d1 = {0}, d2 = {0};
-	/* Framed records reach ud_db_apply, which still trusts their fields
-	 * (open finding, see fuzz_apply.c): checked only when strict. */
-	if (!framed || getenv("FUZZ_APPLY_STRICT"))
-		FUZZ_CHECK(ud_db_check(db, &err) == 0, "recovered store: %s",
-			   err.message);
+	FUZZ_CHECK(ud_db_check(db, &err) == 0, "recovered store: %s",
+		   err.message);
 	struct ud_fields f = {.set = UD_F_NAME | UD_F_EMAIL,
 			      .name = "Fuzz",
 			      .name_len = 4,
@@ -154,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	int rc = open_store(dir, &db, &err);
 	if (rc == 0)
-		use_store(dir, db, data[0] % 4 >= 2);
+		use_store(dir, db);
 	else
 		FUZZ_CHECK(rc < 0 && err.code == rc && err.message[0],
 			   "ud_open failed without a message (rc %d)", rc);
