@@ -188,11 +188,13 @@ static inline bool ascii_eq(const unsigned char *h, const struct needle *nd)
 static bool field_has(const char *hay, size_t hn, const struct needle *nd)
 {
 	const unsigned char *h = (const unsigned char *)hay;
-	unsigned char c0 = (unsigned char)nd->s[0], m0 = nd->orm[0];
+	unsigned char c0, m0;
 	size_t i;
 
-	if (!nd->ascii)
+	if (!nd->ascii) /* also the empty needle */
 		return text_ci_contains(hay, hn, nd->s, nd->n);
+	c0 = (unsigned char)nd->s[0];
+	m0 = nd->orm[0];
 	for (i = 0; i + nd->n <= hn; i++)
 		if ((h[i] | m0) == c0 && ascii_eq(h + i, nd))
 			return true;
