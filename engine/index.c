@@ -47,7 +47,9 @@ static uint64_t item_hash(const struct index *ix, const void *item)
 void index_destroy(struct index *ix)
 {
 	free(ix->main.slots);
+	free(ix->main.tags);
 	free(ix->old.slots);
+	free(ix->old.tags);
 	index_init(ix, ix->hash, ix->seed);
 }
 
@@ -56,18 +58,26 @@ size_t index_count(const struct index *ix)
 	return ix->main.used + ix->old.used;
 }
 
+/* The slot tag: hash bits the slot position does not use. */
+static uint8_t hash_tag(uint64_t h)
+{
+	return (uint8_t)(h >> 56);
+}
+
 static void *table_find(const struct index_table *t, uint64_t h, index_eq_fn eq,
 			const void *key, size_t len)
 {
 	size_t mask = t->cap - 1, i, n;
+	uint8_t tag = hash_tag(h);
 	void *p;
 
 	if (!t->cap)
 		return NULL;
-	/* n bounds the walk even in a table without a NULL slot */
+	/* n bounds the walk even in a table without a NULL slot; the tag
+	 * spares the item's cache miss and eq() on 255 of 256 strangers */
 	for (i = h & mask, n = 0; n < t->cap && (p = t->slots[i]) != NULL;
 	     i = (i + 1) & mask, n++)
-		if (p != TOMB && eq(p, key, len))
+		if (p != TOMB && t->tags[i] == tag && eq(p, key, len))
 			return p;
 	return NULL;
 }
@@ -107,6 +117,7 @@ static void table_put(struct index_table *t, uint64_t h, void *item)
 	while (t->slots[i])
 		i = (i + 1) & mask;
 	t->slots[i] = item;
+	t->tags[i] = hash_tag(h);
 	t->used++;
 }
 
@@ -126,6 +137,7 @@ static void rehash_step(struct index *ix, size_t n)
 	}
 	if (ix->old.cap && (ix->cursor == ix->old.cap || !ix->old.used)) {
 		free(ix->old.slots);
+		free(ix->old.tags);
 		ix->old = (struct index_table){0};
 		ix->cursor = 0;
 	}
@@ -141,6 +153,7 @@ static int make_room(struct index *ix)
 {
 	size_t cap;
 	void **slots;
+	uint8_t *tags;
 
 	if (!too_full(&ix->main, ix->main.used + 1))
 		return 0;
@@ -148,11 +161,16 @@ static int make_room(struct index *ix)
 		rehash_step(ix, SIZE_MAX);
 	cap = ix->main.cap ? ix->main.cap * 2 : INDEX_MIN_CAP;
 	slots = calloc(cap, sizeof(*slots));
-	if (!slots)
+	tags = malloc(cap);
+	if (!slots || !tags) {
+		free(slots);
+		free(tags);
 		return UD_ENOMEM;
+	}
 	ix->old = ix->main;
 	ix->cursor = 0;
-	ix->main = (struct index_table){.slots = slots, .cap = cap};
+	ix->main =
+	    (struct index_table){.slots = slots, .tags = tags, .cap = cap};
 	return 0;
 }
 
@@ -188,6 +206,7 @@ static void main_delete_at(struct index *ix, size_t i)
 		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
 			continue;
 		t->slots[i] = t->slots[j];
+		t->tags[i] = t->tags[j];
 		t->slots[j] = NULL;
 		i = j;
 	}
@@ -262,6 +281,8 @@ static int table_check(const struct index *ix, const struct index_table *t,
 		n++;
 		if (table_slot(t, item_hash(ix, p), p) != i)
 			return UD_EINTERNAL; /* unreachable from its home */
+		if (t->tags[i] != hash_tag(item_hash(ix, p)))
+			return UD_EINTERNAL;
 	}
 	return n == t->used ? 0 : UD_EINTERNAL;
 }
@@ -283,5 +304,5 @@ int index_check(const struct index *ix)
 
 size_t index_bytes(const struct index *ix)
 {
-	return (ix->main.cap + ix->old.cap) * sizeof(void *);
+	return (ix->main.cap + ix->old.cap) * (sizeof(void *) + 1);
 }

@@ -1,7 +1,10 @@
 /*
  * index.h -- a hash set of item pointers with incremental rehash.
  *
- * The set stores only pointers (8 bytes a slot): the key lives in the item
+ * The set stores pointers (8 bytes a slot) and a one-byte hash tag per slot
+ * (a probe compares tags first, so a miss rarely touches an item: before
+ * the tags, lookups and the duplicate checks of a 1M-user load spent ~30%
+ * of their time in eq() on strangers).  The key lives in the item
  * and the caller supplies the hash of a key and an equality test, so one
  * implementation serves the id index, the email index (hash and compare the
  * case-folded address without storing a folded copy) and the activity-log
@@ -42,9 +45,10 @@ typedef uint64_t (*index_hash_fn)(const void *item);
 typedef bool (*index_eq_fn)(const void *item, const void *key, size_t len);
 
 struct index_table {
-	void **slots; /* NULL, a tombstone (old table only) or an item */
-	size_t cap;   /* power of two, or 0 */
-	size_t used;  /* items held */
+	void **slots;  /* NULL, a tombstone (old table only) or an item */
+	uint8_t *tags; /* per slot: top byte of the item's slot hash */
+	size_t cap;    /* power of two, or 0 */
+	size_t used;   /* items held */
 };
 
 struct index {
