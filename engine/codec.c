@@ -334,26 +334,59 @@ int codec_json_string(struct ud_buf *b, const char *s, size_t n)
 	return put_string(&sk, s, n) ? UD_ENOMEM : 0;
 }
 
-/* Shortest %g form that reads back as the same value; always looks like a
- * real ("1.0", not "1") so that it parses back as one. */
+/* The shortest decimal that reads back as the same value, in one layout
+ * that depends only on its digits and exponent: fixed ("1181116000.0",
+ * "0.001") for exponents -4..14, else "1.5e+300".  A float32 and the double
+ * its text parses to therefore print alike, so msgpack -> JSON -> msgpack ->
+ * JSON is stable.  Always looks like a real ("1.0", not "1").  cap >= 48. */
 static size_t format_double(double d, bool f32, char *buf, size_t cap)
 {
-	int prec = f32 ? 6 : 15, last = f32 ? 9 : 17;
-	size_t n;
+	char e_form[40], digits[20];
+	int prec, last = f32 ? 9 : 17, exp, nd = 0, i;
+	const char *p;
+	size_t n = 0;
 
-	for (;; prec++) {
-		snprintf(buf, cap, "%.*g", prec, d);
-		if (prec >= last)
-			break;
-		if (f32 ? strtof(buf, NULL) == (float)d
-			: strtod(buf, NULL) == d)
+	for (prec = 1;; prec++) {
+		snprintf(e_form, sizeof(e_form), "%.*e", prec - 1, d);
+		if (prec >= last || (f32 ? strtof(e_form, NULL) == (float)d
+					 : strtod(e_form, NULL) == d))
 			break;
 	}
-	n = strlen(buf);
-	if (!strpbrk(buf, ".eE") && n + 2 < cap) {
-		memcpy(buf + n, ".0", 3);
-		n += 2;
+	for (p = e_form; *p && *p != 'e'; p++)
+		if (*p >= '0' && *p <= '9')
+			digits[nd++] = *p;
+	exp = atoi(p + 1);
+	while (nd > 1 && digits[nd - 1] == '0')
+		nd--;
+	if (e_form[0] == '-')
+		buf[n++] = '-';
+	if (exp < -4 || exp > 14) { /* d.ddde+XX */
+		buf[n++] = digits[0];
+		if (nd > 1)
+			buf[n++] = '.';
+		for (i = 1; i < nd; i++)
+			buf[n++] = digits[i];
+		n += (size_t)snprintf(buf + n, cap - n, "e%c%02d",
+				      exp < 0 ? '-' : '+', abs(exp));
+		return n;
 	}
+	if (exp < 0) { /* 0.000ddd */
+		buf[n++] = '0';
+		buf[n++] = '.';
+		for (i = -1; i > exp; i--)
+			buf[n++] = '0';
+		for (i = 0; i < nd; i++)
+			buf[n++] = digits[i];
+	} else { /* ddd000.0 or dd.ddd */
+		for (i = 0; i <= exp; i++)
+			buf[n++] = i < nd ? digits[i] : '0';
+		buf[n++] = '.';
+		if (nd <= exp + 1)
+			buf[n++] = '0';
+		for (; i < nd; i++)
+			buf[n++] = digits[i];
+	}
+	buf[n] = '\0';
 	return n;
 }
 

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -414,4 +415,59 @@ Test(codec, mp_to_json_lenient_is_always_json)
 	json_decref(v);
 	ud_buf_free(&b);
 	ud_buf_free(&js);
+}
+
+/* A float32 prints like the double its text parses to, so msgpack -> JSON ->
+ * msgpack (reals as float64) -> JSON is stable (fuzz_fields: -1.181116e+09
+ * came back as -1181116000.0); one layout for fixed and exponent forms. */
+Test(codec, reals_print_alike_as_float32_and_float64)
+{
+	static const struct {
+		float f;
+		const char *json;
+	} cases[] = {
+	    {-1.181116e+09f, "-1181116000.0"},
+	    {0.1f, "0.1"},
+	    {1e-07f, "1e-07"},
+	    {0.0001f, "0.0001"},
+	    {100.0f, "100.0"},
+	    {1e+20f, "1e+20"},
+	    {3.4028235e+38f, "3.4028235e+38"},
+	    {-0.0f, "-0.0"},
+	    {123.456f, "123.456"},
+	};
+	struct ud_buf b = {0}, js = {0}, js2 = {0};
+	msgpack_packer pk;
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		b.len = js.len = js2.len = 0;
+		msgpack_packer_init(&pk, &b, codec_buf_write_cb);
+		msgpack_pack_float(&pk, cases[i].f);
+		cr_assert_eq(codec_mp_to_json(b.data, b.len, &js), 0);
+		cr_assert(js.len == strlen(cases[i].json) &&
+			      memcmp(js.data, cases[i].json, js.len) == 0,
+			  "%zu: %.*s, want %s", i, (int)js.len, js.data,
+			  cases[i].json);
+		b.len = 0; /* the double its text reads as */
+		msgpack_pack_double(&pk, strtod(cases[i].json, NULL));
+		cr_assert_eq(codec_mp_to_json(b.data, b.len, &js2), 0);
+		cr_assert(js.len == js2.len &&
+			      memcmp(js.data, js2.data, js.len) == 0,
+			  "%zu: float %.*s, double %.*s", i, (int)js.len,
+			  js.data, (int)js2.len, js2.data);
+	}
+	b.len = js.len = 0;
+	msgpack_packer_init(&pk, &b, codec_buf_write_cb);
+	msgpack_pack_array(&pk, 4);
+	msgpack_pack_double(&pk, 0.1 + 0.2);
+	msgpack_pack_double(&pk, 1234567890123456.0);
+	msgpack_pack_double(&pk, 5e-324);
+	msgpack_pack_double(&pk, 12.5);
+	cr_assert_eq(codec_mp_to_json(b.data, b.len, &js), 0);
+	assert_buf(&js, "[0.30000000000000004,1.234567890123456e+15,"
+			"5e-324,12.5]");
+	ud_buf_free(&b);
+	ud_buf_free(&js);
+	ud_buf_free(&js2);
 }
