@@ -115,6 +115,7 @@ struct needle {
 	size_t n;
 	uint64_t sig;
 	bool ascii; /* all ASCII and n <= sizeof(orm): the raw path applies */
+	const uint16_t *fold2; /* the store's two-byte folding table */
 };
 
 static int needle_fold(struct needle *nd, const char *s, size_t n)
@@ -180,19 +181,53 @@ static inline bool ascii_eq(const unsigned char *h, const struct needle *nd)
 	return (load64(h + j) | load64(nd->orm + j)) == load64(s + j);
 }
 
+/* memmem() for the short needles of search: a two-byte prefix compare per
+ * position, then the rest (memmem's set-up costs more than the search
+ * when the haystack is a name). */
+static bool bytes_find(const char *h, size_t hn, const char *nd, size_t nn)
+{
+	uint16_t first, x;
+	size_t i;
+
+	if (nn > hn)
+		return false;
+	if (nn < 2)
+		return nn == 0 || memchr(h, nd[0], hn) != NULL;
+	memcpy(&first, nd, 2);
+	for (i = 0; i + nn <= hn; i++) {
+		memcpy(&x, h + i, 2);
+		if (x == first && memcmp(h + i + 2, nd + 2, nn - 2) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Fold hay (fast for two-byte code points, sigs.h) and search it. */
+static bool folded_has(const char *hay, size_t hn, const struct needle *nd)
+{
+	char buf[2048];
+	size_t len = sig_fold(nd->fold2, hay, hn, buf, sizeof(buf));
+
+	if (len > sizeof(buf)) /* longer than names and emails can fold to */
+		return text_ci_contains(hay, hn, nd->s, nd->n);
+	return bytes_find(buf, len, nd->s, nd->n);
+}
+
 /* Does fold(h) contain the needle?  For an ASCII needle the raw bytes are
  * searched first: a raw hit is a hit (ASCII bytes are whole code points and
  * fold to themselves lowered), a raw miss in an ASCII hay is a miss; only a
  * non-ASCII hay that missed (it may hold e.g. U+212A KELVIN SIGN, which
- * folds to "k") is folded and searched by text_ci_contains(). */
+ * folds to "k") is folded and searched. */
 static bool field_has(const char *hay, size_t hn, const struct needle *nd)
 {
 	const unsigned char *h = (const unsigned char *)hay;
 	unsigned char c0, m0;
 	size_t i;
 
-	if (!nd->ascii) /* also the empty needle */
-		return text_ci_contains(hay, hn, nd->s, nd->n);
+	if (!nd->n)
+		return true;
+	if (!nd->ascii)
+		return folded_has(hay, hn, nd);
 	c0 = (unsigned char)nd->s[0];
 	m0 = nd->orm[0];
 	for (i = 0; i + nd->n <= hn; i++)
@@ -200,7 +235,7 @@ static bool field_has(const char *hay, size_t hn, const struct needle *nd)
 			return true;
 	if (bytes_ascii(h, hn))
 		return false;
-	return text_ci_contains(hay, hn, nd->s, nd->n);
+	return folded_has(hay, hn, nd);
 }
 
 /* Does r hold the needle in one of fields (enum sig_field bits)? */
@@ -329,6 +364,7 @@ int ud_user_list(ud_db *db, const struct ud_query *q, struct ud_page *out,
 	out->total = 0;
 	out->page = q->page;
 	out->limit = q->limit;
+	nd.fold2 = db->fold2;
 	if (search && needle_fold(&nd, q->search, q->search_len))
 		return ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
 	if (q->email)

@@ -1,6 +1,8 @@
 /*
  * sigs.c -- search signatures of folded bigrams (see sigs.h).
  */
+#include <string.h>
+
 #include "sigs.h"
 #include "text.h"
 
@@ -59,4 +61,63 @@ void sig_user(const char *name, size_t name_len, const char *email,
 {
 	out->name = sig_text(name, name_len);
 	out->email = sig_text(email, email_len);
+}
+
+void sig_fold2_init(uint16_t table[SIG_FOLD2_N])
+{
+	unsigned char in[2], out[16];
+	unsigned cp;
+	size_t n;
+
+	for (cp = 0x80; cp < 0x800; cp++) {
+		in[0] = (unsigned char)(0xC0 | cp >> 6);
+		in[1] = (unsigned char)(0x80 | (cp & 0x3F));
+		n = text_fold((const char *)in, 2, (char *)out, sizeof(out));
+		table[cp - 0x80] = 0;
+		if (n == 1 && out[0] < 0x80)
+			table[cp - 0x80] = out[0];
+		else if (n == 2 && out[0] >= 0xC2 && out[0] <= 0xDF)
+			table[cp - 0x80] =
+			    (uint16_t)((out[0] & 0x1F) << 6 | (out[1] & 0x3F));
+	}
+}
+
+size_t sig_fold(const uint16_t table[SIG_FOLD2_N], const char *s, size_t n,
+		char *out, size_t cap)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned char *o = (unsigned char *)out;
+	size_t i = 0, w = 0;
+	unsigned f;
+	int32_t cp;
+	int len;
+
+	/* whole code points while any one fits (a fold is <= 12 bytes) */
+	while (i < n && cap - w >= 16) {
+		if (p[i] < 0x80) {
+			o[w++] = ascii_fold(p[i++]);
+			continue;
+		}
+		if (p[i] >= 0xC2 && p[i] <= 0xDF && i + 1 < n &&
+		    (p[i + 1] & 0xC0) == 0x80 &&
+		    (f = table[((p[i] & 0x1Fu) << 6 | (p[i + 1] & 0x3Fu)) -
+			       0x80]) != 0) {
+			if (f < 0x80) {
+				o[w++] = (unsigned char)f;
+			} else {
+				o[w++] = (unsigned char)(0xC0 | f >> 6);
+				o[w++] = (unsigned char)(0x80 | (f & 0x3F));
+			}
+			i += 2;
+			continue;
+		}
+		len = utf8_decode(p + i, n - i, &cp);
+		if (len < 0)
+			len = 1; /* text_fold copies an invalid byte alone */
+		w += text_fold(s + i, (size_t)len, out + w, cap - w);
+		i += (size_t)len;
+	}
+	if (i < n) /* out of room: the rest's length, and what fits */
+		w += text_fold(s + i, n - i, out + w, cap - w);
+	return w;
 }

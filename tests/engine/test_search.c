@@ -553,16 +553,18 @@ Test(search, checker_catches_a_stale_signature)
 {
 	ud_db *db = hdb_new(NULL);
 	struct ud_error err = {0};
+	struct sig g;
+	int rc;
 
 	hdb_create(db, "Ann Smith", "ann@example.com");
 	hdb_create(db, "Bob", "bob@example.com");
 	cr_assert_eq(ud_db_check(db, &err), 0);
-	struct sig g;
 
 	order_sig(&db->order, 1, &g);
 	g.email ^= 1ull << 5;
 	order_set_sig(&db->order, 1, &g);
-	cr_assert_eq(ud_db_check(db, &err), UD_EINTERNAL);
+	rc = ud_db_check(db, &err);
+	cr_assert_eq(rc, UD_EINTERNAL, "%d %s", rc, err.message);
 	cr_assert(strstr(err.message, "signature"), "%s", err.message);
 	ud_db_free(db);
 }
