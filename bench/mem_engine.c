@@ -1,10 +1,11 @@
 /*
  * mem_engine.c -- memory and list cost of the engine at N users.
  *
- * Usage: mem_engine [N]   (default 1,000,000)
+ * Usage: mem_engine [N [utf8]]   (default 1,000,000)
  *
  * Creates N users of the benchmark's shape in a memory-only store (generated
- * id, "User Name 123456", "user123456@example.com", varied role/status, a
+ * id, "User Name 123456" (with "utf8": "Иван Петров 123456"),
+ * "user123456@example.com", varied role/status, a
  * CDN avatar URL, a small custom_data map, no password, no identities) and
  * prints the resident memory they cost (from /proc/self/statm, before and
  * after) per user, then the time of a few list shapes: first page, a page
@@ -49,9 +50,14 @@ static const char custom[] = "\x83\xa4plan\xa3pro\xa5seats\x05\xa4tags"
 static const char *const roles[] = {"admin", "user", "viewer"};
 static const char *const statuses[] = {"active", "inactive", "suspended"};
 
+/* The name's words: "User Name" or, for a non-ASCII data set, Cyrillic
+ * (folded through the two-byte table, sigs.h). */
+static const char *name_words = "User Name";
+static const char *needle_word = "NAME"; /* upper case: folding is tested */
+
 static int fill(ud_db *db, long n)
 {
-	char name[32], email[48], avatar[64];
+	char name[64], email[48], avatar[64];
 	struct ud_fields f;
 	struct ud_error err;
 	long i;
@@ -61,7 +67,8 @@ static int fill(ud_db *db, long n)
 		f.set = UD_F_NAME | UD_F_EMAIL | UD_F_ROLE | UD_F_STATUS |
 			UD_F_AVATAR | UD_F_CUSTOM_DATA;
 		f.name = name;
-		f.name_len = snprintf(name, sizeof(name), "User Name %06ld", i);
+		f.name_len =
+		    snprintf(name, sizeof(name), "%s %06ld", name_words, i);
 		f.email = email;
 		f.email_len =
 		    snprintf(email, sizeof(email), "user%06ld@example.com", i);
@@ -174,14 +181,15 @@ static void searches(ud_db *db, long n)
 	long scale = 1, p = 6;
 
 	snprintf(digits, sizeof(digits), "%06ld", n / 2);
-	snprintf(one, sizeof(one), "NAME %s", digits);
+	snprintf(one, sizeof(one), "%s %s", needle_word, digits);
 	while (scale * 100 * 10 <= n && p > 1) /* 10^(6-p) ~ n/100 */
 		scale *= 10, p--;
-	snprintf(pct, sizeof(pct), "NAME %.*s", (int)p, digits);
+	snprintf(pct, sizeof(pct), "%s %.*s", needle_word, (int)p, digits);
 	ud_user_foreach(db, first_id_cb, id);
 	search_one(db, id, "one user:", one);
 	search_one(db, id, "~1%:", pct);
 	search_one(db, id, "everybody:", "EXAMPLE.COM");
+	search_one(db, id, "all names:", needle_word);
 	search_one(db, id, "no match:", "zzz-no-match");
 	search_one(db, id, "one byte:", "7");
 	search_one(db, id, "two bytes:", "r9");
@@ -267,6 +275,11 @@ static void lookups(ud_db *db, long n)
 int main(int argc, char **argv)
 {
 	long n = argc > 1 ? atol(argv[1]) : 1000000;
+
+	if (argc > 2 && strcmp(argv[2], "utf8") == 0) {
+		name_words = "Иван Петров";
+		needle_word = "ПЕТРОВ";
+	}
 	struct ud_stats st;
 	struct ud_error err;
 	long before, after;

@@ -6,21 +6,25 @@
  * lets the visit skip almost all of them without touching their records:
  *
  *   - A field's signature is 64 bits: for every bigram (pair of adjacent
- *     bytes) of the field's case-folded form (text_fold), one bit chosen by
- *     a hash of the pair.  Name and email get a word each, so a candidate
- *     says which field may hold the needle (only that one is verified) and
- *     a needle's bigrams cannot be found half in one field, half in the
- *     other.
+ *     code points) of the field's case-folded form (text_fold), one bit
+ *     chosen by a hash of the pair.  Name and email get a word each, so a
+ *     candidate says which field may hold the needle (only that one is
+ *     verified) and a needle's bigrams cannot be found half in one field,
+ *     half in the other.
  *   - A needle's signature is built the same way from the folded needle.
  *     If fold(field) contains the needle, every bigram of the needle is a
  *     bigram of fold(field), so sig(needle) & ~sig(field) == 0.  The filter
  *     therefore never loses a match (no false negative); what it lets
- *     through is verified with text_ci_contains(), which decides.
- *   - Grams are over folded bytes, not code points: non-ASCII text
- *     (Cyrillic, CJK, "ß" folding to "ss") needs no special case, and a
- *     needle's byte pairs that straddle code points occur in the folded
- *     field just as well.
- *   - A needle shorter than 2 folded bytes has no bigram: its signature is
+ *     through is verified, and the verification decides.
+ *   - Grams are over folded code points: "ß" and "SS" both fold to "ss";
+ *     a Cyrillic name has as many grams as an ASCII one of the same length
+ *     (byte pairs would double them and fill the word).  A byte that is not
+ *     valid UTF-8 is a unit of its own, as text_fold() copies it.
+ *   - A needle cut inside code points (a byte-level search) keeps only its
+ *     whole code points: UTF-8 resynchronises on every lead byte, so they
+ *     are whole in the field too.  A needle with an invalid byte inside
+ *     gets signature 0.
+ *   - A needle of fewer than 2 code points has no bigram: its signature is
  *     0, which every slot passes (a full scan, verified).
  *   - A field whose folded form does not fit SIG_FOLD_MAX bytes (cannot
  *     happen within the validation limits, kept for safety) gets all bits:
@@ -30,10 +34,10 @@
  * bigrams and fills ~21% of its word, an email ~30%; a needle's bigrams
  * must all hit, so the false-positive rate falls geometrically with its
  * length.  Measured on mem_engine's 1M users: "name 500000" (7 bits) lets
- * 0.3% through, "name 50" (6 bits) 2.3%, "r9" (1 bit) 28%.  Trigrams are
+ * 0.25% through, "name 50" (6 bits) 2.3%, "r9" (1 bit) 27%.  Trigrams are
  * more selective per gram but fill the word faster and cannot serve
- * 2-byte needles; two bits per bigram would halve the false positives of
- * short needles but double the slices a search reads.
+ * 2-character needles; two bits per bigram would cut the false positives
+ * of short needles but double the slices a search reads.
  *
  * Cost: 16 bytes per order slot, stored bit-sliced by the order array
  * (order.h) so that a search reads only the slices of its needle's bits;
@@ -77,7 +81,8 @@ void sig_user(const char *name, size_t name_len, const char *email,
  * search matching many non-ASCII names folds each of them.  Entry cp -
  * 0x80 is the code point it folds to when that is one code point below
  * U+0800, else 0 (then utf8proc decides, e.g. U+00DF -> "ss").  Built from
- * text_fold() itself, so it cannot disagree with it. */
+ * text_fold() itself, so it cannot disagree with it.  Kana, CJK
+ * ideographs and Hangul (no case) are copied without asking utf8proc. */
 #define SIG_FOLD2_N 0x780
 void sig_fold2_init(uint16_t table[SIG_FOLD2_N]);
 /* text_fold(s, n, out, cap) with the table's fast path: same result and

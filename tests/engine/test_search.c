@@ -579,32 +579,70 @@ Test(search, signatures_follow_folding)
 	cr_assert_eq(sig_folded("a", 1), 0);
 	cr_assert_eq(sig_folded("", 0), 0);
 	cr_assert_neq(sig_folded("ab", 2), 0);
+	/* cut inside code points: the whole ones still filter */
+	cr_assert_eq(sig_folded("\xa9xyz", 4), sig_folded("xyz", 3));
+	cr_assert_eq(sig_folded("xyz\xc3", 4), sig_folded("xyz", 3));
+	cr_assert_eq(sig_folded("\x84\xaaxyz\xe2\x84", 7),
+		     sig_folded("xyz", 3));
+	/* invalid inside: no filter */
+	cr_assert_eq(sig_folded("x\xffyz", 4), 0);
+	/* code points, not bytes: a two-byte letter is one unit */
+	cr_assert_eq(sig_folded("ä", 2), 0);
+	cr_assert_neq(sig_folded("äb", 3), 0);
 	cr_assert(sig_may(sig_text("User Name 42", 12), sig_folded("name", 4)));
 }
 
-/* The subset property on random byte strings: any substring's signature is
- * within its string's. */
+/* The subset property on random strings (mostly valid UTF-8, with stray
+ * bytes now and then): the signature of any byte range of fold(s), cut
+ * anywhere, even inside code points, is within sig_text(s). */
 Test(search, substring_signature_is_a_subset)
 {
+	static const char *const units[] = {"a",
+					    "A",
+					    "b",
+					    "B",
+					    "z",
+					    "Z",
+					    "0",
+					    "9",
+					    "@",
+					    ".",
+					    " ",
+					    "ß",
+					    "Σ",
+					    "ς",
+					    "Д",
+					    "王",
+					    "\xe2\x84\xaa",
+					    "\xf0\x9f\x98\x80"};
+	static const char *const stray[] = {"\xc3", "\x9f", "\xff", "\xe2\x84"};
 	unsigned seed = 17;
-	char s[64], f[512];
-	size_t n, fl, a, b;
+	char s[256], f[1024];
+	size_t n, fl, a, b, k;
+	const char *u;
 	int i, j;
 
 	for (i = 0; i < 20000; i++) {
-		n = 1 + (size_t)rand_r(&seed) % 40;
-		for (j = 0; j < (int)n; j++) {
-			static const char alpha[] =
-			    "aAbBzZ09@. \xc3\x9f\xce\xa3";
-
-			s[j] = alpha[rand_r(&seed) % (sizeof(alpha) - 1)];
+		n = 0;
+		for (j = 0; j < 1 + rand_r(&seed) % 30; j++) {
+			u = rand_r(&seed) % 10
+				? units[rand_r(&seed) %
+					(sizeof(units) / sizeof(units[0]))]
+				: stray[rand_r(&seed) % 4];
+			memcpy(s + n, u, strlen(u));
+			n += strlen(u);
 		}
 		fl = text_fold(s, n, f, sizeof(f));
 		cr_assert(fl <= sizeof(f));
-		cr_assert_eq(sig_text(s, n), sig_folded(f, fl));
-		a = (size_t)rand_r(&seed) % fl;
-		b = a + (size_t)rand_r(&seed) % (fl - a) + 1;
-		cr_assert(sig_may(sig_text(s, n), sig_folded(f + a, b - a)));
+		if (utf8_count(s, n) >= 0)
+			cr_assert_eq(sig_text(s, n), sig_folded(f, fl));
+		for (k = 0; k < 8; k++) {
+			a = (size_t)rand_r(&seed) % fl;
+			b = a + (size_t)rand_r(&seed) % (fl - a) + 1;
+			cr_assert(
+			    sig_may(sig_text(s, n), sig_folded(f + a, b - a)),
+			    "bytes %zu..%zu of %zu", a, b, fl);
+		}
 	}
 }
 
