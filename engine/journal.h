@@ -34,7 +34,9 @@ void ud_db_free(ud_db *db);
 void ud_db_set_journal(ud_db *db, ud_journal_fn fn, void *ctx);
 
 /* Apply one change record without journaling it (replay).  Returns 0, or
- * UD_ECORRUPT when the record cannot be decoded. */
+ * UD_ECORRUPT (reason in err->message) when the record cannot be decoded or
+ * contradicts the store (rules at the top of change.c's checks); a refused
+ * record changes nothing.  UD_ENOMEM while applying may leave it half done. */
 int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err);
 
 /* Emit the whole state as change records through emit: counters first, then
