@@ -142,15 +142,24 @@ static const char *known_key(const char *k, size_t n)
 }
 
 /* One key/value of the RPC map: nil means "not given"; page and limit may
- * be integers; anything else must be a string. */
+ * be integers; anything else must be a string.  *seen: the keys so far (a
+ * key twice is refused: JSON readers would keep only one). */
 static int query_set_mp(struct ud_query *q, const struct codec_mp_item *k,
-			const struct codec_mp_item *v, struct ud_error *err)
+			const struct codec_mp_item *v, unsigned *seen,
+			struct ud_error *err)
 {
 	const char *name = known_key(k->s, k->n);
+	unsigned bit = 1;
 	bool num;
 
 	if (!name)
 		return valid_unknown_key("query parameter", k->s, k->n, err);
+	while (query_keys[__builtin_ctz(bit)] != name)
+		bit <<= 1;
+	if (*seen & bit)
+		return ud_error_set(err, UD_EINVAL, name, "%s is given twice",
+				    name);
+	*seen |= bit;
 	num = name == query_keys[0] || name == query_keys[1];
 	if (v->type == CODEC_MP_NIL)
 		return 0;
@@ -171,6 +180,7 @@ int ud_query_from_msgpack(struct ud_query *q, const void *mp, size_t n,
 {
 	struct codec_mp_cur c = {mp, (const unsigned char *)mp + n};
 	struct codec_mp_item m, k, v;
+	unsigned seen = 0;
 	uint32_t i;
 	int rc;
 
@@ -191,7 +201,7 @@ int ud_query_from_msgpack(struct ud_query *q, const void *mp, size_t n,
 			goto malformed;
 		/* A container value is refused here, so its elements are never
 		 * read. */
-		rc = query_set_mp(q, &k, &v, err);
+		rc = query_set_mp(q, &k, &v, &seen, err);
 		if (rc)
 			return rc;
 	}

@@ -220,3 +220,32 @@ Test(query, msgpack_bad_values)
 	cr_assert_eq(one("nope", 5, &err), UD_EINVAL);
 	cr_assert_str_eq(err.field, "nope");
 }
+
+/* A key twice in the RPC map is refused naming it, nil or not, whatever the
+ * values (a JSON reader would keep only one). */
+Test(query, msgpack_key_twice_is_refused)
+{
+	static const char *const keys[] = {"page",  "limit",  "role", "status",
+					   "email", "search", "order"};
+	struct ud_error err = {0};
+	struct ud_query q;
+	struct mp m;
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		mp_init(&m);
+		msgpack_pack_map(&m.pk, 3);
+		mp_str(&m, keys[i]);
+		msgpack_pack_nil(&m.pk);
+		mp_str(&m, i ? "page" : "limit");
+		msgpack_pack_int(&m.pk, 2);
+		mp_str(&m, keys[i]);
+		msgpack_pack_nil(&m.pk);
+		ud_query_init(&q);
+		cr_assert_eq(ud_query_from_msgpack(&q, m.b.data, m.b.len, &err),
+			     UD_EINVAL, "%s", keys[i]);
+		cr_assert_str_eq(err.field, keys[i]);
+		cr_assert(strstr(err.message, "twice"), "%s", err.message);
+		ud_buf_free(&m.b);
+	}
+}
