@@ -500,23 +500,24 @@ static const struct record *newest_user(const ud_db *db)
 static int check_put_new(const ud_db *db, const struct change *ch,
 			 struct ud_error *err)
 {
-	const struct record *r = ch->rec, *last = newest_user(db);
+	const struct record *r = ch->rec, *last;
 	const struct change_event *e = &ch->ev;
 
 	if (db_find_email(db, record_email(r), r->email_len))
 		return BAD("creates a second user with email %.*s",
 			   (int)r->email_len, record_email(r));
+	if (ch->has_event && e->type != UD_EV_CREATED) {
+		if (!db->cache) /* cache mode: evicted here, not when logged */
+			return BAD("updates missing user %.*s", (int)r->id_len,
+				   record_id(r));
+		return 0;
+	}
+	last = newest_user(db);
 	if (last && (r->seq <= last->seq || r->created_ms < last->created_ms))
 		return BAD("user %.*s is not newer than the newest user",
 			   (int)r->id_len, record_id(r));
-	if (!ch->has_event)
-		return 0;
-	if (e->type != UD_EV_CREATED && !db->cache)
-		return BAD("updates missing user %.*s", (int)r->id_len,
-			   record_id(r));
-	if (e->type == UD_EV_CREATED &&
-	    (e->id != r->seq || e->ms != r->created_ms ||
-	     (r->flags & REC_LOADED)))
+	if (ch->has_event && (e->id != r->seq || e->ms != r->created_ms ||
+			      (r->flags & REC_LOADED)))
 		return BAD("user.created event of %.*s disagrees with the user",
 			   (int)r->id_len, record_id(r));
 	return 0;

@@ -1234,3 +1234,34 @@ Test(apply, refuses_logs_that_do_not_fit)
 	ud_db_free(copy);
 	ud_db_free(db);
 }
+
+/* Cache mode: evictions are not journaled, so replay may meet an update of
+ * a user it evicted itself (or a reload of one it kept): accepted. */
+Test(apply, cache_mode_accepts_what_evictions_explain)
+{
+	struct ud_options o = ud_options_default;
+	char id[UD_ID_MAX + 1];
+	ud_db *src = apply_fixture(id), *db;
+	struct change ch = {.type = CH_PUT, .has_event = true};
+
+	o.max_users = 10;
+	db = hdb_new(&o);
+	hdb_create(db, "Newer", "newer@example.com");
+	db->last_event += 100;
+	db->last_etag += 100;
+	db->last_ms += 100;
+	ch.rec = record_dup(db_find(src, id, strlen(id)));
+	ch.rec->etag = db->last_etag + 1;
+	ch.rec->updated_ms = db->last_ms + 1;
+	ch.ev = event_now(db, UD_EV_UPDATED);
+	accepted(db, &ch); /* an old seq, the user missing here */
+	free(ch.rec);
+	ch.rec = next_state(db, id);
+	ch.rec->seq += 1000; /* a reload: new seq, no event */
+	ch.rec->created_ms = ch.rec->updated_ms;
+	ch.has_event = false;
+	accepted(db, &ch);
+	free(ch.rec);
+	ud_db_free(db);
+	ud_db_free(src);
+}
