@@ -1265,3 +1265,71 @@ Test(apply, cache_mode_accepts_what_evictions_explain)
 	ud_db_free(db);
 	ud_db_free(src);
 }
+
+/* Every kind of record the live path writes passes the checks: a mirror
+ * built from them and a dump copy equal the store. */
+Test(apply, live_records_pass_the_checks)
+{
+	static const char custom[] =
+	    "\x82\xa1"
+	    "a"
+	    "\x81\xa1"
+	    "b"
+	    "\xcb\x3f\xf8\0\0\0\0\0\0"
+	    "\xa1"
+	    "c"
+	    "\x92\xc3\xc0"; /* {"a":{"b":1.5},"c":[true,nil]} */
+	static const char details[] =
+	    "\x81\xa1k\x81\xa1x\x01"; /* {"k":{"x":1}} */
+	ud_db *db = hdb_new(NULL), *copy;
+	struct hdb_mirror m = {0};
+	struct ud_fields f = hdb_fields("Ann", "ann@example.com");
+	char id[UD_ID_MAX + 1], why[200];
+	const ud_user *u;
+	bool ok;
+
+	m.db = hdb_new(NULL);
+	ud_db_set_journal(db, hdb_mirror_cb, &m);
+	f.set |= UD_F_CUSTOM_DATA | UD_F_ID;
+	f.custom_data = custom;
+	f.custom_data_len = sizeof(custom) - 1;
+	f.id = "usr_ann";
+	f.id_len = 7;
+	hdb_set(&f, UD_F_AVATAR, "https://example.com/a.png");
+	cr_assert_eq(ud_user_create(db, &f, &u, NULL), 0);
+	hdb_id(u, id);
+	cr_assert_eq(ud_user_link_identity(db, id, strlen(id), "github", 6,
+					   "ext-1", 5, details,
+					   sizeof(details) - 1, NULL, NULL),
+		     0);
+	cr_assert_eq(ud_user_set_password(db, id, strlen(id), "password-1", 10,
+					  NULL, NULL),
+		     0);
+	ud_user_verify_password(db, id, strlen(id), "password-1", 10, &ok,
+				NULL);
+	ud_user_verify_password(db, id, strlen(id), "wrong-pass", 10, &ok,
+				NULL);
+	f = (struct ud_fields){0};
+	hdb_set(&f, UD_F_EMAIL, "ann2@example.com");
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, NULL, NULL), 0);
+	cr_assert_eq(ud_user_unlink_identity(db, id, strlen(id), "github", 6,
+					     NULL, NULL),
+		     0);
+	cr_assert_eq(ud_user_delete(db, id, strlen(id), 0, NULL), 0);
+	f = hdb_fields("Ann again", "ann@example.com");
+	f.set |= UD_F_ID;
+	f.id = "usr_ann";
+	f.id_len = 7;
+	cr_assert_eq(ud_user_create(db, &f, NULL, NULL), 0);
+	hdb_create(db, "Bob", "bob@example.com");
+	hdb_check(m.db);
+	cr_assert_eq(hdb_compare(db, m.db, why, sizeof(why)), 0, "mirror: %s",
+		     why);
+	copy = hdb_dump_copy(db);
+	cr_assert_eq(hdb_compare(db, copy, why, sizeof(why)), 0, "dump: %s",
+		     why);
+	ud_db_free(copy);
+	ud_db_free(m.db);
+	ud_buf_free(&m.last);
+	ud_db_free(db);
+}
