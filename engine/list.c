@@ -338,15 +338,52 @@ static void list_email(ud_db *db, const struct ud_query *q, unsigned mask,
 		out->items[out->count++] = (const ud_user *)r;
 }
 
+/* The next live slot after *slot (before it when !asc) whose cell is in
+ * mask, looking at no more than LIST_STEP_MAX slots; NULL when none is that
+ * near (the caller then selects by rank). */
+#define LIST_STEP_MAX 512
+
+static void *list_step(const struct order *o, unsigned mask, uint32_t *slot,
+		       bool asc)
+{
+	size_t s = *slot, n;
+	uint8_t c;
+
+	for (n = 0; n < LIST_STEP_MAX; n++) {
+		if (asc ? s + 1 >= o->len : s == 0)
+			return NULL;
+		s = asc ? s + 1 : s - 1;
+		c = o->cells[s];
+		if (c < ORDER_CELLS && ((mask >> c) & 1u)) {
+			*slot = (uint32_t)s;
+			return o->items[s];
+		}
+	}
+	return NULL;
+}
+
+/* The page's first item by rank (O(log n + block)), the rest by stepping
+ * to the neighbouring slots of the same cells: with a role and a status
+ * one slot in nine matches, so a step reads a few bytes of cells where a
+ * rank select walks the Fenwick tree (perf: order_select was 22% of the
+ * server's time on first pages of 20 before this). */
 static void list_cells(ud_db *db, const struct ud_query *q, unsigned mask,
 		       uint64_t offset, struct ud_page *out)
 {
+	const struct order *o = &db->order;
+	uint32_t slot = 0;
+	void *item = NULL;
 	uint64_t k;
 
-	out->total = order_count(&db->order, mask);
-	for (k = offset; k < out->total && out->count < q->limit; k++)
-		out->items[out->count++] = order_select(
-		    &db->order, mask, q->asc ? k : out->total - 1 - k, NULL);
+	out->total = order_count(o, mask);
+	for (k = offset; k < out->total && out->count < q->limit; k++) {
+		if (item)
+			item = list_step(o, mask, &slot, q->asc);
+		if (!item)
+			item = order_select(
+			    o, mask, q->asc ? k : out->total - 1 - k, &slot);
+		out->items[out->count++] = item;
+	}
 }
 
 int ud_user_list(ud_db *db, const struct ud_query *q, struct ud_page *out,

@@ -183,6 +183,103 @@ Test(codec, user_msgpack_equals_json)
 	ud_buf_free(&ids);
 }
 
+/* The same user through msgpack-c's packer, for the byte-exact check. */
+static int ref_str(msgpack_packer *pk, const char *s, size_t n)
+{
+	return s ? msgpack_pack_str_with_body(pk, s, n) : msgpack_pack_nil(pk);
+}
+
+static int ref_time(msgpack_packer *pk, int64_t ms)
+{
+	char t[32];
+
+	return ms < 0 ? msgpack_pack_nil(pk)
+		      : ref_str(pk, t, ud_time_format(ms, t));
+}
+
+static int ref_obj(struct ud_buf *b, msgpack_packer *pk, const void *p,
+		   size_t n)
+{
+	return n ? ud_buf_append(b, p, n) : msgpack_pack_map(pk, 0);
+}
+
+static void ref_user_mp(const struct ud_user_view *v, struct ud_buf *b)
+{
+	msgpack_packer pk;
+	int rc = 0;
+
+	msgpack_packer_init(&pk, b, codec_buf_write_cb);
+	rc |= msgpack_pack_map(&pk, 12);
+	rc |= ref_str(&pk, S("id")) | ref_str(&pk, v->id, v->id_len);
+	rc |= ref_str(&pk, S("name")) | ref_str(&pk, v->name, v->name_len);
+	rc |= ref_str(&pk, S("email")) | ref_str(&pk, v->email, v->email_len);
+	rc |= ref_str(&pk, S("role")) | ref_str(&pk, ud_role_name(v->role),
+						strlen(ud_role_name(v->role)));
+	rc |= ref_str(&pk, S("status")) |
+	      ref_str(&pk, ud_status_name(v->status),
+		      strlen(ud_status_name(v->status)));
+	rc |=
+	    ref_str(&pk, S("avatar")) | ref_str(&pk, v->avatar, v->avatar_len);
+	rc |= ref_str(&pk, S("custom_data")) |
+	      ref_obj(b, &pk, v->custom_data, v->custom_data_len);
+	rc |= ref_str(&pk, S("identities")) |
+	      ref_obj(b, &pk, v->identities, v->identities_len);
+	rc |= ref_str(&pk, S("has_password")) |
+	      (v->has_password ? msgpack_pack_true(&pk)
+			       : msgpack_pack_false(&pk));
+	rc |= ref_str(&pk, S("last_sign_in_at")) |
+	      ref_time(&pk, v->last_sign_in_ms);
+	rc |= ref_str(&pk, S("created_at")) | ref_time(&pk, v->created_ms);
+	rc |= ref_str(&pk, S("updated_at")) | ref_time(&pk, v->updated_ms);
+	cr_assert_eq(rc, 0);
+}
+
+/* The hand-written user encoder writes what msgpack-c's packer writes, at
+ * every string header boundary (31/32, 255/256, 65535/65536 bytes), with
+ * every optional field absent and present, into a buffer that already
+ * holds bytes and one that is empty. */
+Test(codec, user_msgpack_bytes_equal_msgpack_c)
+{
+	static const size_t lens[] = {0, 1, 31, 32, 255, 256, 65535, 65536};
+	struct ud_buf cd = {0}, ids = {0}, got = {0}, want = {0};
+	struct ud_user_view v;
+	char *big = malloc(70000);
+	size_t i, j;
+
+	cr_assert_not_null(big);
+	memset(big, 'q', 70000);
+	sample_view(&v, &cd, &ids);
+	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		for (j = 0; j < 4; j++) {
+			v.name = big;
+			v.name_len = lens[i];
+			v.avatar = j & 1 ? big : NULL;
+			v.avatar_len = j & 1 ? lens[(i + 3) % 8] : 0;
+			v.last_sign_in_ms = j & 2 ? 1700000000123 : -1;
+			v.has_password = j & 1;
+			v.custom_data_len = j == 3 ? 0 : cd.len;
+			v.role = (int)(i % 3);
+			v.status = (int)(j % 3);
+			got.len = want.len = 0;
+			if (j & 1) { /* something already in the buffer */
+				cr_assert_eq(ud_buf_append(&got, S("xyz")), 0);
+				cr_assert_eq(ud_buf_append(&want, S("xyz")), 0);
+			}
+			cr_assert_eq(codec_user_mp(&v, &got), 0);
+			ref_user_mp(&v, &want);
+			cr_assert_eq(got.len, want.len, "len %zu case %zu",
+				     lens[i], j);
+			cr_assert_eq(memcmp(got.data, want.data, got.len), 0,
+				     "len %zu case %zu", lens[i], j);
+		}
+	}
+	free(big);
+	ud_buf_free(&got);
+	ud_buf_free(&want);
+	ud_buf_free(&cd);
+	ud_buf_free(&ids);
+}
+
 Test(codec, log_entry_json_and_msgpack)
 {
 	struct ud_buf d = {0}, b = {0}, mp = {0}, js = {0};
