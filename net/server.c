@@ -260,6 +260,29 @@ static void http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 
 /* ---- the durability hook ------------------------------------------------ */
 
+/* Move c's held replies towards its socket, and return the bufferevent's
+ * output.  When nothing is queued ahead of them they are written at once,
+ * one writev(2): handing them to the bufferevent instead arms its write
+ * event and disarms it after the write, two epoll_ctl(2) calls per reply
+ * (strace of get_by_id at one request in flight per connection: 5 system
+ * calls per request, 2 of them epoll_ctl).  What the socket does not take
+ * goes to the output as before.  A paused connection is woken through
+ * the write callback, deferred, as if the bufferevent had drained it (a
+ * closing one is closed by the caller once its output is empty). */
+static struct evbuffer *conn_send_held(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) == 0 && evbuffer_get_length(c->held)) {
+		evbuffer_write(c->held, bufferevent_getfd(c->bev));
+		if (evbuffer_get_length(c->held) == 0 && c->paused)
+			bufferevent_trigger(c->bev, EV_WRITE,
+					    BEV_TRIG_IGNORE_WATERMARKS |
+						BEV_TRIG_DEFER_CALLBACKS);
+	}
+	evbuffer_add_buffer(out, c->held);
+	return out;
+}
+
 /* Move held replies to the sockets.  flush_rc != 0: the log write failed, so
  * replies that report writes stay held. */
 static void server_release_held(struct server *srv, int flush_rc)
@@ -277,8 +300,7 @@ static void server_release_held(struct server *srv, int flush_rc)
 		c->on_held = false;
 		c->held_write = false;
 		if (!c->closed) {
-			struct evbuffer *out = bufferevent_get_output(c->bev);
-			evbuffer_add_buffer(out, c->held);
+			struct evbuffer *out = conn_send_held(c);
 			if (evbuffer_get_length(out) > srv->cfg.max_output) {
 				srv->metrics.connections_dropped++;
 				conn_close(c);
