@@ -2,9 +2,12 @@
  * test_server.c -- the server process (SPEC §4): ready line and ports,
  * SIGTERM/SIGINT exit 0 after in-flight work, the generated key file,
  * the data-dir lock, environment settings, restart with the data,
- * server.snapshot, 503 when the log cannot be written, connection limits.
+ * server.snapshot, 503 when the log cannot be written, connection limits,
+ * an IPv6 listen address.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -395,4 +398,63 @@ Test(server, idle_connections_are_closed)
 	char b;
 	cr_assert_eq(recv(c.fd, &b, 1, 0), 0, "closed by the server");
 	rpcc_close(&c);
+}
+
+/* A TCP connection to [::1]:port, or -1. */
+static int tcp6_connect(int port)
+{
+	struct sockaddr_in6 a = {.sin6_family = AF_INET6,
+				 .sin6_port = htons((uint16_t)port),
+				 .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	int fd = socket(AF_INET6, SOCK_STREAM, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* --bind ::1 serves both protocols on the IPv6 loopback, and only there.
+ * Skipped on a machine without one (some containers). */
+Test(server, ipv6_bind)
+{
+	struct sockaddr_in6 a = {.sin6_family = AF_INET6,
+				 .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+	int probe = socket(AF_INET6, SOCK_STREAM, 0);
+	bool have =
+	    probe >= 0 && bind(probe, (struct sockaddr *)&a, sizeof a) == 0;
+	if (probe >= 0)
+		close(probe);
+	if (!have)
+		cr_skip_test("no IPv6 loopback here");
+	const char *args[] = {"--bind", "::1", NULL};
+	cr_assert_eq(tsrv_start(&S, false, true, args), 0);
+	cr_assert(strstr(S.out, "ready rpc=[::1]:"), "%s", S.out);
+	struct rpcc c;
+	cr_assert_eq(rpcc_wrap_fd(&c, tcp6_connect(S.rpc_port)), 0);
+	cr_assert_eq(rpcc_auth(&c), 0);
+	json_t *r = rpcc_call(&c, "user.create",
+			      "[{\"name\":\"V6\",\"email\":\"v6@x.com\"}]");
+	cr_assert_str_eq(rpc_err(r), "");
+	json_decref(r);
+	rpcc_close(&c);
+	int fd = tcp6_connect(S.http_port);
+	cr_assert_geq(fd, 0);
+	const char req[] = "GET /v1/users?email=V6@x.com HTTP/1.1\r\n"
+			   "Authorization: Bearer " TSRV_KEY "\r\n"
+			   "Connection: close\r\n\r\n";
+	char buf[4096];
+	size_t got = 0;
+	ssize_t n;
+	send_all(fd, req, sizeof req - 1);
+	while (got < sizeof buf - 1 &&
+	       (n = read(fd, buf + got, sizeof buf - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = 0;
+	close(fd);
+	cr_assert(strstr(buf, "HTTP/1.1 200"), "%s", buf);
+	cr_assert(strstr(buf, "\"total\":1"), "%s", buf);
+	/* not on the IPv4 loopback */
+	fd = tcp_connect(S.rpc_port);
+	cr_assert_lt(fd, 0);
 }
