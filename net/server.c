@@ -327,6 +327,21 @@ static void server_flush(struct server *srv)
 
 /* ---- snapshots on demand ------------------------------------------------- */
 
+/* The store's timer: every 100 ms, and every 10 ms while a client waits
+ * for a snapshot, so that its reply leaves within 10 ms of the writer's
+ * exit rather than up to 100 ms later (1M users: about 1.3 s of writing). */
+#define TICK_US	     100000
+#define TICK_FAST_US 10000
+
+static void tick_set(struct server *srv, bool fast)
+{
+	struct timeval tv = {.tv_usec = fast ? TICK_FAST_US : TICK_US};
+	if (srv->tick_fast == fast)
+		return;
+	srv->tick_fast = fast;
+	event_add(srv->tick_ev, &tv);
+}
+
 static void snap_check(struct server *srv)
 {
 	struct snap_waiter **pp = &srv->snap_waiters;
@@ -386,6 +401,7 @@ int server_snapshot_wait(struct server *srv, struct conn *c, uint64_t msgid,
 	conn_ref(c);
 	w->next = srv->snap_waiters;
 	srv->snap_waiters = w;
+	tick_set(srv, true);
 	return 0;
 }
 
@@ -394,6 +410,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	struct server *srv = arg;
 	ud_tick(srv->db);
 	snap_check(srv);
+	tick_set(srv, srv->snap_waiters != NULL);
 	if (srv->held_head) /* a failed flush is retried */
 		server_flush(srv);
 }
@@ -568,7 +585,7 @@ static int open_store(struct server *srv)
 
 static int server_events(struct server *srv)
 {
-	struct timeval tick = {.tv_usec = 100000};
+	struct timeval tick = {.tv_usec = TICK_US};
 	srv->base = event_base_new();
 	if (!srv->base)
 		return -1;

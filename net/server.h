@@ -113,6 +113,7 @@ struct server {
 	struct metrics metrics;
 	struct evconnlistener *rpc_l, *http_l, *unix_l;
 	struct event *sig_term, *sig_int, *tick_ev;
+	bool tick_fast; /* ticking every TICK_FAST_US: a snapshot is awaited */
 	struct conn *conns;	/* open connections */
 	struct conn *held_head; /* connections with held replies */
 	struct snap_waiter *snap_waiters;
