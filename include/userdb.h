@@ -446,11 +446,12 @@ struct ud_stats {
 	uint64_t cache_hits, cache_misses, loads;
 	uint64_t failed_verifies;
 	/* persistence */
-	uint64_t log_bytes;	  /* bytes in the live log segments */
-	uint64_t log_records;	  /* records written since start */
-	uint64_t log_seq;	  /* last sequence number */
-	uint64_t snapshots;	  /* completed since start */
-	int64_t last_snapshot_ms; /* -1 never */
+	uint64_t log_bytes;	    /* bytes in the live log segments */
+	uint64_t log_records;	    /* records written since start */
+	uint64_t log_seq;	    /* last sequence number */
+	uint64_t snapshots;	    /* completed since start */
+	uint64_t snapshot_failures; /* failed to start or finish, since start */
+	int64_t last_snapshot_ms;   /* -1 never */
 	uint64_t last_snapshot_bytes;
 	bool snapshot_running;
 	bool unavailable;

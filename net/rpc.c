@@ -10,6 +10,7 @@
 #include "codec.h"
 #include "valid.h"
 #include "mpframe.h"
+#include "persist.h"
 #include "pwjob.h"
 
 #define RPC_ASYNC    1		 /* handler replies later */
@@ -616,7 +617,7 @@ static int m_stats(struct rpc_call *call)
 	ud_stats(srv->db, &st);
 	for (int r = 0; r < MR__COUNT; r++)
 		reqs += srv->metrics.requests[r];
-	msgpack_pack_map(pk, 17);
+	msgpack_pack_map(pk, 18);
 	pack_kv(pk, "users", st.users);
 	pack_kv(pk, "record_bytes", st.record_bytes);
 	pack_kv(pk, "log_events", st.log_events);
@@ -626,6 +627,7 @@ static int m_stats(struct rpc_call *call)
 	pack_kv(pk, "log_records", st.log_records);
 	pack_kv(pk, "log_seq", st.log_seq);
 	pack_kv(pk, "snapshots", st.snapshots);
+	pack_kv(pk, "snapshot_failures", st.snapshot_failures);
 	pack_str(pk, "last_snapshot_ms");
 	msgpack_pack_int64(pk, st.last_snapshot_ms);
 	pack_str(pk, "snapshot_running");
@@ -645,7 +647,9 @@ static void snapshot_done_cb(struct conn *c, uint64_t msgid, int rc)
 {
 	struct ud_error err;
 	struct ud_buf res = {0};
-	ud_error_set(&err, rc ? rc : 0, NULL, "snapshot failed");
+	const char *why = persist_snapshot_error(c->srv->db);
+	ud_error_set(&err, rc ? rc : 0, NULL, "snapshot failed%s%s",
+		     *why ? ": " : "", why);
 	ud_buf_append(&res, "\xc3", 1);
 	if (!c->closed)
 		rpc_reply(c, msgid, rc, &err, &res, false);
@@ -717,7 +721,7 @@ static void rpc_pwjob_finish(struct pwjob *j)
 		rc = ud_buf_append(&res, j->valid ? "\xc3" : "\xc2", 1);
 	if (rc && !j->err.message[0])
 		ud_error_set(&j->err, rc, NULL, "%s", ud_code_name(rc));
-	rpc_reply(j->conn, j->msgid, rc, &j->err, &res, true);
+	rpc_reply(j->conn, j->msgid, rc, &j->err, &res, j->rc == 0);
 	ud_buf_free(&res);
 }
 
@@ -754,7 +758,9 @@ static void call_run(struct rpc_call *call, const msgpack_object *method,
 		return;
 	if (rc && !call->err.message[0])
 		ud_error_set(&call->err, rc, NULL, "%s", ud_code_name(rc));
-	call_finish(call, rc, m && m->write);
+	/* An error reports no mutation: it need not wait for the log (a
+	 * write refused as unavailable is answered while the log is down). */
+	call_finish(call, rc, m && m->write && rc == 0);
 }
 
 /* A malformed request still shows its msgid: [0, msgid, ...]. */

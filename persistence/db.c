@@ -16,6 +16,7 @@
  * Thread assumptions: everything runs on the store's owner thread; the
  * oplog has its own fsync thread.
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ struct persist {
 	unsigned interval; /* seconds, 0 = on demand only */
 	uint64_t snap_covered;
 	uint64_t snap_done;
+	uint64_t snap_failed;	  /* snapshots that failed to start or finish */
 	int64_t last_snapshot_ms; /* wall clock, -1 never */
 	uint64_t last_snapshot_bytes;
 	int64_t last_attempt; /* monotonic ms */
@@ -96,6 +98,7 @@ static void snapshot_finished(struct persist *p, const struct snap_result *r)
 {
 	if (r->code) {
 		memcpy(p->snap_error, r->message, sizeof(p->snap_error));
+		p->snap_failed++;
 		return;
 	}
 	p->snap_error[0] = 0;
@@ -285,22 +288,41 @@ int ud_flush(ud_db *db)
 	return p ? oplog_flush(p->log) : 0;
 }
 
+/* The injected failures of one snapshot, decided here in the parent.
+ * SHORT means something only to snapwrite; elsewhere it is EIO. */
+static void snapshot_faults(struct persist *p, struct snap_faults *f)
+{
+	int e = fault_check(&p->fault, FAULT_SNAP);
+
+	f->write = e < 0 ? EIO : e;
+	if (!f->write)
+		f->write = fault_check(&p->fault, FAULT_SNAP_WRITE);
+	e = fault_check(&p->fault, FAULT_SNAP_SYNC);
+	f->sync = e < 0 ? EIO : e;
+	e = fault_check(&p->fault, FAULT_SNAP_RENAME);
+	f->rename = e < 0 ? EIO : e;
+	e = fault_check(&p->fault, FAULT_SNAP_DIRSYNC);
+	f->dirsync = e < 0 ? EIO : e;
+}
+
 int ud_snapshot_start(ud_db *db, struct ud_error *err)
 {
 	struct persist *p = persist_of(db);
-	int fail, rc;
+	struct snap_faults fail;
+	int rc;
 
 	if (!p || p->job.pid)
 		return 0;
 	p->last_attempt = now_ms(CLOCK_MONOTONIC);
 	rc = oplog_rotate(p->log, err);
+	if (rc == 0) {
+		snapshot_faults(p, &fail);
+		rc = snap_job_start(&p->job, p->dir, oplog_last_seq(p->log),
+				    dump_cb, db, &fail, err);
+	}
 	if (rc)
-		return rc;
-	fail = fault_check(&p->fault, FAULT_SNAP);
-	if (fail < 0)
-		fail = 5; /* EIO for SHORT */
-	return snap_job_start(&p->job, p->dir, oplog_last_seq(p->log), dump_cb,
-			      db, fail, err);
+		p->snap_failed++;
+	return rc;
 }
 
 int ud_snapshot_sync(ud_db *db, struct ud_error *err)
@@ -364,6 +386,7 @@ void ud_stats(ud_db *db, struct ud_stats *out)
 	out->log_records = oplog_records(p->log);
 	out->log_seq = oplog_last_seq(p->log);
 	out->snapshots = p->snap_done;
+	out->snapshot_failures = p->snap_failed;
 	out->last_snapshot_ms = p->last_snapshot_ms;
 	out->last_snapshot_bytes = p->last_snapshot_bytes;
 	out->snapshot_running = p->job.pid != 0;

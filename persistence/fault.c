@@ -31,9 +31,17 @@ void fault_destroy(struct fault *f)
 
 static int op_parse(const char *s, size_t n)
 {
-	static const char *const names[] = {"write", "fsync", "trunc", "snap"};
+	static const char *const names[FAULT__OPS] = {
+	    [FAULT_WRITE] = "write",
+	    [FAULT_FSYNC] = "fsync",
+	    [FAULT_TRUNC] = "trunc",
+	    [FAULT_SNAP] = "snap",
+	    [FAULT_SNAP_WRITE] = "snapwrite",
+	    [FAULT_SNAP_SYNC] = "snapsync",
+	    [FAULT_SNAP_RENAME] = "snaprename",
+	    [FAULT_SNAP_DIRSYNC] = "snapdirsync"};
 
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < FAULT__OPS; i++)
 		if (strlen(names[i]) == n && memcmp(s, names[i], n) == 0)
 			return i;
 	return -1;
@@ -47,7 +55,8 @@ static int err_parse(const char *s, size_t n)
 	} errs[] = {{"ENOSPC", ENOSPC},
 		    {"EIO", EIO},
 		    {"EDQUOT", EDQUOT},
-		    {"SHORT", FAULT_SHORT}};
+		    {"SHORT", FAULT_SHORT},
+		    {"PARTIAL", FAULT_PARTIAL}};
 
 	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
 		if (strlen(errs[i].name) == n &&
@@ -118,10 +127,19 @@ int fault_parse(struct fault *f, const char *spec, struct ud_error *err)
 	return 0;
 }
 
+/* The error of a rule that fires: PARTIAL alternates. */
+static int rule_err(struct fault_rule *r)
+{
+	if (r->err != FAULT_PARTIAL)
+		return r->err;
+	r->half = !r->half;
+	return r->half ? FAULT_SHORT : ENOSPC;
+}
+
 static int rule_fire(struct fault_rule *r)
 {
 	if (r->file)
-		return access(r->file, F_OK) == 0 ? r->err : 0;
+		return access(r->file, F_OK) == 0 ? rule_err(r) : 0;
 	if (r->skip > 0) {
 		r->skip--;
 		return 0;
@@ -130,7 +148,7 @@ static int rule_fire(struct fault_rule *r)
 		return 0;
 	if (r->count > 0)
 		r->count--;
-	return r->err;
+	return rule_err(r);
 }
 
 int fault_check(struct fault *f, int op)

@@ -17,13 +17,24 @@
  *     op:err[:skip[:count]]        e.g. write:ENOSPC:0:3
  *     op:err:file=PATH             active while PATH exists
  *
- *   op     write  (log writes, including segment headers)
- *          fsync  (log fdatasync, in every fsync mode that calls it)
- *          trunc  (ftruncate of the log after a failed write)
- *          snap   (a snapshot: the child's first write fails; counted once
- *                  per snapshot, decided by the parent before it forks)
- *   err    ENOSPC, EIO, EDQUOT, or SHORT (a write that writes half of what
- *          it was asked and reports it; the callers loop)
+ *   op     write        (log writes, including segment headers)
+ *          fsync        (log fdatasync, in every fsync mode that calls it)
+ *          trunc        (ftruncate of the log after a failed write)
+ *          snap         (a snapshot: the child's first write fails; SHORT
+ *                        counts as EIO)
+ *          snapwrite    (a snapshot's writes: the first fails, or with
+ *                        SHORT every one is short and the writer loops)
+ *          snapsync     (the fdatasync of the snapshot file)
+ *          snaprename   (the rename of .inprogress to the final name)
+ *          snapdirsync  (the fsync of the data dir after the rename)
+ *          The snap* ops are counted once per snapshot and decided by the
+ *          parent before it forks (the child takes no lock it may have
+ *          inherited held); see struct snap_faults in snapshot.h.
+ *   err    ENOSPC, EIO, EDQUOT, SHORT (a write that writes half of what it
+ *          was asked and reports it; the callers loop; no effect on the
+ *          other calls), or PARTIAL (a disk filling up mid-write: the
+ *          calls alternate between a SHORT write and ENOSPC, so half of
+ *          the bytes reach the file before the failure)
  *   skip   calls that pass before the rule fires (default 0)
  *   count  calls that fail once it fires (default 1; "*" = until cleared)
  *
@@ -39,10 +50,21 @@
 
 #include "userdb.h"
 
-enum fault_op { FAULT_WRITE = 0, FAULT_FSYNC, FAULT_TRUNC, FAULT_SNAP };
+enum fault_op {
+	FAULT_WRITE = 0,
+	FAULT_FSYNC,
+	FAULT_TRUNC,
+	FAULT_SNAP,
+	FAULT_SNAP_WRITE,
+	FAULT_SNAP_SYNC,
+	FAULT_SNAP_RENAME,
+	FAULT_SNAP_DIRSYNC,
+	FAULT__OPS
+};
 
-#define FAULT_SHORT (-1) /* pseudo errno: short write */
-#define FAULT_RULES 8
+#define FAULT_SHORT   (-1) /* pseudo errno: short write */
+#define FAULT_PARTIAL (-2) /* rule only: SHORT, then ENOSPC, alternating */
+#define FAULT_RULES   16
 
 struct fault_rule {
 	int op;
@@ -50,6 +72,7 @@ struct fault_rule {
 	long skip;
 	long count; /* < 0: forever */
 	char *file; /* NULL, or: active only while this path exists */
+	bool half;  /* PARTIAL: the last call was the short write */
 };
 
 struct fault {
@@ -66,7 +89,7 @@ void fault_destroy(struct fault *f);
  * unless spec is empty. */
 int fault_parse(struct fault *f, const char *spec, struct ud_error *err);
 /* Consume one call of op: returns 0 (go ahead) or the errno / FAULT_SHORT
- * the call must fail with.  f may be NULL. */
+ * the call must fail with (never FAULT_PARTIAL).  f may be NULL. */
 int fault_check(struct fault *f, int op);
 
 /* Write all n bytes at off, looping on short writes and EINTR, under the

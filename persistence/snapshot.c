@@ -32,8 +32,10 @@ struct writer {
 	size_t len;
 	uint64_t off;
 	uint64_t count;
-	int fail_errno; /* injected: the first write fails with it */
-	int err;	/* first errno */
+	int fail_errno;	     /* injected: the first write fails with it */
+	int fail_sync;	     /* injected: the fdatasync fails with it */
+	struct fault *fault; /* injected short writes, or NULL */
+	int err;	     /* first errno */
 };
 
 static int w_write(struct writer *w, const void *p, size_t n)
@@ -46,7 +48,7 @@ static int w_write(struct writer *w, const void *p, size_t n)
 		w->err = w->fail_errno;
 		return -1;
 	}
-	rc = fault_pwrite_all(NULL, w->fd, p, n, (off_t)w->off);
+	rc = fault_pwrite_all(w->fault, w->fd, p, n, (off_t)w->off);
 	if (rc) {
 		w->err = -rc;
 		return -1;
@@ -110,19 +112,47 @@ static int write_body(struct writer *w, uint64_t covered, snap_dump_fn dump,
 		return rc;
 	if (w_frame(w, FRAME_END_MAGIC, w->count, "", 0) || w_flush(w))
 		return UD_EIO;
-	if (fdatasync(w->fd) != 0) {
-		w->err = errno;
+	if (w->fail_sync || fdatasync(w->fd) != 0) {
+		w->err = w->fail_sync ? w->fail_sync : errno;
+		return UD_EIO;
+	}
+	return 0;
+}
+
+/* Rename into place and fsync the directory (each may be made to fail):
+ * 0, or UD_EIO with w->err, the final name gone again. */
+static int publish(struct writer *w, const char *dir, const char *tmp,
+		   const char *path, const struct snap_faults *fail)
+{
+	if (fail->rename || rename(tmp, path) != 0) {
+		w->err = fail->rename ? fail->rename : errno;
+		return UD_EIO;
+	}
+	if (fail->dirsync || datadir_fsync(dir) != 0) {
+		w->err = fail->dirsync ? fail->dirsync : EIO;
+		unlink(path);
 		return UD_EIO;
 	}
 	return 0;
 }
 
 int snap_write(const char *dir, uint64_t covered, snap_dump_fn dump, void *src,
-	       int fail_errno, uint64_t *bytes, struct ud_error *err)
+	       const struct snap_faults *fail, uint64_t *bytes,
+	       struct ud_error *err)
 {
-	struct writer w = {.fail_errno = fail_errno};
+	static const struct snap_faults none;
+	struct writer w = {0};
+	struct fault shortw;
 	char name[32], path[4096], tmp[4200];
 	int rc;
+
+	fail = fail ? fail : &none;
+	w.fail_errno = fail->write > 0 ? fail->write : 0;
+	w.fail_sync = fail->sync;
+	fault_init(&shortw);
+	if (fail->write == FAULT_SHORT &&
+	    fault_parse(&shortw, "write:SHORT:0:*", NULL) == 0)
+		w.fault = &shortw;
 
 	snap_name(covered, name);
 	if (datadir_path(path, sizeof(path), dir, name))
@@ -140,17 +170,15 @@ int snap_write(const char *dir, uint64_t covered, snap_dump_fn dump, void *src,
 	rc = write_body(&w, covered, dump, src);
 	close(w.fd);
 	free(w.buf);
-	if (rc == 0 && rename(tmp, path) != 0) {
-		w.err = errno;
-		rc = UD_EIO;
-	}
+	fault_destroy(&shortw);
+	if (rc == 0)
+		rc = publish(&w, dir, tmp, path, fail);
 	if (rc) {
 		unlink(tmp);
 		return ud_error_set(err, rc == UD_ENOMEM ? rc : UD_EIO, NULL,
 				    "cannot write snapshot %s: %s", name,
 				    w.err ? strerror(w.err) : "dump failed");
 	}
-	datadir_fsync(dir);
 	*bytes = w.off;
 	return 0;
 }
@@ -237,12 +265,13 @@ int snap_load(const char *path, snap_apply_fn apply, void *ctx,
 /* The child: write, report through the pipe, _exit without running the
  * parent's atexit handlers or flushing its stdio buffers. */
 static void child_run(int fd, const char *dir, uint64_t covered,
-		      snap_dump_fn dump, void *src, int fail_errno)
+		      snap_dump_fn dump, void *src,
+		      const struct snap_faults *fail)
 {
 	struct snap_result r = {0};
 	struct ud_error e = {0};
 
-	r.code = snap_write(dir, covered, dump, src, fail_errno, &r.bytes, &e);
+	r.code = snap_write(dir, covered, dump, src, fail, &r.bytes, &e);
 	if (r.code)
 		memcpy(r.message, e.message, sizeof(r.message));
 	if (write(fd, &r, sizeof(r)) != (ssize_t)sizeof(r))
@@ -251,7 +280,7 @@ static void child_run(int fd, const char *dir, uint64_t covered,
 }
 
 int snap_job_start(struct snap_job *j, const char *dir, uint64_t covered,
-		   snap_dump_fn dump, void *src, int fail_errno,
+		   snap_dump_fn dump, void *src, const struct snap_faults *fail,
 		   struct ud_error *err)
 {
 	int p[2];
@@ -276,7 +305,7 @@ int snap_job_start(struct snap_job *j, const char *dir, uint64_t covered,
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 ||
 		    getppid() != parent)
 			_exit(1);
-		child_run(p[1], dir, covered, dump, src, fail_errno);
+		child_run(p[1], dir, covered, dump, src, fail);
 	}
 	close(p[1]);
 	j->pid = pid;

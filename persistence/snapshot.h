@@ -47,13 +47,23 @@ typedef int (*snap_apply_fn)(void *ctx, const void *rec, size_t len,
 /* "snap-<16 hex>.usnap" into out[32]. */
 void snap_name(uint64_t covered, char out[32]);
 
+/* Failures to inject into one snapshot (fault.h's snap* ops): an errno
+ * value, or 0 for none.  write: the first write fails with it, or with
+ * FAULT_SHORT every write is short (and looped over); sync: the file's
+ * fdatasync; rename; dirsync: the directory fsync after the rename. */
+struct snap_faults {
+	int write, sync, rename, dirsync;
+};
+
 /* Write a snapshot of src covering log seq `covered` into dir, synchronously
- * (the child of snap_job_start() calls this).  fail_errno != 0 makes the
- * first write fail with it (fault injection).  Returns 0 and *bytes (the
- * file size), or UD_EIO / UD_ENOMEM with err; nothing is left behind on
- * failure. */
+ * (the child of snap_job_start() calls this).  fail (NULL: none) injects
+ * failures.  Returns 0 and *bytes (the file size), or UD_EIO / UD_ENOMEM
+ * with err; nothing is left behind on failure.  A failed directory fsync
+ * fails the snapshot too (its rename may not be durable, so it must not
+ * let the log it covers go), and the renamed file is removed again. */
 int snap_write(const char *dir, uint64_t covered, snap_dump_fn dump, void *src,
-	       int fail_errno, uint64_t *bytes, struct ud_error *err);
+	       const struct snap_faults *fail, uint64_t *bytes,
+	       struct ud_error *err);
 
 /* Check the snapshot at path and, when apply is non-NULL and the whole file
  * is sound, apply its records in order.  Returns 0 and *covered, *records;
@@ -77,7 +87,7 @@ struct snap_result {
 /* Fork a child that runs snap_write().  Returns 0, or UD_EIO when fork or
  * pipe fail.  j->pid must be 0. */
 int snap_job_start(struct snap_job *j, const char *dir, uint64_t covered,
-		   snap_dump_fn dump, void *src, int fail_errno,
+		   snap_dump_fn dump, void *src, const struct snap_faults *fail,
 		   struct ud_error *err);
 /* Reap the child: returns 0 while it runs (only when !wait), 1 when it has
  * finished (result filled, j->pid back to 0, a failed child's .inprogress

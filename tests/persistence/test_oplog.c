@@ -281,4 +281,23 @@ Test(oplog, fault_spec_syntax)
 	cr_assert_eq(fault_check(&flt, FAULT_FSYNC), EIO);
 	cr_assert_eq(fault_check(&flt, FAULT_FSYNC), EIO);
 	cr_assert_eq(fault_check(&flt, FAULT_FSYNC), 0);
+	cr_assert_eq(fault_parse(&flt,
+				 "snapwrite:SHORT,snapsync:EIO,snaprename:"
+				 "ENOSPC,snapdirsync:EIO,write:PARTIAL:0:*",
+				 NULL),
+		     0);
+	cr_assert_eq(fault_check(&flt, FAULT_SNAP), 0);
+	cr_assert_eq(fault_check(&flt, FAULT_SNAP_WRITE), FAULT_SHORT);
+	cr_assert_eq(fault_check(&flt, FAULT_SNAP_SYNC), EIO);
+	cr_assert_eq(fault_check(&flt, FAULT_SNAP_RENAME), ENOSPC);
+	cr_assert_eq(fault_check(&flt, FAULT_SNAP_DIRSYNC), EIO);
+	for (int i = 0; i < 4; i++) /* half a write, then a full disk */
+		cr_assert_eq(fault_check(&flt, FAULT_WRITE),
+			     i % 2 ? ENOSPC : FAULT_SHORT);
+	cr_assert_eq(fault_parse(&flt, "snapfoo:EIO", NULL), UD_EINVAL);
+}
+
+Test(oplog, partial_rule_writes_half_then_fails)
+{
+	failing_flush(UD_FSYNC_NO, "write:PARTIAL:0:*", true);
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "datadir.h"
+#include "fault.h"
 #include "frame.h"
 #include "helper.h"
 #include "snapshot.h"
@@ -160,7 +161,9 @@ Test(snap, failed_child_leaves_nothing)
 	struct ud_error err;
 
 	recs_make(&in, 10, 10);
-	cr_assert_eq(snap_job_start(&job, dir, 5, recs_dump, &in, ENOSPC, &err),
+	cr_assert_eq(snap_job_start(&job, dir, 5, recs_dump, &in,
+				    &(struct snap_faults){.write = ENOSPC},
+				    &err),
 		     0);
 	cr_assert_eq(snap_job_poll(&job, dir, true, &res), 1);
 	cr_assert_eq(res.code, UD_EIO);
@@ -168,6 +171,45 @@ Test(snap, failed_child_leaves_nothing)
 	cr_assert_eq(file_count(dir, ".usnap"), 0);
 	cr_assert_eq(file_count(dir, ".inprogress"), 0);
 	recs_free(&in);
+}
+
+Test(snap, every_failing_step_leaves_nothing)
+{
+	const struct snap_faults cases[] = {{.write = EIO},
+					    {.sync = EIO},
+					    {.rename = ENOSPC},
+					    {.dirsync = EIO}};
+	struct recs in;
+	struct ud_error err;
+	uint64_t bytes;
+
+	recs_make(&in, 10, 10);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(
+		    snap_write(dir, 5, recs_dump, &in, &cases[i], &bytes, &err),
+		    UD_EIO, "case %zu", i);
+		cr_assert_eq(file_count(dir, ".usnap"), 0, "case %zu", i);
+		cr_assert_eq(file_count(dir, ".inprogress"), 0, "case %zu", i);
+	}
+	recs_free(&in);
+}
+
+Test(snap, short_writes_are_looped_over)
+{
+	struct recs in, out = {0};
+	struct ud_error err;
+	uint64_t bytes, covered;
+
+	recs_make(&in, 500, 100);
+	cr_assert_eq(snap_write(dir, 5, recs_dump, &in,
+				&(struct snap_faults){.write = FAULT_SHORT},
+				&bytes, &err),
+		     0, "%s", err.message);
+	cr_assert_eq((long)bytes, file_size(dir, SNAP5));
+	cr_assert_eq(load(SNAP5, &out, &covered, &err), 0, "%s", err.message);
+	cr_assert_eq(out.n, 500);
+	recs_free(&in);
+	recs_free(&out);
 }
 
 Test(snap, unfinished_file_is_never_read_and_removed)
