@@ -58,7 +58,15 @@ void actlog_destroy(struct actlog *al)
 
 struct ulog *actlog_find(const struct actlog *al, const char *id, size_t len)
 {
-	return index_find(&al->by_id, XXH3_64bits(id, len), ulog_eq, id, len);
+	return actlog_find_hashed(al, id, len, XXH3_64bits(id, len));
+}
+
+struct ulog *actlog_find_hashed(const struct actlog *al, const char *id,
+				size_t len, uint64_t h)
+{
+	if (!index_count(&al->by_id))
+		return NULL;
+	return index_find(&al->by_id, h, ulog_eq, id, len);
 }
 
 struct ulog *actlog_open(struct actlog *al, const char *id, size_t len)

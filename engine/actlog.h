@@ -60,6 +60,9 @@ void actlog_destroy(struct actlog *al);
 
 /* The log of this user id, or NULL. */
 struct ulog *actlog_find(const struct actlog *al, const char *id, size_t len);
+/* actlog_find() with h = XXH3-64 of the id, computed by the caller. */
+struct ulog *actlog_find_hashed(const struct actlog *al, const char *id,
+				size_t len, uint64_t h);
 /* The log of this user id, created empty if absent; NULL when out of
  * memory. */
 struct ulog *actlog_open(struct actlog *al, const char *id, size_t len);

@@ -445,19 +445,24 @@ static int check_event(const struct change_event *e, struct ud_error *err)
 	return check_map(e->details, e->details_len, "event details", err);
 }
 
+/* An event (checked by check_event) that happens now: after the last. */
+static int check_event_after(const ud_db *db, const struct change_event *e,
+			     struct ud_error *err)
+{
+	if (e->id <= db->last_event)
+		return BAD("event id %llu is not after the last one (%llu)",
+			   (unsigned long long)e->id,
+			   (unsigned long long)db->last_event);
+	return 0;
+}
+
 /* An event that happens now (put, delete, failed verification). */
 static int check_new_event(const ud_db *db, const struct change_event *e,
 			   struct ud_error *err)
 {
 	int rc = check_event(e, err);
 
-	if (rc)
-		return rc;
-	if (e->id <= db->last_event)
-		return BAD("event id %llu is not after the last one (%llu)",
-			   (unsigned long long)e->id,
-			   (unsigned long long)db->last_event);
-	return 0;
+	return rc ? rc : check_event_after(db, e, err);
 }
 
 static int check_fields(const struct record *r, struct ud_error *err)
@@ -498,12 +503,12 @@ static const struct record *newest_user(const ud_db *db)
 }
 
 static int check_put_new(const ud_db *db, const struct change *ch,
-			 struct ud_error *err)
+			 const struct db_keys *k, struct ud_error *err)
 {
 	const struct record *r = ch->rec, *last;
 	const struct change_event *e = &ch->ev;
 
-	if (db_find_email(db, record_email(r), r->email_len))
+	if (db_find_email_hashed(db, record_email(r), r->email_len, k->email))
 		return BAD("creates a second user with email %.*s",
 			   (int)r->email_len, record_email(r));
 	if (ch->has_event && e->type != UD_EV_CREATED) {
@@ -523,29 +528,39 @@ static int check_put_new(const ud_db *db, const struct change *ch,
 	return 0;
 }
 
+/* The rules a put's record obeys on its own: no store access. */
+static int check_put_record(const struct change *ch, struct ud_error *err)
+{
+	int rc = check_fields(ch->rec, err);
+
+	if (rc == 0 && ch->has_event)
+		rc = check_event(&ch->ev, err);
+	return rc;
+}
+
+/* The rest of a put's rules: against the store, after check_put_record. */
 static int check_put(const ud_db *db, const struct change *ch,
-		     struct ud_error *err)
+		     const struct db_keys *k, struct ud_error *err)
 {
 	const struct record *r = ch->rec, *old, *other;
 	int rc;
 
-	if ((rc = check_fields(r, err)) != 0)
-		return rc;
 	if (ch->has_event) {
-		if ((rc = check_new_event(db, &ch->ev, err)) != 0)
+		if ((rc = check_event_after(db, &ch->ev, err)) != 0)
 			return rc;
 		if (r->etag <= db->last_etag)
 			return BAD("etag %llu is not after the last one (%llu)",
 				   (unsigned long long)r->etag,
 				   (unsigned long long)db->last_etag);
 	}
-	old = db_find(db, record_id(r), r->id_len);
+	old = db_find_hashed(db, record_id(r), r->id_len, k->id);
 	if (!old)
-		return check_put_new(db, ch, err);
+		return check_put_new(db, ch, k, err);
 	if (ch->has_event && ch->ev.type == UD_EV_CREATED)
 		return BAD("creates existing user %.*s", (int)r->id_len,
 			   record_id(r));
-	other = db_find_email(db, record_email(r), r->email_len);
+	other =
+	    db_find_email_hashed(db, record_email(r), r->email_len, k->email);
 	if (other && other != old)
 		return BAD("gives user %.*s the email of another user",
 			   (int)r->id_len, record_id(r));
@@ -589,11 +604,16 @@ static int check_log(const ud_db *db, const struct change *ch,
 	return 0;
 }
 
-/* 0 or UD_ECORRUPT with the reason; reads the store, changes nothing. */
-static int change_check(const ud_db *db, const struct change *ch,
-			struct ud_error *err)
+int change_check_record(const struct change *ch, struct ud_error *err)
+{
+	return ch->type == CH_PUT ? check_put_record(ch, err) : 0;
+}
+
+int change_check_store(const ud_db *db, const struct change *ch,
+		       const struct db_keys *k, struct ud_error *err)
 {
 	const struct record *r;
+	struct db_keys own;
 	int rc;
 
 	switch (ch->type) {
@@ -603,7 +623,11 @@ static int change_check(const ud_db *db, const struct change *ch,
 			return BAD("counters out of range");
 		return 0;
 	case CH_PUT:
-		return check_put(db, ch, err);
+		if (!k) {
+			db_keys_hash(ch->rec, &own);
+			k = &own;
+		}
+		return check_put(db, ch, k, err);
 	case CH_DEL:
 	case CH_EVENT:
 		r = db_find(db, ch->id, ch->id_len);
@@ -629,24 +653,55 @@ static int change_check(const ud_db *db, const struct change *ch,
 	return BAD("unknown type %d", ch->type);
 }
 
-int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err)
+int change_prepare(const void *rec, size_t len, bool sig, struct change *ch,
+		   struct db_keys *k, struct ud_error *err)
 {
-	struct change ch;
-	int rc = change_decode(rec, len, &ch);
+	int rc = change_decode(rec, len, ch);
 
 	if (rc)
 		return ud_error_set(err, rc, NULL, "undecodable change record");
-	rc = change_check(db, &ch, err);
+	rc = change_check_record(ch, err);
 	if (rc) {
-		change_release(&ch);
+		change_release(ch);
 		return rc;
 	}
-	rc = db_apply_change(db, &ch);
-	change_release(&ch);
-	if (rc)
-		return ud_error_set(err, rc, NULL,
-				    "change record does not fit the state");
+	if (ch->type == CH_PUT) {
+		db_keys_hash(ch->rec, k);
+		if (sig) {
+			sig_user(record_name(ch->rec), ch->rec->name_len,
+				 record_email(ch->rec), ch->rec->email_len,
+				 &k->sig);
+			k->has_sig = true;
+		}
+	}
 	return 0;
+}
+
+int change_commit(ud_db *db, struct change *ch, const struct db_keys *k,
+		  struct ud_error *err)
+{
+	int rc;
+
+	if (ch->type != CH_PUT)
+		k = NULL;
+	rc = change_check_store(db, ch, k, err);
+	if (rc == 0) {
+		rc = db_apply_change_keys(db, ch, k);
+		if (rc)
+			ud_error_set(err, rc, NULL,
+				     "change record does not fit the state");
+	}
+	change_release(ch);
+	return rc;
+}
+
+int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err)
+{
+	struct change ch;
+	struct db_keys k;
+	int rc = change_prepare(rec, len, false, &ch, &k, err);
+
+	return rc ? rc : change_commit(db, &ch, &k, err);
 }
 
 /* ---- dump ---------------------------------------------------------------- */

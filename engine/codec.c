@@ -390,10 +390,33 @@ static size_t format_double(double d, bool f32, char *buf, size_t cap)
 	return n;
 }
 
+/* Decimal digits of v into buf (no NUL); returns their count.  What
+ * snprintf("%" PRIu64) writes, without its cost (a snapshot load checks
+ * every user's custom_data). */
+static size_t fmt_u64(char *buf, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0, i;
+
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while (v /= 10);
+	for (i = 0; i < n; i++)
+		buf[i] = tmp[n - 1 - i];
+	return n;
+}
+
+static size_t fmt_i64(char *buf, int64_t v)
+{
+	if (v >= 0)
+		return fmt_u64(buf, (uint64_t)v);
+	buf[0] = '-';
+	return 1 + fmt_u64(buf + 1, -(uint64_t)v);
+}
+
 static int put_scalar(struct jsink *s, const struct codec_mp_item *it)
 {
 	char num[48];
-	int n;
 
 	switch (it->type) {
 	case CODEC_MP_NIL:
@@ -401,11 +424,9 @@ static int put_scalar(struct jsink *s, const struct codec_mp_item *it)
 	case CODEC_MP_BOOL:
 		return it->b ? sink_put(s, "true", 4) : sink_put(s, "false", 5);
 	case CODEC_MP_UINT:
-		n = snprintf(num, sizeof(num), "%" PRIu64, it->u);
-		return sink_put(s, num, (size_t)n);
+		return sink_put(s, num, fmt_u64(num, it->u));
 	case CODEC_MP_INT:
-		n = snprintf(num, sizeof(num), "%" PRId64, it->i);
-		return sink_put(s, num, (size_t)n);
+		return sink_put(s, num, fmt_i64(num, it->i));
 	case CODEC_MP_FLOAT:
 		if (!isfinite(it->f))
 			return s->strict ? sink_fail(s, "must hold only finite "
@@ -464,6 +485,17 @@ static int key_cmp(const void *a, const void *b)
 	return c ? c : (x->n > y->n) - (x->n < y->n);
 }
 
+/* Does a key of a small map repeat?  Pairwise, without qsort's cost for the
+ * few keys most maps have (every user's custom_data is checked at load). */
+static bool small_repeat(const struct key_ref *keys, uint32_t n)
+{
+	for (uint32_t i = 1; i < n; i++)
+		for (uint32_t j = 0; j < i; j++)
+			if (key_cmp(&keys[i], &keys[j]) == 0)
+				return true;
+	return false;
+}
+
 /* Strict mode: the n string keys of one map, refused if one repeats (JSON
  * readers would keep only one of them). */
 static int check_dup_keys(struct jsink *s, struct key_ref *keys, uint32_t n)
@@ -471,6 +503,9 @@ static int check_dup_keys(struct jsink *s, struct key_ref *keys, uint32_t n)
 	char shown[65];
 	uint32_t i, j;
 
+	if (n <= 8 && !small_repeat(keys, n))
+		return 0;
+	/* sorted: the key reported does not depend on the map's order */
 	qsort(keys, n, sizeof(*keys), key_cmp);
 	for (i = 1; i < n; i++) {
 		if (key_cmp(&keys[i - 1], &keys[i]) != 0)

@@ -141,15 +141,33 @@ void ud_db_stats(ud_db *db, struct ud_stats *out)
 	out->failed_verifies = db->failed_verifies;
 }
 
+void db_keys_hash(const struct record *r, struct db_keys *k)
+{
+	k->id = XXH3_64bits(record_id(r), r->id_len);
+	k->email = text_fold_hash(record_email(r), r->email_len);
+	k->has_sig = false;
+}
+
 struct record *db_find(const ud_db *db, const char *id, size_t len)
 {
-	return index_find(&db->by_id, XXH3_64bits(id, len), id_eq, id, len);
+	return db_find_hashed(db, id, len, XXH3_64bits(id, len));
 }
 
 struct record *db_find_email(const ud_db *db, const char *email, size_t len)
 {
-	return index_find(&db->by_email, text_fold_hash(email, len), email_eq,
-			  email, len);
+	return db_find_email_hashed(db, email, len, text_fold_hash(email, len));
+}
+
+struct record *db_find_hashed(const ud_db *db, const char *id, size_t len,
+			      uint64_t h)
+{
+	return index_find(&db->by_id, h, id_eq, id, len);
+}
+
+struct record *db_find_email_hashed(const ud_db *db, const char *email,
+				    size_t len, uint64_t h)
+{
+	return index_find(&db->by_email, h, email_eq, email, len);
 }
 
 int64_t db_now(const ud_db *db)
@@ -254,21 +272,26 @@ static bool same_text(const struct record *a, const struct record *b)
 }
 
 /* Insert a user that is not in the store.  Frees r on failure. */
-static int put_new(ud_db *db, struct record *r, const struct change *ch)
+static int put_new(ud_db *db, struct record *r, const struct change *ch,
+		   const struct db_keys *k)
 {
 	struct ulog *l;
 	struct sig g;
 
-	if (db_find_email(db, record_email(r), r->email_len)) {
+	if (db_find_email_hashed(db, record_email(r), r->email_len, k->email)) {
 		free(r);
 		return UD_ECORRUPT;
 	}
-	sig_of(r, &g);
+	if (k->has_sig)
+		g = k->sig;
+	else
+		sig_of(r, &g);
 	if (order_append(&db->order, r, cell_of(r), &g, &r->slot)) {
 		free(r);
 		return UD_ENOMEM;
 	}
-	if (index_insert(&db->by_id, r) || index_insert(&db->by_email, r) ||
+	if (index_insert_hashed(&db->by_id, r, k->id) ||
+	    index_insert_hashed(&db->by_email, r, k->email) ||
 	    (db->cache && cache_insert(db, r))) {
 		index_remove(&db->by_id, r);
 		index_remove(&db->by_email, r);
@@ -278,7 +301,7 @@ static int put_new(ud_db *db, struct record *r, const struct change *ch)
 	}
 	db->record_bytes += record_size(r);
 	r->flags &= ~REC_HAS_LOG;
-	l = actlog_find(&db->log, record_id(r), r->id_len);
+	l = actlog_find_hashed(&db->log, record_id(r), r->id_len, k->id);
 	if (l) { /* the id lives again: its kept log continues */
 		actlog_revive(&db->log, l);
 		r->flags |= REC_HAS_LOG;
@@ -301,9 +324,10 @@ static int put_new(ud_db *db, struct record *r, const struct change *ch)
 
 /* Swap r in for old (same id).  Frees r on failure, old on success. */
 static int put_replace(ud_db *db, struct record *old, struct record *r,
-		       const struct change *ch)
+		       const struct change *ch, const struct db_keys *k)
 {
-	struct record *other = db_find_email(db, record_email(r), r->email_len);
+	struct record *other =
+	    db_find_email_hashed(db, record_email(r), r->email_len, k->email);
 	struct sig g;
 
 	if (other && other != old) {
@@ -312,7 +336,7 @@ static int put_replace(ud_db *db, struct record *old, struct record *r,
 	}
 	if (!other) { /* the folded email changed */
 		index_remove(&db->by_email, old);
-		if (index_insert(&db->by_email, r)) {
+		if (index_insert_hashed(&db->by_email, r, k->email)) {
 			index_insert(&db->by_email, old);
 			free(r);
 			return UD_ENOMEM;
@@ -327,7 +351,10 @@ static int put_replace(ud_db *db, struct record *old, struct record *r,
 	order_set_item(&db->order, r->slot, r);
 	order_set_cell(&db->order, r->slot, cell_of(r));
 	if (!same_text(old, r)) {
-		sig_of(r, &g);
+		if (k->has_sig)
+			g = k->sig;
+		else
+			sig_of(r, &g);
 		order_set_sig(&db->order, r->slot, &g);
 	}
 	db->record_bytes += record_size(r) - record_size(old);
@@ -337,23 +364,28 @@ static int put_replace(ud_db *db, struct record *old, struct record *r,
 	return 0;
 }
 
-static int apply_put(ud_db *db, struct change *ch)
+static int apply_put(ud_db *db, struct change *ch, const struct db_keys *k)
 {
 	struct record *r = ch->rec, *old;
+	struct db_keys own;
 
 	ch->rec = NULL;
 	if (r->role >= UD_ROLES || r->status >= UD_STATUSES) {
 		free(r);
 		return UD_ECORRUPT;
 	}
+	if (!k) {
+		db_keys_hash(r, &own);
+		k = &own;
+	}
 	raise_counters(db, r->etag, r->seq, r->updated_ms);
 	raise_counters(db, 0, 0, r->last_sign_in_ms);
-	old = db_find(db, record_id(r), r->id_len);
+	old = db_find_hashed(db, record_id(r), r->id_len, k->id);
 	if (old && ch->has_event && ch->ev.type == UD_EV_CREATED) {
 		free(r); /* a second creation of a live id */
 		return UD_ECORRUPT;
 	}
-	return old ? put_replace(db, old, r, ch) : put_new(db, r, ch);
+	return old ? put_replace(db, old, r, ch, k) : put_new(db, r, ch, k);
 }
 
 void db_unlink(ud_db *db, struct record *r)
@@ -430,6 +462,11 @@ static int apply_log(ud_db *db, const struct change *ch)
 
 int db_apply_change(ud_db *db, struct change *ch)
 {
+	return db_apply_change_keys(db, ch, NULL);
+}
+
+int db_apply_change_keys(ud_db *db, struct change *ch, const struct db_keys *k)
+{
 	switch (ch->type) {
 	case CH_COUNTERS:
 		raise_counters(db, ch->last_etag, ch->last_event, ch->last_ms);
@@ -437,7 +474,7 @@ int db_apply_change(ud_db *db, struct change *ch)
 			db->failed_verifies = ch->failed_verifies;
 		return 0;
 	case CH_PUT:
-		return apply_put(db, ch);
+		return apply_put(db, ch, k);
 	case CH_DEL:
 		return apply_del(db, ch);
 	case CH_EVENT:

@@ -128,6 +128,16 @@ struct change {
 	struct change_event *events;
 };
 
+/* What the indexes hash of a record, computed once per put (a snapshot load
+ * computes it on its helper thread, load.c) instead of once per lookup and
+ * insert. */
+struct db_keys {
+	uint64_t id;	/* XXH3-64 of the id (by_id, the activity logs) */
+	uint64_t email; /* text_fold_hash of the email (by_email) */
+	bool has_sig;	/* sig below is filled */
+	struct sig sig; /* search signature of name and email */
+};
+
 /* Append the encoding of ch to b.  0 or UD_ENOMEM. */
 int change_encode(const struct change *ch, struct ud_buf *b);
 /* Decode one record; ch->rec and ch->events are allocated (free with
@@ -135,13 +145,44 @@ int change_encode(const struct change *ch, struct ud_buf *b);
 int change_decode(const void *rec, size_t len, struct change *ch);
 void change_release(struct change *ch);
 
+/* ud_db_apply() in two halves (load.c runs the first on a helper thread).
+ *
+ * change_prepare: decode rec into ch, check what the record must obey on
+ * its own (a put's fields and event: the first rules of the list in
+ * change.c) and, for a put, hash its keys into k (and its search signature
+ * when sig).  Reads no store: thread-safe.  0, or UD_ECORRUPT with the
+ * reason (ch then holds nothing).
+ *
+ * change_commit: on the owner thread, check ch against the store and apply
+ * it; releases ch either way.  0, UD_ECORRUPT (nothing changed) or
+ * UD_ENOMEM. */
+int change_prepare(const void *rec, size_t len, bool sig, struct change *ch,
+		   struct db_keys *k, struct ud_error *err);
+int change_commit(ud_db *db, struct change *ch, const struct db_keys *k,
+		  struct ud_error *err);
+/* The two halves of the checks: change_check_record reads only ch;
+ * change_check_store reads the store (k: the keys of a put, or NULL). */
+int change_check_record(const struct change *ch, struct ud_error *err);
+int change_check_store(const ud_db *db, const struct change *ch,
+		       const struct db_keys *k, struct ud_error *err);
+
 /* ---- the store (db.c) --------------------------------------------------- */
 
+/* The hashes of r's id and email (not the signature). */
+void db_keys_hash(const struct record *r, struct db_keys *k);
 struct record *db_find(const ud_db *db, const char *id, size_t len);
 struct record *db_find_email(const ud_db *db, const char *email, size_t len);
+/* The same lookups with the key's hash given (h as in struct db_keys). */
+struct record *db_find_hashed(const ud_db *db, const char *id, size_t len,
+			      uint64_t h);
+struct record *db_find_email_hashed(const ud_db *db, const char *email,
+				    size_t len, uint64_t h);
 /* Apply ch to memory (takes ch->rec).  0, UD_ECORRUPT when it contradicts
  * the state, UD_ENOMEM. */
 int db_apply_change(ud_db *db, struct change *ch);
+/* db_apply_change() with the keys of a put's record already computed
+ * (NULL: compute them). */
+int db_apply_change_keys(ud_db *db, struct change *ch, const struct db_keys *k);
 /* Journal ch (when a journal is set) then apply it; frees ch->rec on
  * failure.  0 or the journal's / apply's code. */
 int db_commit(ud_db *db, struct change *ch, struct ud_error *err);

@@ -181,11 +181,59 @@ int index_reserve(struct index *ix)
 
 int index_insert(struct index *ix, void *item)
 {
+	return index_insert_hashed(ix, item, ix->hash(item));
+}
+
+int index_insert_hashed(struct index *ix, void *item, uint64_t h)
+{
 	if (make_room(ix))
 		return UD_ENOMEM;
-	table_put(&ix->main, item_hash(ix, item), item);
+	table_put(&ix->main, scramble(ix, h), item);
 	rehash_step(ix, INDEX_STEP);
 	return 0;
+}
+
+/* The capacity growth reaches for n items: the same power of two, so a
+ * presized table is the table an item-by-item load would have built. */
+static size_t cap_for(size_t n)
+{
+	size_t cap = INDEX_MIN_CAP;
+
+	while (too_full(&(struct index_table){.cap = cap}, n) &&
+	       cap < SIZE_MAX / 4)
+		cap *= 2;
+	return cap;
+}
+
+int index_presize(struct index *ix, size_t n)
+{
+	size_t cap = cap_for(n);
+	void **slots;
+	uint8_t *tags;
+
+	if (ix->main.cap || ix->old.cap || cap <= INDEX_MIN_CAP)
+		return 0;
+	slots = calloc(cap, sizeof(*slots));
+	tags = malloc(cap);
+	if (!slots || !tags) {
+		free(slots);
+		free(tags);
+		return UD_ENOMEM;
+	}
+	ix->main =
+	    (struct index_table){.slots = slots, .tags = tags, .cap = cap};
+	return 0;
+}
+
+void index_prefetch(const struct index *ix, uint64_t h)
+{
+	size_t i;
+
+	if (!ix->main.cap)
+		return;
+	i = scramble(ix, h) & (ix->main.cap - 1);
+	__builtin_prefetch(&ix->main.slots[i]);
+	__builtin_prefetch(&ix->main.tags[i]);
 }
 
 /* Linear-probing deletion: pull later members of the cluster back so that

@@ -71,6 +71,17 @@ void *index_find(const struct index *ix, uint64_t h, index_eq_fn eq,
 		 const void *key, size_t len);
 /* Add item (its key must not be present).  0 or UD_ENOMEM. */
 int index_insert(struct index *ix, void *item);
+/* index_insert() with h = the caller's hash of item's key, as ix->hash
+ * would compute it (a caller that hashed the key for a lookup saves the
+ * second hash).  0 or UD_ENOMEM. */
+int index_insert_hashed(struct index *ix, void *item, uint64_t h);
+/* Size an empty set for n items at once: the capacity that inserting n
+ * items one by one would reach, without the rehashes on the way.  n is a
+ * hint: a wrong one costs memory or later growth, never correctness.  Does
+ * nothing when the set already has a table.  0 or UD_ENOMEM. */
+int index_presize(struct index *ix, size_t n);
+/* Start loading the home slot of hash h (a caller about to look it up). */
+void index_prefetch(const struct index *ix, uint64_t h);
 /* Make sure the next index_insert() cannot fail (may start a rehash).
  * 0 or UD_ENOMEM. */
 int index_reserve(struct index *ix);

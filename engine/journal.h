@@ -39,6 +39,34 @@ void ud_db_set_journal(ud_db *db, ud_journal_fn fn, void *ctx);
  * record changes nothing.  UD_ENOMEM while applying may leave it half done. */
 int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err);
 
+/* Loading many records (a snapshot) faster, in two halves (load.c):
+ * ud_load_prepare() on any thread, then ud_load_apply() on the owner thread
+ * in record order.  Together they are ud_db_apply(): same checks, same
+ * messages, same result.
+ *
+ * ud_load_begin: records = how many records follow (a hint; an upper bound
+ *   on the users); sizes an empty store's indexes for them.  0 or
+ *   UD_ENOMEM.
+ * ud_load_batch_new: room for n prepared records; NULL when out of memory.
+ *   ud_load_batch_free releases it with any records prepared but not
+ *   applied.
+ * ud_load_prepare: decode rec (borrowed for the call only) into entry i of
+ *   b, check what needs no store, hash its keys.  Reads no store.  0 or
+ *   UD_ECORRUPT with the reason.
+ * ud_load_prefetch: start loading what applying entry i will touch.
+ * ud_load_apply: check entry i against the store and apply it (the entry
+ *   is consumed either way).  0, UD_ECORRUPT (nothing changed) or
+ *   UD_ENOMEM. */
+struct ud_load_batch;
+int ud_load_begin(ud_db *db, uint64_t records);
+struct ud_load_batch *ud_load_batch_new(size_t n);
+void ud_load_batch_free(struct ud_load_batch *b);
+int ud_load_prepare(struct ud_load_batch *b, size_t i, const void *rec,
+		    size_t len, struct ud_error *err);
+void ud_load_prefetch(const ud_db *db, const struct ud_load_batch *b, size_t i);
+int ud_load_apply(ud_db *db, struct ud_load_batch *b, size_t i,
+		  struct ud_error *err);
+
 /* Emit the whole state as change records through emit: counters first, then
  * every user in creation order, then the kept activity logs.  Read-only;
  * safe in a forked child.  Returns 0 or the first non-zero emit result. */

@@ -188,6 +188,22 @@ static void sig_store(struct order *o, size_t slot, uint64_t name,
 	}
 }
 
+/* Set the bits of a slot whose signature is zero (a slot past len: see
+ * order.h), touching only the slices of its set bits: a user's signature
+ * sets ~a fifth of its 128 bits, and a snapshot load spent ~7% of its time
+ * in sig_store's 128 read-modify-writes per append. */
+static void sig_store_fresh(struct order *o, size_t slot, uint64_t name,
+			    uint64_t email)
+{
+	size_t g = slot / ORDER_SIG_GROUP, w = slot / 64 % ORDER_SIG_WORDS;
+	uint64_t bit = 1ull << (slot % 64);
+
+	for (; name; name &= name - 1)
+		slice(o, g, (unsigned)__builtin_ctzll(name))[w] |= bit;
+	for (; email; email &= email - 1)
+		slice(o, g, 64 + (unsigned)__builtin_ctzll(email))[w] |= bit;
+}
+
 /* ---- the order array ------------------------------------------------------
  */
 
@@ -228,6 +244,16 @@ int order_reserve(struct order *o)
 	return o->len == o->cap ? grow(o) : 0;
 }
 
+int order_presize(struct order *o, size_t n)
+{
+	if (n > UINT32_MAX)
+		n = UINT32_MAX;
+	while (o->cap < n)
+		if (grow(o))
+			return UD_ENOMEM;
+	return 0;
+}
+
 /* Append to a slot with room, leaving its signature as it is. */
 static void append_cell(struct order *o, void *item, unsigned cell,
 			uint32_t *slot)
@@ -247,8 +273,8 @@ int order_append(struct order *o, void *item, unsigned cell,
 	if (o->len >= UINT32_MAX)
 		return UD_ENOMEM;
 	append_cell(o, item, cell, slot);
-	sig_store(o, *slot, sig ? sig->name : SIG_ALL,
-		  sig ? sig->email : SIG_ALL);
+	sig_store_fresh(o, *slot, sig ? sig->name : SIG_ALL,
+			sig ? sig->email : SIG_ALL);
 	o->gen++;
 	return 0;
 }

@@ -46,6 +46,15 @@ static long scan_text(const char *s, size_t n, bool no_space)
 	int len;
 
 	while (i < n) {
+		if (p[i] < 0x80) { /* ASCII: the same rules, without decoding */
+			if (p[i] < 0x20 || p[i] == 0x7f)
+				return -2;
+			if (no_space && p[i] == ' ')
+				return -3;
+			i++;
+			count++;
+			continue;
+		}
 		len = utf8_decode(p + i, n - i, &cp);
 		if (len < 0)
 			return -1;

@@ -71,6 +71,47 @@ static int apply_cb(void *ctx, const void *rec, size_t len,
 	return ud_db_apply(ctx, rec, len, err);
 }
 
+/* The snapshot is loaded in two stages on two threads (engine/load.c). */
+static int load_begin_cb(void *ctx, uint64_t records)
+{
+	return ud_load_begin(ctx, records);
+}
+
+static void *load_batch_new_cb(size_t n)
+{
+	return ud_load_batch_new(n);
+}
+
+static void load_batch_free_cb(void *batch)
+{
+	ud_load_batch_free(batch);
+}
+
+static int load_prepare_cb(void *batch, size_t i, const void *rec, size_t len,
+			   struct ud_error *err)
+{
+	return ud_load_prepare(batch, i, rec, len, err);
+}
+
+static void load_prefetch_cb(void *ctx, void *batch, size_t i)
+{
+	ud_load_prefetch(ctx, batch, i);
+}
+
+static int load_apply_cb(void *ctx, void *batch, size_t i, struct ud_error *err)
+{
+	return ud_load_apply(ctx, batch, i, err);
+}
+
+static const struct snap_stage persist_load_stage = {
+    .begin = load_begin_cb,
+    .batch_new = load_batch_new_cb,
+    .batch_free = load_batch_free_cb,
+    .prepare = load_prepare_cb,
+    .prefetch = load_prefetch_cb,
+    .apply = load_apply_cb,
+};
+
 static int dump_cb(void *src, ud_journal_fn emit, void *ctx)
 {
 	return ud_db_dump(src, emit, ctx);
@@ -192,7 +233,8 @@ static int persist_recover(struct persist *p, const struct ud_options *opt,
 {
 	struct recover_result r;
 	struct oplog_start st;
-	int rc = recover_run(p->dir, apply_cb, p->db, &r, err);
+	int rc = recover_run_staged(p->dir, apply_cb, &persist_load_stage,
+				    p->db, &r, err);
 
 	if (rc == 0) {
 		st.segs = r.segs;

@@ -107,22 +107,27 @@ static void warn(struct recover_result *r, const char *fmt, ...)
 	ud_buf_append(&r->warnings, "", 1);
 }
 
-/* Rule 1: the newest snapshot that checks out.  Returns its index or -1. */
+/* Rule 1: the newest snapshot that checks out.  Returns its index, kept
+ * open in *f (checked once, applied from the same mapping), or -1. */
 static long pick_snapshot(const char *dir, const struct datadir_list *l,
-			  struct recover_result *r, struct ud_error *first)
+			  struct snap_file *f, struct recover_result *r,
+			  struct ud_error *first)
 {
 	char name[32], path[4096];
 	struct ud_error e = {0};
-	uint64_t cov, recs;
+	uint64_t cov;
+	int rc;
 
 	for (size_t i = l->nsnap; i-- > 0;) {
 		snap_name(l->snaps[i], name);
 		if (datadir_path(path, sizeof(path), dir, name))
 			continue;
-		cov = l->snaps[i];
-		if (snap_load(path, NULL, NULL, &cov, &recs, &e) == 0 &&
-		    cov == l->snaps[i])
+		rc = snap_open(path, f, &e);
+		cov = f->header_ok ? f->covered : l->snaps[i];
+		if (rc == 0 && cov == l->snaps[i])
 			return (long)i;
+		if (rc == 0)
+			snap_close(f);
 		if (cov != l->snaps[i])
 			ud_error_set(&e, UD_ECORRUPT, NULL,
 				     "%s: header does not match the name at "
@@ -137,6 +142,7 @@ static long pick_snapshot(const char *dir, const struct datadir_list *l,
 
 struct replay {
 	snap_apply_fn apply;
+	const struct snap_stage *stage; /* loads the snapshot, when set */
 	void *ctx;
 	uint64_t base;	 /* B */
 	uint64_t expect; /* next seq to apply */
@@ -262,27 +268,41 @@ static int replay_log(const char *dir, const struct datadir_list *l,
 }
 
 static int load_base(const char *dir, const struct datadir_list *l, long si,
-		     snap_apply_fn apply, void *ctx, struct recover_result *r,
-		     struct ud_error *err)
+		     struct snap_file *f, const struct replay *rp,
+		     struct recover_result *r, struct ud_error *err)
 {
 	char name[32], path[4096];
+	int rc;
 
 	if (si < 0)
 		return 0;
 	snap_name(l->snaps[si], name);
-	if (datadir_path(path, sizeof(path), dir, name))
-		return ud_error_set(err, UD_EINVAL, NULL, "path too long");
 	r->have_snap = true;
-	return snap_load(path, apply, ctx, &r->snap_covered, &r->snap_records,
-			 err);
+	r->snap_covered = f->covered;
+	r->snap_records = f->records;
+	if (datadir_path(path, sizeof(path), dir, name))
+		rc = ud_error_set(err, UD_EINVAL, NULL, "path too long");
+	else
+		rc = snap_apply(path, f, rp->apply, rp->stage, rp->ctx, err);
+	snap_close(f);
+	return rc;
 }
 
 int recover_run(const char *dir, snap_apply_fn apply, void *ctx,
 		struct recover_result *r, struct ud_error *err)
 {
+	return recover_run_staged(dir, apply, NULL, ctx, r, err);
+}
+
+int recover_run_staged(const char *dir, snap_apply_fn apply,
+		       const struct snap_stage *stage, void *ctx,
+		       struct recover_result *r, struct ud_error *err)
+{
 	struct datadir_list l;
-	struct replay rp = {.apply = apply, .ctx = ctx, .err = err};
+	struct replay rp = {
+	    .apply = apply, .stage = stage, .ctx = ctx, .err = err};
 	struct ud_error damage = {0};
+	struct snap_file f;
 	long si;
 	int rc;
 
@@ -290,10 +310,10 @@ int recover_run(const char *dir, snap_apply_fn apply, void *ctx,
 	rc = datadir_list(dir, &l, err);
 	if (rc)
 		return rc;
-	si = pick_snapshot(dir, &l, r, &damage);
+	si = pick_snapshot(dir, &l, &f, r, &damage);
 	if (si < 0 && l.nsnap)
 		warn(r, "no valid snapshot: replaying the log from the start");
-	rc = load_base(dir, &l, si, apply, ctx, r, err);
+	rc = load_base(dir, &l, si, &f, &rp, r, err);
 	if (rc == 0) {
 		rp.base = r->snap_covered;
 		rp.expect = rp.base + 1;

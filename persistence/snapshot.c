@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
@@ -190,11 +191,13 @@ static const char *base_name(const char *path)
 	return s ? s + 1 : path;
 }
 
-/* Pass 1: every record intact and numbered, end marker exactly at EOF. */
-static int snap_check(const char *path, const struct datadir_map *m,
-		      uint64_t *records, struct ud_error *err)
+/* Pass 1: every record intact and numbered, end marker exactly at EOF.
+ * Notes the offset of every SNAP_BATCH-th record for pass 2. */
+static int snap_check(const char *path, struct snap_file *f,
+		      struct ud_error *err)
 {
-	size_t off = FRAME_FILE_HDR, sz;
+	const struct datadir_map *m = &f->m;
+	size_t off = FRAME_FILE_HDR, sz, cap = 0, *p;
 	struct frame_rec rec;
 	uint64_t n = 0;
 
@@ -213,52 +216,305 @@ static int snap_check(const char *path, const struct datadir_map *m,
 					    "%s: record out of order at "
 					    "offset %zu",
 					    base_name(path), off);
+		if ((n - 1) % SNAP_BATCH == 0) {
+			if (f->nstarts == cap) {
+				cap = cap ? cap * 2 : 64;
+				p = realloc(f->starts, cap * sizeof(*p));
+				if (!p)
+					return ud_error_set(err, UD_ENOMEM,
+							    NULL,
+							    "out of memory");
+				f->starts = p;
+			}
+			f->starts[f->nstarts++] = off;
+		}
 		off += sz;
 	}
 	if (rec.seq != n || off + sz != m->size)
 		return ud_error_set(err, UD_ECORRUPT, NULL,
 				    "%s: bad end marker at offset %zu",
 				    base_name(path), off);
-	*records = n;
+	f->records = n;
 	return 0;
 }
 
-static int snap_apply(const char *path, const struct datadir_map *m,
-		      snap_apply_fn apply, void *ctx, struct ud_error *err)
+int snap_open(const char *path, struct snap_file *f, struct ud_error *err)
 {
-	size_t off = FRAME_FILE_HDR, sz;
-	struct frame_rec rec;
+	int rc;
+
+	memset(f, 0, sizeof(*f));
+	rc = datadir_map(path, &f->m, err);
+	if (rc)
+		return rc;
+	if (frame_file_hdr_decode(f->m.data, f->m.size, FRAME_SNAP,
+				  &f->covered) != 0)
+		rc = ud_error_set(err, UD_ECORRUPT, NULL,
+				  "%s: bad file header at offset 0",
+				  base_name(path));
+	else
+		f->header_ok = true;
+	if (rc == 0)
+		rc = snap_check(path, f, err);
+	if (rc)
+		snap_close(f);
+	return rc;
+}
+
+void snap_close(struct snap_file *f)
+{
+	datadir_unmap(&f->m);
+	free(f->starts);
+	f->starts = NULL;
+	f->nstarts = 0;
+}
+
+/* The payload length of the (checked) record at off. */
+static size_t rec_len(const struct snap_file *f, size_t off)
+{
+	return frame_get32(f->m.data + off + 4);
+}
+
+static int apply_error(const char *path, size_t off, const struct ud_error *e,
+		       struct ud_error *err)
+{
+	return ud_error_set(err, UD_ECORRUPT, NULL,
+			    "%s: record at offset %zu cannot be applied: %s",
+			    base_name(path), off, e->message);
+}
+
+/* One record at a time, on this thread. */
+static int apply_serial(const char *path, const struct snap_file *f,
+			snap_apply_fn apply, void *ctx, struct ud_error *err)
+{
+	size_t off = FRAME_FILE_HDR, len;
 	struct ud_error e = {0};
 
-	while ((sz = frame_rec_decode(m->data + off, m->size - off, &rec)) &&
-	       rec.magic == FRAME_REC_MAGIC) {
-		if (apply(ctx, rec.payload, rec.len, &e))
-			return ud_error_set(err, UD_ECORRUPT, NULL,
-					    "%s: record at offset %zu cannot "
-					    "be applied: %s",
-					    base_name(path), off, e.message);
-		off += sz;
+	for (uint64_t i = 0; i < f->records; i++) {
+		len = rec_len(f, off);
+		if (apply(ctx, f->m.data + off + FRAME_REC_HDR, len, &e))
+			return apply_error(path, off, &e, err);
+		off += FRAME_REC_HDR + len;
 	}
 	return 0;
+}
+
+/* ---- pass 2 on two threads (see snapshot.h) ------------------------------
+ *
+ * Batch k holds records k * SNAP_BATCH ... (at most SNAP_BATCH of them),
+ * starting at f->starts[k].  Batch k is prepared into ring slot k % SNAP_RING
+ * by whichever thread claims it first: the helper claims batches in order,
+ * the owner claims one too whenever the batch it must apply next is not
+ * ready (so neither thread idles while work is left).  A batch may be
+ * claimed only when its slot is free: at most SNAP_RING batches ahead of
+ * the one being applied.  The owner applies batch after batch in order. */
+
+enum { SLOT_FREE, SLOT_BUSY, SLOT_DONE };
+
+struct pipe_slot {
+	void *batch;
+	size_t index; /* the batch it holds */
+	int state;
+	size_t count; /* records prepared; a failure stops at record count */
+	int rc;	      /* 0, or record count's prepare failure: */
+	size_t bad_off;
+	struct ud_error err;
+};
+
+struct pipe {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	const struct snap_file *f;
+	const struct snap_stage *st;
+	size_t nbatch;
+	size_t claim;	/* next batch to prepare */
+	size_t applied; /* batches applied */
+	bool stop;
+	struct pipe_slot slot[SNAP_RING];
+};
+
+static size_t batch_len(const struct pipe *p, size_t k)
+{
+	uint64_t first = (uint64_t)k * SNAP_BATCH;
+
+	return p->f->records - first < SNAP_BATCH
+		   ? (size_t)(p->f->records - first)
+		   : SNAP_BATCH;
+}
+
+static void prepare_batch(struct pipe *p, size_t k, struct pipe_slot *s)
+{
+	size_t off = p->f->starts[k], n = batch_len(p, k), len, j;
+
+	s->rc = 0;
+	for (j = 0; j < n; j++) {
+		len = rec_len(p->f, off);
+		s->rc = p->st->prepare(s->batch, j,
+				       p->f->m.data + off + FRAME_REC_HDR, len,
+				       &s->err);
+		if (s->rc) {
+			s->bad_off = off;
+			break;
+		}
+		off += FRAME_REC_HDR + len;
+	}
+	s->count = j;
+}
+
+/* With mu held: claim the next batch if one may be claimed and prepare it
+ * (mu released meanwhile).  False when there was none. */
+static bool claim_one(struct pipe *p)
+{
+	struct pipe_slot *s;
+	size_t k;
+
+	if (p->stop || p->claim >= p->nbatch ||
+	    p->claim >= p->applied + SNAP_RING)
+		return false;
+	k = p->claim++;
+	s = &p->slot[k % SNAP_RING];
+	s->index = k;
+	s->state = SLOT_BUSY;
+	pthread_mutex_unlock(&p->mu);
+	prepare_batch(p, k, s);
+	pthread_mutex_lock(&p->mu);
+	s->state = SLOT_DONE;
+	pthread_cond_broadcast(&p->cv);
+	return true;
+}
+
+static void *helper_main(void *arg)
+{
+	struct pipe *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop && p->claim < p->nbatch)
+		if (!claim_one(p))
+			pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* Wait until batch k is prepared, preparing others meanwhile. */
+static struct pipe_slot *wait_batch(struct pipe *p, size_t k)
+{
+	struct pipe_slot *s = &p->slot[k % SNAP_RING];
+
+	pthread_mutex_lock(&p->mu);
+	while (s->state != SLOT_DONE || s->index != k)
+		if (!claim_one(p))
+			pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	return s;
+}
+
+/* Apply the prepared batch k; then report its prepare failure, if any. */
+static int apply_batch(const char *path, struct pipe *p, void *ctx,
+		       struct pipe_slot *s, size_t k, struct ud_error *err)
+{
+	size_t off = p->f->starts[k];
+	struct ud_error e = {0};
+
+	for (size_t j = 0; j < s->count; j++) {
+		if (j + SNAP_PREFETCH < s->count)
+			p->st->prefetch(ctx, s->batch, j + SNAP_PREFETCH);
+		if (p->st->apply(ctx, s->batch, j, &e))
+			return apply_error(path, off, &e, err);
+		off += FRAME_REC_HDR + rec_len(p->f, off);
+	}
+	return s->rc ? apply_error(path, s->bad_off, &s->err, err) : 0;
+}
+
+static int pipe_run(const char *path, struct pipe *p, void *ctx,
+		    struct ud_error *err)
+{
+	struct pipe_slot *s;
+	int rc = 0;
+
+	for (size_t k = 0; k < p->nbatch && rc == 0; k++) {
+		s = wait_batch(p, k);
+		rc = apply_batch(path, p, ctx, s, k, err);
+		pthread_mutex_lock(&p->mu);
+		s->state = SLOT_FREE;
+		p->applied++;
+		p->stop |= rc != 0;
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+	}
+	return rc;
+}
+
+/* Start the helper with every signal blocked (they stay the owner's). */
+static bool helper_start(pthread_t *t, struct pipe *p)
+{
+	sigset_t all, old;
+	bool ok;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ok = pthread_create(t, NULL, helper_main, p) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ok;
+}
+
+static int apply_staged(const char *path, const struct snap_file *f,
+			const struct snap_stage *st, void *ctx,
+			struct ud_error *err)
+{
+	struct pipe p = {.f = f, .st = st, .nbatch = f->nstarts};
+	bool helper = false;
+	pthread_t t;
+	int rc = 0;
+	size_t i;
+
+	if (st->begin(ctx, f->records))
+		return ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
+	for (i = 0; i < SNAP_RING && rc == 0; i++)
+		if (!(p.slot[i].batch = st->batch_new(SNAP_BATCH)))
+			rc =
+			    ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	if (rc == 0 && p.nbatch > 1)
+		helper = helper_start(&t, &p); /* else: all on this thread */
+	if (rc == 0)
+		rc = pipe_run(path, &p, ctx, err);
+	if (helper) {
+		pthread_mutex_lock(&p.mu);
+		p.stop = true;
+		pthread_cond_broadcast(&p.cv);
+		pthread_mutex_unlock(&p.mu);
+		pthread_join(t, NULL);
+	}
+	pthread_cond_destroy(&p.cv);
+	pthread_mutex_destroy(&p.mu);
+	for (i = 0; i < SNAP_RING; i++)
+		if (p.slot[i].batch)
+			st->batch_free(p.slot[i].batch);
+	return rc;
+}
+
+int snap_apply(const char *path, const struct snap_file *f, snap_apply_fn apply,
+	       const struct snap_stage *stage, void *ctx, struct ud_error *err)
+{
+	if (stage)
+		return apply_staged(path, f, stage, ctx, err);
+	return apply_serial(path, f, apply, ctx, err);
 }
 
 int snap_load(const char *path, snap_apply_fn apply, void *ctx,
 	      uint64_t *covered, uint64_t *records, struct ud_error *err)
 {
-	struct datadir_map m;
-	int rc = datadir_map(path, &m, err);
+	struct snap_file f;
+	int rc = snap_open(path, &f, err);
 
+	if (f.header_ok)
+		*covered = f.covered;
 	if (rc)
 		return rc;
-	if (frame_file_hdr_decode(m.data, m.size, FRAME_SNAP, covered) != 0)
-		rc = ud_error_set(err, UD_ECORRUPT, NULL,
-				  "%s: bad file header at offset 0",
-				  base_name(path));
-	if (rc == 0)
-		rc = snap_check(path, &m, records, err);
-	if (rc == 0 && apply)
-		rc = snap_apply(path, &m, apply, ctx, err);
-	datadir_unmap(&m);
+	*records = f.records;
+	if (apply)
+		rc = snap_apply(path, &f, apply, NULL, ctx, err);
+	snap_close(&f);
 	return rc;
 }
 

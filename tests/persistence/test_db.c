@@ -11,9 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "frame.h"
 #include "helper.h"
 #include "journal.h"
 #include "persist.h"
+#include "snapshot.h"
 #include "userdb.h"
 
 static char *dir;
@@ -418,4 +420,170 @@ Test(db, crash_before_snapshot_cleanup)
 	free(seg);
 	ud_buf_free(&before);
 	ud_buf_free(&after);
+}
+
+/* ---- the snapshot load on two threads (snapshot.c, engine/load.c) ------ */
+
+Test(db, large_snapshot_loads_the_same_store)
+{
+	struct ud_buf before = {0}, after = {0};
+	struct ud_error err;
+	ud_db *db = open_db(UD_FSYNC_NO);
+
+	/* many batches of SNAP_BATCH records: the helper thread takes part */
+	for (int i = 0; i < 12 * SNAP_BATCH; i++)
+		cr_assert_eq(create(db, i), 0);
+	random_ops(db, 5, 400);
+	cr_assert_eq(ud_snapshot_sync(db, &err), 0, "%s", err.message);
+	random_ops(db, 6, 100);
+	cr_assert_eq(ud_flush(db), 0);
+	dump(db, &before);
+	ud_close(db);
+	db = open_db(UD_FSYNC_NO);
+	dump(db, &after);
+	cr_assert_eq(before.len, after.len);
+	cr_assert_eq(memcmp(before.data, after.data, before.len), 0);
+	ud_close(db);
+	ud_buf_free(&before);
+	ud_buf_free(&after);
+}
+
+/* A snapshot of records, some crafted, as a snap_dump_fn source. */
+struct crafted {
+	struct ud_buf *recs;
+	size_t n;
+};
+
+static int crafted_keep_cb(void *ctx, const void *rec, size_t len)
+{
+	struct crafted *c = ctx;
+
+	c->recs = realloc(c->recs, (c->n + 1) * sizeof(*c->recs));
+	cr_assert(c->recs);
+	c->recs[c->n] = (struct ud_buf){0};
+	return ud_buf_append(&c->recs[c->n++], rec, len);
+}
+
+static int crafted_dump(void *src, ud_journal_fn emit, void *ctx)
+{
+	struct crafted *c = src;
+	int rc = 0;
+
+	for (size_t i = 0; i < c->n && rc == 0; i++)
+		rc = emit(ctx, c->recs[i].data, c->recs[i].len);
+	return rc;
+}
+
+static void crafted_insert(struct crafted *c, size_t at, const void *rec,
+			   size_t len)
+{
+	crafted_keep_cb(c, rec, len);
+	struct ud_buf x = c->recs[c->n - 1];
+	memmove(&c->recs[at + 1], &c->recs[at],
+		(c->n - 1 - at) * sizeof(*c->recs));
+	c->recs[at] = x;
+}
+
+/* Offset of record i in the snapshot file of c. */
+static size_t crafted_offset(const struct crafted *c, size_t i)
+{
+	size_t off = FRAME_FILE_HDR;
+
+	for (size_t k = 0; k < i; k++)
+		off += FRAME_REC_HDR + c->recs[k].len;
+	return off;
+}
+
+static void crafted_free(struct crafted *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		ud_buf_free(&c->recs[i]);
+	free(c->recs);
+}
+
+/* The dump of a store of n users. */
+static void crafted_users(struct crafted *c, int n)
+{
+	struct ud_options opt = ud_options_default;
+	struct ud_error err = {0};
+	ud_db *db;
+
+	cr_assert_eq(ud_open(&opt, &db, &err), 0);
+	for (int i = 0; i < n; i++)
+		cr_assert_eq(create(db, i), 0);
+	cr_assert_eq(ud_db_dump(db, crafted_keep_cb, c), 0);
+	ud_close(db);
+}
+
+/* ud_open of a snapshot holding c fails, naming the record at offset. */
+static void open_refused(struct crafted *c, size_t offset, const char *why)
+{
+	struct ud_options opt = ud_options_default;
+	struct ud_error err = {0};
+	char at[64];
+	uint64_t bytes;
+	ud_db *db = NULL;
+
+	cr_assert_eq(snap_write(dir, 1, crafted_dump, c, 0, &bytes, &err), 0,
+		     "%s", err.message);
+	opt.data_dir = dir;
+	opt.snapshot_interval = 0;
+	cr_assert_eq(ud_open(&opt, &db, &err), UD_ECORRUPT, "opened");
+	snprintf(at, sizeof(at), "record at offset %zu cannot be applied",
+		 offset);
+	cr_assert(strstr(err.message, at), "message \"%s\", want \"%s\"",
+		  err.message, at);
+	cr_assert(strstr(err.message, why), "message \"%s\", want \"%s\"",
+		  err.message, why);
+}
+
+Test(db, crafted_snapshot_with_a_repeated_email_is_refused)
+{
+	struct crafted c = {0}, other = {0};
+
+	crafted_users(&c, 6 * SNAP_BATCH);
+	crafted_users(&other, 8); /* "user7@example.com" again, another id */
+	crafted_insert(&c, 4 * SNAP_BATCH + 3, other.recs[8].data,
+		       other.recs[8].len);
+	open_refused(&c, crafted_offset(&c, 4 * SNAP_BATCH + 3),
+		     "creates a second user with email user7@example.com");
+	crafted_free(&c);
+	crafted_free(&other);
+}
+
+Test(db, crafted_snapshot_with_a_repeated_id_is_refused)
+{
+	struct crafted c = {0};
+
+	crafted_users(&c, 6 * SNAP_BATCH);
+	crafted_insert(&c, 5 * SNAP_BATCH, c.recs[9].data, c.recs[9].len);
+	open_refused(&c, crafted_offset(&c, 5 * SNAP_BATCH),
+		     "without an event");
+	crafted_free(&c);
+}
+
+/* The first bad record in file order is the one reported, even when the
+ * helper thread meets a later one first. */
+Test(db, crafted_snapshot_reports_the_first_bad_record)
+{
+	struct crafted c = {0}, other = {0};
+
+	crafted_users(&c, 8 * SNAP_BATCH);
+	crafted_users(&other, 8);
+	crafted_insert(&c, 7 * SNAP_BATCH, "\x93\x07\x01\x02", 4);
+	crafted_insert(&c, SNAP_BATCH + 1, other.recs[8].data,
+		       other.recs[8].len);
+	open_refused(&c, crafted_offset(&c, SNAP_BATCH + 1),
+		     "creates a second user");
+	crafted_free(&c);
+	crafted_free(&other);
+	/* and a record that does not decode is reported as such */
+	memset(&c, 0, sizeof(c));
+	crafted_users(&c, 3 * SNAP_BATCH);
+	crafted_insert(&c, 2 * SNAP_BATCH + 5, "\x93\x07\x01\x02", 4);
+	tmpdir_remove(dir);
+	dir = tmpdir_make();
+	open_refused(&c, crafted_offset(&c, 2 * SNAP_BATCH + 5),
+		     "undecodable change record");
+	crafted_free(&c);
 }
