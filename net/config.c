@@ -25,6 +25,7 @@ const struct server_config config_default = {
     .idle_timeout = 300,
     .write_timeout = 30,
     .workers = 2,
+    .verify_backoff_max_ms = 30000,
 };
 
 enum opt_kind {
@@ -84,6 +85,11 @@ static const struct opt opts[] = {
      "Argon2id passes for new hashes (libsodium INTERACTIVE: 2)"},
     {"argon2-mem", OPT_SIZE, OFF(argon2_mem), "BYTES",
      "Argon2id memory for new hashes (INTERACTIVE: 67108864)"},
+    {"verify-backoff-ms", OPT_UINT, OFF(verify_backoff_ms), "N",
+     "after 5 failed verifies of a user in a row, delay the next by N ms, "
+     "doubling; 0 = off (0)"},
+    {"verify-backoff-max-ms", OPT_UINT, OFF(verify_backoff_max_ms), "N",
+     "longest such delay (30000)"},
     {"help", OPT_BOOL, OFF(help), NULL, "print this help"},
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))

@@ -42,6 +42,8 @@ struct server_config {
 	unsigned workers;	/* password hashing threads, 2 */
 	unsigned argon2_ops;	/* Argon2id opslimit, 0 = INTERACTIVE */
 	size_t argon2_mem;	/* Argon2id memlimit bytes, 0 = INTERACTIVE */
+	unsigned verify_backoff_ms;	/* 0 = off; see backoff.h */
+	unsigned verify_backoff_max_ms; /* the longest delay, 30000 */
 	bool help;
 	char *key_storage; /* owns the strings split from USERDB_API_KEY */
 };

@@ -13,6 +13,7 @@
 
 #include "codec.h"
 #include "valid.h"
+#include "backoff.h"
 #include "pwjob.h"
 
 #define HTTP_ASYNC 1
@@ -405,8 +406,10 @@ static int h_delete(struct http_req *r)
 {
 	int rc = ud_user_delete(r->c->srv->db, r->id, r->id_len,
 				if_match_etag(r), &r->err);
-	if (rc == 0)
+	if (rc == 0) {
+		backoff_forget(r->c->srv->backoff, r->id, r->id_len);
 		send_message(r, "User deleted");
+	}
 	return rc;
 }
 
@@ -768,6 +771,7 @@ static int h_metrics(struct http_req *r)
 	struct ud_buf *b = &r->hc->out;
 	b->len = 0;
 	ud_stats(srv->db, &st);
+	srv->metrics.backoff_users = backoff_users(srv->backoff);
 	metrics_observe(&srv->metrics, r->route, false, r->hc->start_ns);
 	if (metrics_write(&srv->metrics, &st, pool_inflight(srv->pool), b))
 		return ud_error_set(&r->err, UD_ENOMEM, NULL, "out of memory");

@@ -66,6 +66,8 @@ struct metrics {
 	uint64_t connections_open, connections_total, connections_refused;
 	uint64_t connections_dropped; /* slow or over max_output */
 	uint64_t flush_errors;
+	uint64_t verify_delayed; /* verifications held by the back-off */
+	uint64_t backoff_users;	 /* users with failures counted (gauge) */
 };
 
 /* The label of a route ("GET /v1/users/{id}", "user.get"). */

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
+
 static char *dup_bytes(const void *p, size_t n, bool *fail)
 {
 	if (!p)
@@ -72,6 +74,19 @@ static int apply_create(struct pwjob *j)
 	return rc;
 }
 
+/* A verification of an existing user ended: count a failure in a row, or
+ * forget the user after a success.  (A failure to count is not an error
+ * for the client: the verification itself succeeded.) */
+static void backoff_count(struct pwjob *j)
+{
+	if (j->rc != 0)
+		return;
+	if (j->valid)
+		backoff_forget(j->srv->backoff, j->id, j->id_len);
+	else
+		backoff_failed(j->srv->backoff, j->id, j->id_len);
+}
+
 /* Loop side: apply the outcome to the store, let the protocol reply. */
 static void pwjob_done(struct pool_job *pj)
 {
@@ -86,10 +101,14 @@ static void pwjob_done(struct pool_job *pj)
 			j->rc = ud_user_set_password_hash(
 			    db, j->id, j->id_len, j->hash, strlen(j->hash),
 			    &j->user, &j->err);
+			if (j->rc == 0)
+				backoff_forget(j->srv->backoff, j->id,
+					       j->id_len);
 			break;
 		case PWJOB_VERIFY:
 			j->rc = ud_user_record_verify(db, j->id, j->id_len,
 						      j->valid, &j->err);
+			backoff_count(j);
 			break;
 		}
 	}
@@ -130,7 +149,63 @@ struct pwjob *pwjob_new(struct server *srv, struct conn *c,
 	return j;
 }
 
+static void delayed_unlink(struct pwjob *j)
+{
+	if (j->dprev)
+		j->dprev->dnext = j->dnext;
+	else
+		j->srv->delayed = j->dnext;
+	if (j->dnext)
+		j->dnext->dprev = j->dprev;
+	j->dprev = j->dnext = NULL;
+	event_free(j->delay_ev);
+	j->delay_ev = NULL;
+}
+
+static void delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pwjob *j = arg;
+	delayed_unlink(j);
+	pool_submit(j->srv->pool, &j->base);
+}
+
+/* Put a verification on a timer when its user is in back-off.  true when
+ * it waits. */
+static bool pwjob_delay(struct pwjob *j)
+{
+	struct server *srv = j->srv;
+	if (j->kind != PWJOB_VERIFY || !srv->backoff || srv->stopping)
+		return false;
+	uint64_t now = metrics_now_ns() / 1000000;
+	uint64_t ms = backoff_delay(srv->backoff, j->id, j->id_len, now);
+	if (!ms || !(j->delay_ev = evtimer_new(srv->base, delay_cb, j)))
+		return false;
+	struct timeval tv = {.tv_sec = (time_t)(ms / 1000),
+			     .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+	if (evtimer_add(j->delay_ev, &tv)) {
+		event_free(j->delay_ev);
+		j->delay_ev = NULL;
+		return false;
+	}
+	j->dnext = srv->delayed;
+	if (j->dnext)
+		j->dnext->dprev = j;
+	srv->delayed = j;
+	srv->metrics.verify_delayed++;
+	return true;
+}
+
 void pwjob_submit(struct pwjob *j)
 {
-	pool_submit(j->srv->pool, &j->base);
+	if (!pwjob_delay(j))
+		pool_submit(j->srv->pool, &j->base);
+}
+
+void pwjob_release_delayed(struct server *srv)
+{
+	while (srv->delayed) {
+		struct pwjob *j = srv->delayed;
+		delayed_unlink(j);
+		pool_submit(srv->pool, &j->base);
+	}
 }

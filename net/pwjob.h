@@ -46,6 +46,9 @@ struct pwjob {
 	enum metric_route route;
 	uint64_t start_ns;
 	void (*finish)(struct pwjob *j);
+	/* a verification waiting out its user's back-off */
+	struct event *delay_ev;
+	struct pwjob *dprev, *dnext; /* srv->delayed */
 };
 
 /* A job with copies of id/pw/body (each may be NULL/0).  NULL when out of
@@ -54,7 +57,10 @@ struct pwjob *pwjob_new(struct server *srv, struct conn *c,
 			enum pwjob_kind kind, const char *id, size_t id_len,
 			const char *pw, size_t pw_len, const void *body,
 			size_t body_len);
-/* Hand the job to the pool (takes ownership). */
+/* Hand the job to the pool (takes ownership).  A verification of a user in
+ * back-off (backoff.h) waits on a timer first. */
 void pwjob_submit(struct pwjob *j);
+/* Shutdown: hand every waiting verification to the pool now. */
+void pwjob_release_delayed(struct server *srv);
 
 #endif

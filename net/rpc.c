@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backoff.h"
 #include "codec.h"
 #include "valid.h"
 #include "mpframe.h"
@@ -350,6 +351,7 @@ static int m_delete(struct rpc_call *call)
 	    (rc = arg_if_match(call, 1, &etag)) ||
 	    (rc = ud_user_delete(call->c->srv->db, id, n, etag, &call->err)))
 		return rc;
+	backoff_forget(call->c->srv->backoff, id, n);
 	return msgpack_pack_true(&call->pk);
 }
 

@@ -19,6 +19,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "backoff.h"
+#include "pwjob.h"
+
 struct snap_waiter {
 	struct snap_waiter *next;
 	struct conn *conn; /* referenced */
@@ -618,6 +621,12 @@ int server_start(struct server *srv, const struct server_config *cfg)
 			"userdb-server: cannot set up the event loop\n");
 		return -1;
 	}
+	if (srv->cfg.verify_backoff_ms &&
+	    !(srv->backoff = backoff_new(srv->cfg.verify_backoff_ms,
+					 srv->cfg.verify_backoff_max_ms))) {
+		fprintf(stderr, "userdb-server: out of memory\n");
+		return -1;
+	}
 	return server_listen(srv);
 }
 
@@ -651,6 +660,7 @@ void server_run(struct server *srv)
 		server_flush(srv);
 	}
 	server_stop_listening(srv);
+	pwjob_release_delayed(srv); /* no back-off while we stop */
 	/* Finish in-flight password jobs and snapshot waits, then let the
 	 * replies drain, bounded so a stuck reader cannot hold us. */
 	uint64_t deadline = metrics_now_ns() + 5000000000ull;
@@ -669,8 +679,12 @@ void server_destroy(struct server *srv)
 		pthread_join(srv->decoy_thread, NULL);
 		srv->decoy_started = false;
 	}
+	if (srv->pool)
+		pwjob_release_delayed(srv);
 	pool_free(srv->pool); /* runs the last done callbacks */
 	srv->pool = NULL;
+	backoff_free(srv->backoff);
+	srv->backoff = NULL;
 	server_flush(srv);
 	while (srv->snap_waiters) {
 		struct snap_waiter *w = srv->snap_waiters;

@@ -94,6 +94,8 @@ struct conn {
 };
 
 struct snap_waiter;
+struct pwjob;
+struct backoff;
 
 struct server {
 	struct server_config cfg;
@@ -117,6 +119,8 @@ struct server {
 	struct conn *conns;	/* open connections */
 	struct conn *held_head; /* connections with held replies */
 	struct snap_waiter *snap_waiters;
+	struct backoff *backoff; /* --verify-backoff-ms, else NULL */
+	struct pwjob *delayed;	 /* verifications waiting out a back-off */
 	bool stopping;
 	int rpc_port, http_port; /* as bound */
 };
