@@ -57,6 +57,8 @@ static void fini(void)
 TestSuite(abuse, .fini = fini, .timeout = 60);
 TestSuite(security, .fini = fini, .timeout = 60);
 
+static int cmp_double(const void *a, const void *b);
+
 static void ms_sleep(unsigned ms)
 {
 	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -144,22 +146,28 @@ Test(abuse, idle_half_open_and_slow_clients_do_not_stall_others)
 	};
 	pthread_t th;
 	pthread_create(&th, NULL, slow_run, slow);
-	double worst_rpc = 0, worst_http = 0;
+	double rpc_t[20], http_t[20];
 	for (int i = 0; i < 20; i++) {
-		double a, b;
-		probe(&a, &b);
-		worst_rpc = a > worst_rpc ? a : worst_rpc;
-		worst_http = b > worst_http ? b : worst_http;
+		probe(&rpc_t[i], &http_t[i]);
 		ms_sleep(50);
 	}
 	pthread_join(th, NULL);
-	double bound = SLOW_BUILD ? 1000 : 200;
+	/* A server that waits on a slow client would hold every probe up
+	 * (the slow ones send a byte per 100 ms for about 3 s); a busy test
+	 * machine may delay one or two.  So: the median within `bound`, and
+	 * even the worst within a second or so. */
+	qsort(rpc_t, 20, sizeof *rpc_t, cmp_double);
+	qsort(http_t, 20, sizeof *http_t, cmp_double);
+	double bound = SLOW_BUILD ? 500 : 100;
 	fprintf(stderr,
-		"abuse: %d idle/half-open + 4 slow clients: worst of 20 ping "
-		"%.1f ms, GET %.1f ms (bound %.0f)\n",
-		n, worst_rpc, worst_http, bound);
-	cr_assert_lt(worst_rpc, bound);
-	cr_assert_lt(worst_http, bound);
+		"abuse: %d idle/half-open + 4 slow clients: 20 pings median "
+		"%.1f worst %.1f ms, GETs median %.1f worst %.1f ms (bound "
+		"%.0f)\n",
+		n, rpc_t[10], rpc_t[19], http_t[10], http_t[19], bound);
+	cr_assert_lt(rpc_t[10], bound);
+	cr_assert_lt(http_t[10], bound);
+	cr_assert_lt(rpc_t[19], 10 * bound);
+	cr_assert_lt(http_t[19], 10 * bound);
 	/* The slow clients were answered correctly in the end. */
 	char buf[512];
 	for (int k = 0; k < 2; k++) {
