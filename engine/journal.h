@@ -44,9 +44,11 @@ int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err);
  * in record order.  Together they are ud_db_apply(): same checks, same
  * messages, same result.
  *
- * ud_load_begin: records = how many records follow (a hint; an upper bound
- *   on the users); sizes an empty store's indexes for them.  0 or
- *   UD_ENOMEM.
+ * ud_load_weigh: 1 if rec looks like a user (a put), else 0, from its
+ *   first two bytes: summed over a snapshot, the hint for ud_load_begin.
+ * ud_load_begin: users = how many users follow (a hint); sizes an empty
+ *   store's indexes for them when memory allows (a hint that lies costs
+ *   memory or growth, nothing else).  Returns 0.
  * ud_load_batch_new: room for n prepared records; NULL when out of memory.
  *   ud_load_batch_free releases it with any records prepared but not
  *   applied.
@@ -58,7 +60,8 @@ int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err);
  *   is consumed either way).  0, UD_ECORRUPT (nothing changed) or
  *   UD_ENOMEM. */
 struct ud_load_batch;
-int ud_load_begin(ud_db *db, uint64_t records);
+uint64_t ud_load_weigh(const void *rec, size_t len);
+int ud_load_begin(ud_db *db, uint64_t users);
 struct ud_load_batch *ud_load_batch_new(size_t n);
 void ud_load_batch_free(struct ud_load_batch *b);
 int ud_load_prepare(struct ud_load_batch *b, size_t i, const void *rec,

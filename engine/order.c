@@ -244,16 +244,6 @@ int order_reserve(struct order *o)
 	return o->len == o->cap ? grow(o) : 0;
 }
 
-int order_presize(struct order *o, size_t n)
-{
-	if (n > UINT32_MAX)
-		n = UINT32_MAX;
-	while (o->cap < n)
-		if (grow(o))
-			return UD_ENOMEM;
-	return 0;
-}
-
 /* Append to a slot with room, leaving its signature as it is. */
 static void append_cell(struct order *o, void *item, unsigned cell,
 			uint32_t *slot)

@@ -96,9 +96,6 @@ int order_append(struct order *o, void *item, unsigned cell,
 		 const struct sig *sig, uint32_t *slot);
 /* Make sure the next order_append() cannot fail.  0 or UD_ENOMEM. */
 int order_reserve(struct order *o);
-/* Grow to the capacity n appends would reach (the same doublings, done
- * before the data arrives).  n is a hint.  0 or UD_ENOMEM. */
-int order_presize(struct order *o, size_t n);
 /* Change the cell of a live slot. */
 void order_set_cell(struct order *o, uint32_t slot, unsigned cell);
 /* Replace the pointer of a live slot. */

@@ -35,6 +35,26 @@ static bool is_space(int32_t cp)
 	       cat == UTF8PROC_CATEGORY_ZP;
 }
 
+/* Are the 8 bytes at p all printable ASCII (0x21..0x7e, and a space unless
+ * no_space)?  Word-at-a-time tests: for bytes below 0x80, (x - k * ONES) &
+ * ~x & HIGH is non-zero iff some byte is below k. */
+static bool plain8(const unsigned char *p, bool no_space)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = ones << 7;
+	uint64_t x, y;
+
+	memcpy(&x, p, 8);
+	if (x & high)
+		return false;
+	if ((x - 0x20 * ones) & ~x & high) /* a control character */
+		return false;
+	y = x ^ (0x7f * ones); /* DEL: a zero byte of y */
+	if ((y - ones) & ~y & high)
+		return false;
+	y = x ^ (0x20 * ones);
+	return !no_space || !((y - ones) & ~y & high);
+}
+
 /* Scan s as UTF-8 text.  Returns the number of code points, -1 for invalid
  * UTF-8, -2 for a control character, -3 for a space (when no_space). */
 static long scan_text(const char *s, size_t n, bool no_space)
@@ -46,6 +66,11 @@ static long scan_text(const char *s, size_t n, bool no_space)
 	int len;
 
 	while (i < n) {
+		if (i + 8 <= n && plain8(p + i, no_space)) {
+			i += 8;
+			count += 8;
+			continue;
+		}
 		if (p[i] < 0x80) { /* ASCII: the same rules, without decoding */
 			if (p[i] < 0x20 || p[i] == 0x7f)
 				return -2;
@@ -77,8 +102,10 @@ int valid_id(const char *s, size_t n, struct ud_error *err)
 	for (i = 4; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-		      (c >= 'A' && c <= 'Z') || c == '_' || c == '-'))
+		/* c | 0x20 maps A-Z onto a-z and no other byte into a-z */
+		if (!((unsigned)(c - '0') < 10u ||
+		      (unsigned)((c | 0x20) - 'a') < 26u || c == '_' ||
+		      c == '-'))
 			goto bad;
 	}
 	return 0;

@@ -72,9 +72,9 @@ static int apply_cb(void *ctx, const void *rec, size_t len,
 }
 
 /* The snapshot is loaded in two stages on two threads (engine/load.c). */
-static int load_begin_cb(void *ctx, uint64_t records)
+static int load_begin_cb(void *ctx, uint64_t users)
 {
-	return ud_load_begin(ctx, records);
+	return ud_load_begin(ctx, users);
 }
 
 static void *load_batch_new_cb(size_t n)
@@ -105,6 +105,7 @@ static int load_apply_cb(void *ctx, void *batch, size_t i, struct ud_error *err)
 
 static const struct snap_stage persist_load_stage = {
     .begin = load_begin_cb,
+    .weigh = ud_load_weigh,
     .batch_new = load_batch_new_cb,
     .batch_free = load_batch_free_cb,
     .prepare = load_prepare_cb,

@@ -110,8 +110,8 @@ static void warn(struct recover_result *r, const char *fmt, ...)
 /* Rule 1: the newest snapshot that checks out.  Returns its index, kept
  * open in *f (checked once, applied from the same mapping), or -1. */
 static long pick_snapshot(const char *dir, const struct datadir_list *l,
-			  struct snap_file *f, struct recover_result *r,
-			  struct ud_error *first)
+			  snap_weigh_fn weigh, struct snap_file *f,
+			  struct recover_result *r, struct ud_error *first)
 {
 	char name[32], path[4096];
 	struct ud_error e = {0};
@@ -122,7 +122,7 @@ static long pick_snapshot(const char *dir, const struct datadir_list *l,
 		snap_name(l->snaps[i], name);
 		if (datadir_path(path, sizeof(path), dir, name))
 			continue;
-		rc = snap_open(path, f, &e);
+		rc = snap_open(path, weigh, f, &e);
 		cov = f->header_ok ? f->covered : l->snaps[i];
 		if (rc == 0 && cov == l->snaps[i])
 			return (long)i;
@@ -310,7 +310,8 @@ int recover_run_staged(const char *dir, snap_apply_fn apply,
 	rc = datadir_list(dir, &l, err);
 	if (rc)
 		return rc;
-	si = pick_snapshot(dir, &l, &f, r, &damage);
+	si =
+	    pick_snapshot(dir, &l, stage ? stage->weigh : NULL, &f, r, &damage);
 	if (si < 0 && l.nsnap)
 		warn(r, "no valid snapshot: replaying the log from the start");
 	rc = load_base(dir, &l, si, &f, &rp, r, err);

@@ -20,6 +20,10 @@
  *      cannot apply -- stops recovery with UD_ECORRUPT and a message naming
  *      the file and the byte offset.  Nothing is silently dropped.
  *
+ * The snapshot chosen by rule 1 is checked once and applied from the same
+ * mapping (snap_open, snap_apply); recover_run_staged() applies it on two
+ * threads (snapshot.h) with the same result.
+ *
  * Nothing here writes to the data directory.
  */
 #ifndef UD_RECOVER_H

@@ -193,8 +193,8 @@ static const char *base_name(const char *path)
 
 /* Pass 1: every record intact and numbered, end marker exactly at EOF.
  * Notes the offset of every SNAP_BATCH-th record for pass 2. */
-static int snap_check(const char *path, struct snap_file *f,
-		      struct ud_error *err)
+static int snap_check(const char *path, snap_weigh_fn weigh,
+		      struct snap_file *f, struct ud_error *err)
 {
 	const struct datadir_map *m = &f->m;
 	size_t off = FRAME_FILE_HDR, sz, cap = 0, *p;
@@ -228,6 +228,7 @@ static int snap_check(const char *path, struct snap_file *f,
 			}
 			f->starts[f->nstarts++] = off;
 		}
+		f->weight += weigh ? weigh(rec.payload, rec.len) : 1;
 		off += sz;
 	}
 	if (rec.seq != n || off + sz != m->size)
@@ -238,7 +239,8 @@ static int snap_check(const char *path, struct snap_file *f,
 	return 0;
 }
 
-int snap_open(const char *path, struct snap_file *f, struct ud_error *err)
+int snap_open(const char *path, snap_weigh_fn weigh, struct snap_file *f,
+	      struct ud_error *err)
 {
 	int rc;
 
@@ -254,7 +256,7 @@ int snap_open(const char *path, struct snap_file *f, struct ud_error *err)
 	else
 		f->header_ok = true;
 	if (rc == 0)
-		rc = snap_check(path, f, err);
+		rc = snap_check(path, weigh, f, err);
 	if (rc)
 		snap_close(f);
 	return rc;
@@ -407,19 +409,28 @@ static struct pipe_slot *wait_batch(struct pipe *p, size_t k)
 	return s;
 }
 
+/* Offset of record j of batch k (for messages: walks the batch). */
+static size_t batch_offset(const struct pipe *p, size_t k, size_t j)
+{
+	size_t off = p->f->starts[k];
+
+	while (j--)
+		off += FRAME_REC_HDR + rec_len(p->f, off);
+	return off;
+}
+
 /* Apply the prepared batch k; then report its prepare failure, if any. */
 static int apply_batch(const char *path, struct pipe *p, void *ctx,
 		       struct pipe_slot *s, size_t k, struct ud_error *err)
 {
-	size_t off = p->f->starts[k];
 	struct ud_error e = {0};
 
 	for (size_t j = 0; j < s->count; j++) {
 		if (j + SNAP_PREFETCH < s->count)
 			p->st->prefetch(ctx, s->batch, j + SNAP_PREFETCH);
 		if (p->st->apply(ctx, s->batch, j, &e))
-			return apply_error(path, off, &e, err);
-		off += FRAME_REC_HDR + rec_len(p->f, off);
+			return apply_error(path, batch_offset(p, k, j), &e,
+					   err);
 	}
 	return s->rc ? apply_error(path, s->bad_off, &s->err, err) : 0;
 }
@@ -466,7 +477,7 @@ static int apply_staged(const char *path, const struct snap_file *f,
 	int rc = 0;
 	size_t i;
 
-	if (st->begin(ctx, f->records))
+	if (st->begin(ctx, f->weight))
 		return ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
 	for (i = 0; i < SNAP_RING && rc == 0; i++)
 		if (!(p.slot[i].batch = st->batch_new(SNAP_BATCH)))
@@ -505,7 +516,7 @@ int snap_load(const char *path, snap_apply_fn apply, void *ctx,
 	      uint64_t *covered, uint64_t *records, struct ud_error *err)
 {
 	struct snap_file f;
-	int rc = snap_open(path, &f, err);
+	int rc = snap_open(path, NULL, &f, err);
 
 	if (f.header_ok)
 		*covered = f.covered;
