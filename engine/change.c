@@ -165,7 +165,23 @@ int change_encode(const struct change *ch, struct ud_buf *b)
 struct rd {
 	struct codec_mp_cur c;
 	bool bad;
+	const struct change_alloc *alloc; /* NULL: records are malloc'd */
+	bool borrowed;			  /* the record came from alloc */
 };
+
+/* The record of p: in the caller's space when it has room, else malloc'd.
+ * NULL when a length does not fit its field or out of memory. */
+static struct record *rd_record(struct rd *r, const struct record_parts *p)
+{
+	size_t n = record_need(p);
+	void *mem;
+
+	if (!n)
+		return NULL;
+	mem = r->alloc ? r->alloc->alloc(r->alloc->ctx, n) : NULL;
+	r->borrowed = mem != NULL;
+	return mem ? record_init(mem, p) : record_new(p);
+}
 
 static bool rd_item(struct rd *r, struct codec_mp_item *it)
 {
@@ -288,7 +304,7 @@ static struct record *rd_user(struct rd *r)
 		u[i] = rd_uint(r);
 	loaded = rd_bool(r);
 	if (r->bad || u[0] >= UD_ROLES || u[1] >= UD_STATUSES ||
-	    u[4] > UINT32_MAX || (rec = record_new(&p)) == NULL)
+	    u[4] > UINT32_MAX || (rec = rd_record(r, &p)) == NULL)
 		return NULL;
 	rec->role = (uint8_t)u[0];
 	rec->status = (uint8_t)u[1];
@@ -356,7 +372,14 @@ static void rd_body(struct rd *r, struct change *ch, uint32_t n)
 
 int change_decode(const void *rec, size_t len, struct change *ch)
 {
-	struct rd r = {{rec, (const unsigned char *)rec + len}, false};
+	return change_decode_with(rec, len, NULL, ch);
+}
+
+int change_decode_with(const void *rec, size_t len,
+		       const struct change_alloc *alloc, struct change *ch)
+{
+	struct rd r = {
+	    {rec, (const unsigned char *)rec + len}, false, alloc, false};
 	uint64_t type;
 	uint32_t n;
 
@@ -368,6 +391,7 @@ int change_decode(const void *rec, size_t len, struct change *ch)
 	ch->type = (int)(type & 0xff);
 	if (!r.bad)
 		rd_body(&r, ch, n);
+	ch->rec_borrowed = ch->rec && r.borrowed;
 	if (r.bad || r.c.p != r.c.end) {
 		change_release(ch);
 		return UD_ECORRUPT;
@@ -377,7 +401,9 @@ int change_decode(const void *rec, size_t len, struct change *ch)
 
 void change_release(struct change *ch)
 {
-	free(ch->rec);
+	if (!ch->rec_borrowed)
+		free(ch->rec);
+	ch->rec_borrowed = false;
 	free(ch->events);
 	ch->rec = NULL;
 	ch->events = NULL;
@@ -653,10 +679,11 @@ int change_check_store(const ud_db *db, const struct change *ch,
 	return BAD("unknown type %d", ch->type);
 }
 
-int change_prepare(const void *rec, size_t len, bool sig, struct change *ch,
+int change_prepare(const void *rec, size_t len, bool sig,
+		   const struct change_alloc *alloc, struct change *ch,
 		   struct db_keys *k, struct ud_error *err)
 {
-	int rc = change_decode(rec, len, ch);
+	int rc = change_decode_with(rec, len, alloc, ch);
 
 	if (rc)
 		return ud_error_set(err, rc, NULL, "undecodable change record");
@@ -685,6 +712,17 @@ int change_commit(ud_db *db, struct change *ch, const struct db_keys *k,
 	if (ch->type != CH_PUT)
 		k = NULL;
 	rc = change_check_store(db, ch, k, err);
+	if (rc == 0 && ch->rec_borrowed) { /* the store owns what it holds */
+		struct record *own = record_dup(ch->rec);
+
+		if (!own) {
+			change_release(ch);
+			return ud_error_set(err, UD_ENOMEM, NULL,
+					    "out of memory");
+		}
+		ch->rec = own;
+		ch->rec_borrowed = false;
+	}
 	if (rc == 0) {
 		rc = db_apply_change_keys(db, ch, k);
 		if (rc)
@@ -699,7 +737,7 @@ int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err)
 {
 	struct change ch;
 	struct db_keys k;
-	int rc = change_prepare(rec, len, false, &ch, &k, err);
+	int rc = change_prepare(rec, len, false, NULL, &ch, &k, err);
 
 	return rc ? rc : change_commit(db, &ch, &k, err);
 }

@@ -114,7 +114,8 @@ struct change_event {
 
 struct change {
 	int type;
-	struct record *rec; /* CH_PUT: owned until applied */
+	struct record *rec; /* CH_PUT: owned until applied, unless: */
+	bool rec_borrowed;  /* rec lives in a change_alloc's space */
 	const char *id;	    /* CH_DEL, CH_EVENT, CH_LOG */
 	size_t id_len;
 	bool has_event;
@@ -143,20 +144,32 @@ int change_encode(const struct change *ch, struct ud_buf *b);
 /* Decode one record; ch->rec and ch->events are allocated (free with
  * change_release); other pointers borrow rec.  0 or UD_ECORRUPT. */
 int change_decode(const void *rec, size_t len, struct change *ch);
+/* Space for a decoded put's record, from its owner: alloc returns n bytes
+ * aligned for a struct record, or NULL (then the record is malloc'd). */
+struct change_alloc {
+	void *(*alloc)(void *ctx, size_t n);
+	void *ctx;
+};
+/* change_decode() building a put's record in alloc's space when it has
+ * room (ch->rec_borrowed; alloc NULL: malloc). */
+int change_decode_with(const void *rec, size_t len,
+		       const struct change_alloc *alloc, struct change *ch);
 void change_release(struct change *ch);
 
 /* ud_db_apply() in two halves (load.c runs the first on a helper thread).
  *
- * change_prepare: decode rec into ch, check what the record must obey on
- * its own (a put's fields and event: the first rules of the list in
- * change.c) and, for a put, hash its keys into k (and its search signature
- * when sig).  Reads no store: thread-safe.  0, or UD_ECORRUPT with the
- * reason (ch then holds nothing).
+ * change_prepare: decode rec into ch (a put's record in alloc's space when
+ * given), check what the record must obey on its own (a put's fields and
+ * event: the first rules of the list in change.c) and, for a put, hash its
+ * keys into k (and its search signature when sig).  Reads no store:
+ * thread-safe.  0, or UD_ECORRUPT with the reason (ch then holds nothing).
  *
  * change_commit: on the owner thread, check ch against the store and apply
- * it; releases ch either way.  0, UD_ECORRUPT (nothing changed) or
- * UD_ENOMEM. */
-int change_prepare(const void *rec, size_t len, bool sig, struct change *ch,
+ * it (a borrowed record is copied first: the store's records are malloc'd
+ * by its owner thread); releases ch either way.  0, UD_ECORRUPT (nothing
+ * changed) or UD_ENOMEM. */
+int change_prepare(const void *rec, size_t len, bool sig,
+		   const struct change_alloc *alloc, struct change *ch,
 		   struct db_keys *k, struct ud_error *err);
 int change_commit(ud_db *db, struct change *ch, const struct db_keys *k,
 		  struct ud_error *err);

@@ -54,7 +54,8 @@ int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err);
  *   applied.
  * ud_load_prepare: decode rec (borrowed for the call only) into entry i of
  *   b, check what needs no store, hash its keys.  Reads no store.  0 or
- *   UD_ECORRUPT with the reason.
+ *   UD_ECORRUPT with the reason.  Entry 0 starts a new round: entries of
+ *   the previous one not applied yet are dropped.
  * ud_load_prefetch: start loading what applying entry i will touch.
  * ud_load_apply: check entry i against the store and apply it (the entry
  *   is consumed either way).  0, UD_ECORRUPT (nothing changed) or

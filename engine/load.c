@@ -58,8 +58,8 @@
  *
  * Thread assumptions: ud_load_prepare() may run on any thread, on
  * different batches at once; it reads nothing shared.  Everything else on
- * the store's owner thread.  Records prepared on the helper thread are
- * malloc'd there and freed later by the owner (glibc handles that).
+ * the store's owner thread, which also allocates every record the store
+ * keeps (see LOAD_ARENA below).
  */
 #include <stdlib.h>
 
@@ -72,8 +72,18 @@ struct ud_load_ent {
 	bool ready; /* ch holds a prepared record not yet applied */
 };
 
+/* Records are prepared into the batch's own space (a bump arena reset
+ * with each round) and copied into malloc'd memory by the owner thread when
+ * applied (change_commit): malloc'd on the helper thread, they would live
+ * in its glibc arena, and every later update or delete, freeing them from
+ * the owner thread, would return their memory to that arena, where the
+ * owner's allocations never look -- the process would keep both. */
+#define LOAD_ARENA (256u << 10) /* ~512 records of ~250 bytes; more: malloc */
+
 struct ud_load_batch {
 	size_t n;
+	char *arena; /* LOAD_ARENA bytes, or NULL */
+	size_t used;
 	struct ud_load_ent e[];
 };
 
@@ -111,9 +121,22 @@ struct ud_load_batch *ud_load_batch_new(size_t n)
 	struct ud_load_batch *b =
 	    calloc(1, sizeof(*b) + n * sizeof(struct ud_load_ent));
 
-	if (b)
+	if (b) {
 		b->n = n;
+		b->arena = malloc(LOAD_ARENA); /* NULL: records malloc'd */
+	}
 	return b;
+}
+
+static void *arena_alloc_cb(void *ctx, size_t n)
+{
+	struct ud_load_batch *b = ctx;
+	size_t at = (b->used + 15) & ~(size_t)15; /* max_align_t */
+
+	if (!b->arena || n > LOAD_ARENA - at || at > LOAD_ARENA)
+		return NULL;
+	b->used = at + n;
+	return b->arena + at;
 }
 
 static void ent_clear(struct ud_load_ent *e)
@@ -129,17 +152,24 @@ void ud_load_batch_free(struct ud_load_batch *b)
 		return;
 	for (size_t i = 0; i < b->n; i++)
 		ent_clear(&b->e[i]);
+	free(b->arena);
 	free(b);
 }
 
 int ud_load_prepare(struct ud_load_batch *b, size_t i, const void *rec,
 		    size_t len, struct ud_error *err)
 {
+	struct change_alloc alloc = {arena_alloc_cb, b};
 	struct ud_load_ent *e = &b->e[i];
 	int rc;
 
+	if (i == 0) { /* a new round: what was not applied is dropped */
+		for (size_t j = 0; j < b->n; j++)
+			ent_clear(&b->e[j]);
+		b->used = 0;
+	}
 	ent_clear(e);
-	rc = change_prepare(rec, len, true, &e->ch, &e->k, err);
+	rc = change_prepare(rec, len, true, &alloc, &e->ch, &e->k, err);
 	e->ready = rc == 0;
 	return rc;
 }

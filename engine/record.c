@@ -23,32 +23,42 @@ static int parts_fit(const struct record_parts *p)
 	       p->ident_len <= UINT32_MAX && p->pw_len <= UINT8_MAX;
 }
 
-struct record *record_new(const struct record_parts *in)
+/* The stored form of parts: absent maps are {}, absent strings empty. */
+static void parts_norm(struct record_parts *p)
+{
+	if (!p->custom || !p->custom_len) {
+		p->custom = empty_map;
+		p->custom_len = 1;
+	}
+	if (!p->ident || !p->ident_len) {
+		p->ident = empty_map;
+		p->ident_len = 1;
+	}
+	if (!p->pw)
+		p->pw_len = 0;
+	if (!p->avatar)
+		p->avatar_len = 0;
+}
+
+size_t record_need(const struct record_parts *in)
 {
 	struct record_parts p = *in;
-	struct record *r;
-	size_t n;
+
+	parts_norm(&p);
+	if (!parts_fit(&p))
+		return 0;
+	return sizeof(struct record) + p.id_len + p.name_len + p.email_len +
+	       p.avatar_len + p.custom_len + p.ident_len + p.pw_len;
+}
+
+struct record *record_init(void *mem, const struct record_parts *in)
+{
+	struct record_parts p = *in;
+	struct record *r = mem;
 	char *w;
 
-	if (!p.custom || !p.custom_len) {
-		p.custom = empty_map;
-		p.custom_len = 1;
-	}
-	if (!p.ident || !p.ident_len) {
-		p.ident = empty_map;
-		p.ident_len = 1;
-	}
-	if (!p.pw)
-		p.pw_len = 0;
-	if (!p.avatar)
-		p.avatar_len = 0;
-	if (!parts_fit(&p))
-		return NULL;
-	n = p.id_len + p.name_len + p.email_len + p.avatar_len + p.custom_len +
-	    p.ident_len + p.pw_len;
-	r = calloc(1, sizeof(*r) + n);
-	if (!r)
-		return NULL;
+	parts_norm(&p);
+	memset(r, 0, sizeof(*r));
 	r->id_len = (uint8_t)p.id_len;
 	r->name_len = (uint16_t)p.name_len;
 	r->email_len = (uint8_t)p.email_len;
@@ -67,6 +77,14 @@ struct record *record_new(const struct record_parts *in)
 	w = put(w, p.ident, p.ident_len);
 	put(w, p.pw, p.pw_len);
 	return r;
+}
+
+struct record *record_new(const struct record_parts *p)
+{
+	size_t n = record_need(p);
+	void *mem = n ? malloc(n) : NULL;
+
+	return mem ? record_init(mem, p) : NULL;
 }
 
 void record_parts(const struct record *r, struct record_parts *p)

@@ -79,6 +79,11 @@ struct record_parts {
  * lengths and REC_AVATAR are zero (last_sign_in_ms -1).  Returns NULL when
  * out of memory or when a length exceeds its field (caller validated). */
 struct record *record_new(const struct record_parts *p);
+/* record_new() in two steps, for a caller with its own memory: the bytes
+ * the record of p takes (0 when a length exceeds its field), and building
+ * it in mem (that many bytes, aligned like a struct record). */
+size_t record_need(const struct record_parts *p);
+struct record *record_init(void *mem, const struct record_parts *p);
 /* Fill parts with pointers into r (borrowed from r). */
 void record_parts(const struct record *r, struct record_parts *p);
 /* A copy of r with the same header and bytes; NULL when out of memory. */
