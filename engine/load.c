@@ -45,16 +45,20 @@
  *     a time, JSON sizing formats integers without snprintf, and small
  *     maps look for a repeated key without qsort.
  * Result, old and new server run alternately on a quiet machine: exec to
- * "ready", median of 5, 2.72 s -> 0.68 s; ud_open ~0.6 s, with ~1.1 s of
- * CPU over the two threads.  RSS after the load 272.2 -> 273.3 B/user (the
- * helper thread's malloc arena); a store built by creates (mem_engine) is
- * unchanged at 272.4 B/user.
+ * "ready", median of 5, 2.5-2.7 s -> 0.67-0.69 s; ud_open ~0.6 s, with
+ * ~1.1 s of CPU (~0.2 s of it page faults) over the two threads.  With the
+ * second core busy elsewhere the owner prepares every batch itself and a
+ * start takes ~1.1 s (the old code, single-threaded, ~2.5 s either way).
+ * RSS after the load 272.2 -> 273.3 B/user; a store built by creates
+ * (mem_engine) is unchanged at 272.4 B/user.
  *
  * What is left (callgrind, 100k users, ~8.9k instructions per user): the
  * first half ~81% -- field rules 42% (the custom_data JSON walk alone 24%,
  * which sizes the map as JSON exactly as an import does), decoding 22%,
  * signature 10% -- and the second half ~14%; the checksum pass (~55 ms at
- * 1M) still runs on one thread before anything is applied.
+ * 1M) still runs on one thread before anything is applied.  The log is
+ * still replayed one record at a time through ud_db_apply (which now
+ * hashes each key once): 1M creates in the log alone, 3.3 -> 2.8 s.
  *
  * Thread assumptions: ud_load_prepare() may run on any thread, on
  * different batches at once; it reads nothing shared.  Everything else on
