@@ -236,6 +236,24 @@ void index_prefetch(const struct index *ix, uint64_t h)
 	__builtin_prefetch(&ix->main.tags[i]);
 }
 
+void *index_peek(const struct index *ix, uint64_t h)
+{
+	const struct index_table *t = &ix->main;
+	size_t mask = t->cap - 1, i, n;
+	uint8_t tag;
+	void *p;
+
+	if (!t->cap)
+		return NULL;
+	h = scramble(ix, h);
+	tag = hash_tag(h);
+	for (i = h & mask, n = 0; n < 8 && (p = t->slots[i]) != NULL;
+	     i = (i + 1) & mask, n++)
+		if (p != TOMB && t->tags[i] == tag)
+			return p;
+	return NULL;
+}
+
 /* Linear-probing deletion: pull later members of the cluster back so that
  * every item stays reachable from its home slot. */
 static void main_delete_at(struct index *ix, size_t i)

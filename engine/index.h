@@ -82,6 +82,10 @@ int index_insert_hashed(struct index *ix, void *item, uint64_t h);
 int index_presize(struct index *ix, size_t n);
 /* Start loading the home slot of hash h (a caller about to look it up). */
 void index_prefetch(const struct index *ix, uint64_t h);
+/* The first item on hash h's probe path (main table) whose tag matches,
+ * without comparing keys, or NULL: a guess at index_find's answer that
+ * touches no item, for prefetching it.  Usually right; never needed to be. */
+void *index_peek(const struct index *ix, uint64_t h);
 /* Make sure the next index_insert() cannot fail (may start a rehash).
  * 0 or UD_ENOMEM. */
 int index_reserve(struct index *ix);

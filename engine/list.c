@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "codec.h"
 #include "db.h"
 #include "text.h"
@@ -54,6 +56,24 @@ const ud_user *ud_user_get_by_email(ud_db *db, const char *email, size_t len)
 	}
 	db->cache_misses++;
 	return (const ud_user *)cache_load(db, UD_KEY_EMAIL, email, len);
+}
+
+void ud_user_prefetch(ud_db *db, const char *id, size_t len, int stage)
+{
+	uint64_t h = XXH3_64bits(id, len);
+	const char *r;
+
+	if (stage == 0) {
+		index_prefetch(&db->by_id, h);
+		return;
+	}
+	r = index_peek(&db->by_id, h);
+	if (r) { /* the header, and the fields that follow it */
+		__builtin_prefetch(r);
+		__builtin_prefetch(r + 64);
+		__builtin_prefetch(r + 128);
+		__builtin_prefetch(r + 192);
+	}
 }
 
 void ud_user_view(const ud_user *u, struct ud_user_view *out)

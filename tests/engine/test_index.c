@@ -221,3 +221,36 @@ Test(index, seed_spreads_chosen_collisions)
 	index_destroy(&ix);
 	free(items);
 }
+
+/* index_peek guesses index_find's answer from tags alone: right for
+ * (nearly) every present key, NULL or some item for an absent one, never
+ * an item of the old table during a rehash (it looks at main only). */
+Test(index, peek_guesses_from_tags)
+{
+	enum { N = 4000 };
+	struct item *items = calloc(N, sizeof(*items));
+	struct index ix;
+	uint64_t i, right = 0;
+
+	index_init(&ix, good_hash, 0x5eed);
+	cr_assert_null(index_peek(&ix, 12345));
+	for (i = 0; i < N; i++) {
+		items[i].key = i * 104729 + 1;
+		cr_assert_eq(index_insert(&ix, &items[i]), 0);
+	}
+	while (ix.old.cap) { /* finish the last rehash */
+		cr_assert(index_remove(&ix, &items[0]));
+		cr_assert_eq(index_insert(&ix, &items[0]), 0);
+	}
+	for (i = 0; i < N; i++) {
+		void *p = index_peek(&ix, good_hash(&items[i]));
+		right += p == &items[i];
+		cr_assert(p == NULL ||
+			  (p >= (void *)items && p < (void *)(items + N)));
+	}
+	/* a wrong guess needs a tag collision on the way: ~1 in 256 per
+	 * stranger passed, and probes are short at load <= 3/4 */
+	cr_assert_geq(right, N - N / 20, "%lu of %d", (unsigned long)right, N);
+	index_destroy(&ix);
+	free(items);
+}

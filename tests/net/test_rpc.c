@@ -312,6 +312,78 @@ static size_t pack_req(char *out, unsigned msgid, const char *method,
 	return n;
 }
 
+/* One write holding a run of user.get requests in every msgid width
+ * (fixint, uint8/16/32/64) and id form (fixstr, str8, missing, not a
+ * string, two params): the server looks ahead at such runs to prefetch
+ * (rpc.c); every reply must still match its request. */
+Test(rpc, pipelined_gets_of_every_shape)
+{
+	enum { N = 64 };
+	static const uint64_t widths[] = {5, 200, 60000, 70000, 1ULL << 40};
+	char *ids[8], email[64];
+	for (int u = 0; u < 8; u++) {
+		snprintf(email, sizeof email, "shape%d@x.com", u);
+		ids[u] = new_user(email);
+	}
+	char long_id[48];
+	memset(long_id, 'z', 40);
+	long_id[40] = 0;
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	for (int i = 0; i < N; i++) {
+		uint64_t msgid = widths[i % 5] + (uint64_t)i;
+		msgpack_pack_array(&pk, 4);
+		msgpack_pack_uint8(&pk, 0);
+		msgpack_pack_uint64(&pk, msgid);
+		msgpack_pack_str_with_body(&pk, "user.get", 8);
+		int kind = i % 8;
+		msgpack_pack_array(&pk, kind == 7 ? 2 : 1);
+		if (kind < 5) {
+			const char *id = ids[(i / 8) % 8];
+			msgpack_pack_str_with_body(&pk, id, strlen(id));
+		} else if (kind == 5) {
+			msgpack_pack_str_with_body(&pk, long_id, 40);
+		} else if (kind == 6) {
+			msgpack_pack_int(&pk, 42);
+		} else {
+			msgpack_pack_str_with_body(&pk, ids[0], strlen(ids[0]));
+			msgpack_pack_str_with_body(&pk, "extra", 5);
+		}
+	}
+	cr_assert_eq(send_all(C.fd, sb.data, sb.size), 0);
+	msgpack_sbuffer_destroy(&sb);
+	for (int i = 0; i < N; i++) {
+		json_t *r = rpcc_recv(&C);
+		cr_assert_not_null(r, "reply %d", i);
+		uint64_t msgid = widths[i % 5] + (uint64_t)i;
+		cr_assert_eq((uint64_t)json_integer_value(json_array_get(r, 1)),
+			     msgid, "reply %d", i);
+		int kind = i % 8;
+		if (kind < 5) {
+			cr_assert_str_eq(rpc_err(r), "", "reply %d", i);
+			snprintf(email, sizeof email, "shape%d@x.com",
+				 (i / 8) % 8);
+			cr_assert_str_eq(json_string_value(json_object_get(
+					     rpc_res(r), "email")),
+					 email);
+			cr_assert_str_eq(json_string_value(
+					     json_object_get(rpc_res(r), "id")),
+					 ids[(i / 8) % 8]);
+		} else if (kind == 5) {
+			cr_assert_str_eq(rpc_err(r), "not_found", "reply %d",
+					 i);
+		} else {
+			cr_assert_str_eq(rpc_err(r), "invalid_request",
+					 "reply %d", i);
+		}
+		json_decref(r);
+	}
+	for (int u = 0; u < 8; u++)
+		free(ids[u]);
+}
+
 Test(rpc, frames_split_at_every_byte)
 {
 	char *id = new_user("split@x.com"), buf[512];
