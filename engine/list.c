@@ -58,22 +58,31 @@ const ud_user *ud_user_get_by_email(ud_db *db, const char *email, size_t len)
 	return (const ud_user *)cache_load(db, UD_KEY_EMAIL, email, len);
 }
 
-void ud_user_prefetch(ud_db *db, const char *id, size_t len, int stage)
+static void prefetch_in(const struct index *ix, uint64_t h, int stage)
 {
-	uint64_t h = XXH3_64bits(id, len);
 	const char *r;
 
 	if (stage == 0) {
-		index_prefetch(&db->by_id, h);
+		index_prefetch(ix, h);
 		return;
 	}
-	r = index_peek(&db->by_id, h);
+	r = index_peek(ix, h);
 	if (r) { /* the header, and the fields that follow it */
 		__builtin_prefetch(r);
 		__builtin_prefetch(r + 64);
 		__builtin_prefetch(r + 128);
 		__builtin_prefetch(r + 192);
 	}
+}
+
+void ud_user_prefetch(ud_db *db, const char *id, size_t len, int stage)
+{
+	prefetch_in(&db->by_id, XXH3_64bits(id, len), stage);
+}
+
+void ud_user_prefetch_email(ud_db *db, const char *email, size_t len, int stage)
+{
+	prefetch_in(&db->by_email, text_fold_hash(email, len), stage);
 }
 
 void ud_user_view(const ud_user *u, struct ud_user_view *out)

@@ -281,6 +281,9 @@ const ud_user *ud_user_get_by_email(ud_db *db, const char *email, size_t len);
  * for every request of a batch, then stage 1 for each, overlaps their
  * cache misses.  Changes nothing; never asks the loader. */
 void ud_user_prefetch(ud_db *db, const char *id, size_t len, int stage);
+/* The same for ud_user_get_by_email(db, email, len). */
+void ud_user_prefetch_email(ud_db *db, const char *email, size_t len,
+			    int stage);
 
 /* Create a user.  With UD_F_PASSWORD the password is hashed here, on the
  * calling thread (slow); the server instead hashes on a worker with

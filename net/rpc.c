@@ -835,25 +835,28 @@ static void frame_fail(struct conn *c, struct rpc_conn *rc, long why)
 	conn_close_when_done(c);
 }
 
-/* ---- prefetching a run of user.get requests ------------------------------
+/* ---- prefetching a run of lookups ----------------------------------------
  *
  * A pipelining client sends many requests per read; looked up one after
- * the other, each user.get waits for its own cache misses (the id's index
+ * the other, each user.get waits for its own cache misses (the key's index
  * slot, then the record: at 1M users the store is ~270 MB, far beyond the
- * caches).  Before running the frames, the run of plain user.get requests
- * at the front of the buffer is recognised by their bytes (nothing is
- * decoded or trusted: frames are still scanned and decoded as usual after)
- * and ud_user_prefetch() starts the slot loads of all of them, then the
- * record loads, so the misses overlap instead of adding up.
+ * caches).  Before running the frames, the run of plain user.get and
+ * user.get_by_email requests at the front of the buffer is recognised by
+ * their bytes (nothing is decoded or trusted: frames are still scanned and
+ * decoded as usual after), and ud_user_prefetch() starts the slot loads of
+ * all of them, then the record loads, so the misses overlap instead of
+ * adding up.
  */
 #define RPC_PREFETCH 32
 
-/* If p starts with a complete [0, msgid, "user.get", [id]] with a str id,
- * return its length and the id; else 0. */
-static size_t peek_get(const uint8_t *p, size_t n, const char **id,
-		       size_t *id_len)
+/* If p starts with a complete [0, msgid, "user.get", [id]] or
+ * [0, msgid, "user.get_by_email", [email]] with a str argument, return its
+ * length, the argument and *email; else 0. */
+static size_t peek_get(const uint8_t *p, size_t n, const char **arg,
+		       size_t *arg_len, bool *email)
 {
-	static const uint8_t method[] = "\xa8user.get\x91";
+	static const uint8_t by_id[] = "\xa8user.get\x91";
+	static const uint8_t by_email[] = "\xb1user.get_by_email\x91";
 	size_t i = 2, len;
 	if (n < 16 || p[0] != 0x94 || p[1] != 0x00)
 		return 0;
@@ -863,10 +866,18 @@ static size_t peek_get(const uint8_t *p, size_t n, const char **id,
 		i += 1 + (1u << (p[i] - 0xcc));
 	else
 		return 0;
-	if (n < i + sizeof method - 1 + 2 ||
-	    memcmp(p + i, method, sizeof method - 1))
+	/* p[i] and p[i + 1] must be in the buffer after the method */
+	if (n >= i + sizeof by_id - 1 + 2 &&
+	    !memcmp(p + i, by_id, sizeof by_id - 1)) {
+		i += sizeof by_id - 1;
+		*email = false;
+	} else if (n >= i + sizeof by_email - 1 + 2 &&
+		   !memcmp(p + i, by_email, sizeof by_email - 1)) {
+		i += sizeof by_email - 1;
+		*email = true;
+	} else {
 		return 0;
-	i += sizeof method - 1; /* p[i] and p[i + 1] are in the buffer */
+	}
 	if ((p[i] & 0xe0) == 0xa0) {
 		len = p[i] & 0x1f;
 		i += 1;
@@ -878,28 +889,38 @@ static size_t peek_get(const uint8_t *p, size_t n, const char **id,
 	}
 	if (i + len > n)
 		return 0;
-	*id = (const char *)p + i;
-	*id_len = len;
+	*arg = (const char *)p + i;
+	*arg_len = len;
 	return i + len;
 }
 
-/* Prefetch for the user.get run at p; returns the bytes it covers. */
+static void prefetch_one(ud_db *db, const char *arg, size_t len, bool email,
+			 int stage)
+{
+	if (email)
+		ud_user_prefetch_email(db, arg, len, stage);
+	else
+		ud_user_prefetch(db, arg, len, stage);
+}
+
+/* Prefetch for the run of lookups at p; returns the bytes it covers. */
 static size_t prefetch_gets(ud_db *db, const uint8_t *p, size_t n)
 {
-	const char *id[RPC_PREFETCH];
+	const char *arg[RPC_PREFETCH];
 	size_t len[RPC_PREFETCH], off = 0, m;
+	bool email[RPC_PREFETCH];
 	int k = 0;
-	while (k < RPC_PREFETCH &&
-	       (m = peek_get(p + off, n - off, &id[k], &len[k])) > 0) {
+	while (k < RPC_PREFETCH && (m = peek_get(p + off, n - off, &arg[k],
+						 &len[k], &email[k])) > 0) {
 		off += m;
 		k++;
 	}
 	if (k < 2)
 		return off;
 	for (int i = 0; i < k; i++)
-		ud_user_prefetch(db, id[i], len[i], 0);
+		prefetch_one(db, arg[i], len[i], email[i], 0);
 	for (int i = 0; i < k; i++)
-		ud_user_prefetch(db, id[i], len[i], 1);
+		prefetch_one(db, arg[i], len[i], email[i], 1);
 	return off;
 }
 

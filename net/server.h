@@ -62,6 +62,7 @@
 #include "userdb.h"
 
 #define CONN_HIGH_WATER (1u << 20)
+#define CONN_READ_MAX	(64u << 10) /* bytes read from a socket at a time */
 #define CONN_RPC_JOBS	64
 
 struct conn;
@@ -80,7 +81,9 @@ struct conn {
 	struct server *srv;
 	const struct conn_proto *proto;
 	void *state;		  /* protocol's per-connection state */
-	struct bufferevent *bev;  /* NULL once closed */
+	struct bufferevent *bev;  /* NULL once closed; writes only */
+	struct event *rev;	  /* readable socket (conn_read_set) */
+	bool reading;		  /* rev is added */
 	struct evbuffer *held;	  /* replies waiting for ud_flush */
 	struct conn *prev, *next; /* all open connections */
 	struct conn *held_next;	  /* server's held list */
@@ -115,6 +118,7 @@ struct server {
 	struct metrics metrics;
 	struct evconnlistener *rpc_l, *http_l, *unix_l;
 	struct event *sig_term, *sig_int, *tick_ev;
+	char rbuf[CONN_READ_MAX]; /* every socket read lands here first */
 	bool tick_fast; /* ticking every TICK_FAST_US: a snapshot is awaited */
 	struct conn *conns;	/* open connections */
 	struct conn *held_head; /* connections with held replies */

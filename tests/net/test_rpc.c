@@ -312,10 +312,11 @@ static size_t pack_req(char *out, unsigned msgid, const char *method,
 	return n;
 }
 
-/* One write holding a run of user.get requests in every msgid width
- * (fixint, uint8/16/32/64) and id form (fixstr, str8, missing, not a
- * string, two params): the server looks ahead at such runs to prefetch
- * (rpc.c); every reply must still match its request. */
+/* One write holding a run of user.get and user.get_by_email requests in
+ * every msgid width (fixint, uint8/16/32/64) and argument form (fixstr,
+ * str8, missing, not a string, two params, an email in other case): the
+ * server looks ahead at such runs to prefetch (rpc.c); every reply must
+ * still match its request. */
 Test(rpc, pipelined_gets_of_every_shape)
 {
 	enum { N = 64 };
@@ -337,10 +338,18 @@ Test(rpc, pipelined_gets_of_every_shape)
 		msgpack_pack_array(&pk, 4);
 		msgpack_pack_uint8(&pk, 0);
 		msgpack_pack_uint64(&pk, msgid);
-		msgpack_pack_str_with_body(&pk, "user.get", 8);
 		int kind = i % 8;
+		if (kind == 4)
+			msgpack_pack_str_with_body(&pk, "user.get_by_email",
+						   17);
+		else
+			msgpack_pack_str_with_body(&pk, "user.get", 8);
 		msgpack_pack_array(&pk, kind == 7 ? 2 : 1);
-		if (kind < 5) {
+		if (kind == 4) {
+			snprintf(email, sizeof email, "SHAPE%d@X.com",
+				 (i / 8) % 8);
+			msgpack_pack_str_with_body(&pk, email, strlen(email));
+		} else if (kind < 5) {
 			const char *id = ids[(i / 8) % 8];
 			msgpack_pack_str_with_body(&pk, id, strlen(id));
 		} else if (kind == 5) {
