@@ -11,13 +11,18 @@
 # its data in a temporary directory, and measures:
 #   load       N users of the benchmark shape, pipelined (userdb-bench --op load)
 #   rss        VmRSS after the load minus VmRSS of the empty server, per user
+#   snapshot   userdb server.snapshot, Redis SAVE, Tarantool box.snapshot(),
+#              of exactly the N loaded users (before any update: userdb keeps
+#              a per-user activity log that updates would grow, which the
+#              peers do not hold, so later the data would differ)
+#   startup    stop, start again on the same data, time until it serves data
+#              (Tarantool listens before its recovery ends: a Lua function
+#              defined after box.cfg must answer)
 #   reads      get_by_id, get_by_email, get_many, list_first, list_deep, search
+#              (on the restarted server)
 #   http       (userdb) wrk on GET /v1/users/{id}; then nginx serving the same
 #              JSON as a static file, same connections and duration
-#   writes     update and a 90/10 read/update mix
-#   snapshot   userdb server.snapshot, Redis SAVE, Tarantool box.snapshot()
-#   startup    stop, start again on the same data, time until it answers
-#   create     on the restarted server (so snapshot and start-up see N users)
+#   writes     update and a 90/10 read/update mix, then create
 # then userdb alone (memory only) at smaller sizes for the scaling rows.
 # Durability is alike for the writes: userdb --fsync everysec, Redis AOF
 # everysec, Tarantool wal_mode=write.  Redis restarts from its RDB (SAVE), with
@@ -320,17 +325,16 @@ bench_userdb() {
 	start_userdb "$dir" "$port" "$http" --data-dir "$dir"
 	wait_ready userdb "$port" >/dev/null
 	load_and_rss userdb "$port"
+	snapshot userdb "$port"
+	stop_server "$SPID"
+	startup userdb "$port" "$dir" "$port" "$http" --data-dir "$dir"
 	read_workloads userdb "$port"
 	"$BENCH" --op ids --users "$USERS" --port 1 >"$TMP/ids.txt"
 	curl -sf -H "Authorization: Bearer $KEY" \
 		"http://127.0.0.1:$http/v1/users/$(head -1 "$TMP/ids.txt")" \
 		>"$TMP/user.json" || log "userdb: GET /v1/users/{id} failed"
 	http_bench userdb "http://127.0.0.1:$http"
-	write_workloads userdb "$port" update mix
-	snapshot userdb "$port"
-	stop_server "$SPID"
-	startup userdb "$port" "$dir" "$port" "$http" --data-dir "$dir"
-	write_workloads userdb "$port" create
+	write_workloads userdb "$port" update mix create
 	stop_server "$SPID"
 }
 
@@ -341,8 +345,6 @@ bench_redis() {
 	start_redis "$dir" "$port"
 	wait_ready redis "$port" >/dev/null
 	load_and_rss redis "$port"
-	read_workloads redis "$port"
-	write_workloads redis "$port" update mix
 	snapshot redis "$port"
 	stop_server "$SPID"
 	rm -rf "$dir/appendonlydir" # start-up from the RDB file, as measured
@@ -352,7 +354,8 @@ bench_redis() {
 		grep -Eq 'aof_rewrite_(in_progress|scheduled):1'; do
 		sleep 0.2
 	done
-	write_workloads redis "$port" create
+	read_workloads redis "$port"
+	write_workloads redis "$port" update mix create
 	stop_server "$SPID"
 }
 
@@ -363,12 +366,11 @@ bench_tarantool() {
 	start_tarantool "$dir" "$port"
 	wait_ready tarantool "$port" >/dev/null
 	load_and_rss tarantool "$port"
-	read_workloads tarantool "$port"
-	write_workloads tarantool "$port" update mix
 	snapshot tarantool "$port"
 	stop_server "$SPID"
 	startup tarantool "$port" "$dir" "$port"
-	write_workloads tarantool "$port" create
+	read_workloads tarantool "$port"
+	write_workloads tarantool "$port" update mix create
 	stop_server "$SPID"
 }
 
