@@ -578,10 +578,12 @@ static void user_fill(struct user *u, uint64_t i)
 /* How many of users [0, n) have this role and status (i%3, i/3%3). */
 static long combo_count(long n, int role, int status)
 {
-	long c = 0;
-	for (long q = status; 3 * q + role < n; q += 3)
-		c++;
-	return c;
+	/* q = i / 3 runs over [0, nq) for the users i = 3q + role < n; those
+	 * with q % 3 == status count.  (A loop here cost the generator 111k
+	 * steps per deep-page request at 1M users: it, not the server, was
+	 * the bottleneck of list_deep.) */
+	long nq = n > role ? (n - role + 2) / 3 : 0;
+	return nq > status ? (nq - status + 2) / 3 : 0;
 }
 
 /* Offset of the "deep page": 90% into the smallest role/status list,
@@ -2065,6 +2067,15 @@ static void st_data(void)
 		for (int s = 0; s < 3; s++)
 			total += combo_count(12345, r, s);
 	ST_CHECK(total == 12345);
+	/* the closed form against counting, for every small n */
+	for (long n = 0; n < 40; n++)
+		for (int r = 0; r < 3; r++)
+			for (int s = 0; s < 3; s++) {
+				long c = 0;
+				for (long i = 0; i < n; i++)
+					c += i % 3 == r && i / 3 % 3 == s;
+				ST_CHECK(combo_count(n, r, s) == c);
+			}
 	struct opts o = {.users = 12345, .limit = 20};
 	long off = deep_offset(&o);
 	ST_CHECK(off % 20 == 0 && off > 0);
