@@ -8,13 +8,30 @@
 
 #define INDEX_MIN_CAP 16
 
-/* The tombstone: an address no item can have. */
+/* A slot is 0 (empty), TOMB, or an item's address with the item's tag in
+ * the top byte.  User-space addresses on 64-bit Linux (x86-64, also with
+ * 5-level paging; arm64) stay below 2^56, so the byte is free; an insert
+ * checks it.  The tombstone is an address no item can have (tag 0). */
 static const char tomb_mark;
-#define TOMB ((void *)&tomb_mark)
+#define TOMB	  ((uintptr_t)&tomb_mark)
+#define TAG_SHIFT 56
+#define PTR_MASK  (((uintptr_t)1 << TAG_SHIFT) - 1)
 
-static bool is_item(void *p)
+_Static_assert(sizeof(uintptr_t) == 8, "index slots need 64-bit addresses");
+
+static bool is_item(uintptr_t v)
 {
-	return p && p != TOMB;
+	return v && v != TOMB;
+}
+
+static void *slot_item(uintptr_t v)
+{
+	return (void *)(v & PTR_MASK);
+}
+
+static uint8_t slot_tag(uintptr_t v)
+{
+	return (uint8_t)(v >> TAG_SHIFT);
 }
 
 void index_init(struct index *ix, index_hash_fn hash, uint64_t seed)
@@ -47,9 +64,7 @@ static uint64_t item_hash(const struct index *ix, const void *item)
 void index_destroy(struct index *ix)
 {
 	free(ix->main.slots);
-	free(ix->main.tags);
 	free(ix->old.slots);
-	free(ix->old.tags);
 	index_init(ix, ix->hash, ix->seed);
 }
 
@@ -64,21 +79,27 @@ static uint8_t hash_tag(uint64_t h)
 	return (uint8_t)(h >> 56);
 }
 
+static uintptr_t slot_make(void *item, uint64_t h)
+{
+	return (uintptr_t)item | (uintptr_t)hash_tag(h) << TAG_SHIFT;
+}
+
 static void *table_find(const struct index_table *t, uint64_t h, index_eq_fn eq,
 			const void *key, size_t len)
 {
 	size_t mask = t->cap - 1, i, n;
 	uint8_t tag = hash_tag(h);
-	void *p;
+	uintptr_t v;
 
 	if (!t->cap)
 		return NULL;
-	/* n bounds the walk even in a table without a NULL slot; the tag
+	/* n bounds the walk even in a table without an empty slot; the tag
 	 * spares the item's cache miss and eq() on 255 of 256 strangers */
-	for (i = h & mask, n = 0; n < t->cap && (p = t->slots[i]) != NULL;
+	for (i = h & mask, n = 0; n < t->cap && (v = t->slots[i]) != 0;
 	     i = (i + 1) & mask, n++)
-		if (p != TOMB && t->tags[i] == tag && eq(p, key, len))
-			return p;
+		if (v != TOMB && slot_tag(v) == tag &&
+		    eq(slot_item(v), key, len))
+			return slot_item(v);
 	return NULL;
 }
 
@@ -99,13 +120,13 @@ void *index_find(const struct index *ix, uint64_t h, index_eq_fn eq,
 static size_t table_slot(const struct index_table *t, uint64_t h, void *item)
 {
 	size_t mask = t->cap - 1, i, n;
-	void *p;
+	uintptr_t v;
 
 	if (!t->cap)
 		return 0;
-	for (i = h & mask, n = 0; n < t->cap && (p = t->slots[i]) != NULL;
+	for (i = h & mask, n = 0; n < t->cap && (v = t->slots[i]) != 0;
 	     i = (i + 1) & mask, n++)
-		if (p == item)
+		if (v != TOMB && slot_item(v) == item)
 			return i;
 	return t->cap;
 }
@@ -116,28 +137,26 @@ static void table_put(struct index_table *t, uint64_t h, void *item)
 
 	while (t->slots[i])
 		i = (i + 1) & mask;
-	t->slots[i] = item;
-	t->tags[i] = hash_tag(h);
+	t->slots[i] = slot_make(item, h);
 	t->used++;
 }
 
 /* Migrate up to n old slots into main; frees the old table when drained. */
 static void rehash_step(struct index *ix, size_t n)
 {
-	void *p;
+	uintptr_t v;
 
 	while (n-- && ix->cursor < ix->old.cap) {
-		p = ix->old.slots[ix->cursor++];
-		if (!is_item(p))
+		v = ix->old.slots[ix->cursor++];
+		if (!is_item(v))
 			continue;
-		/* a tombstone, not NULL: later probes must cross this slot */
+		/* a tombstone, not empty: later probes must cross this slot */
 		ix->old.slots[ix->cursor - 1] = TOMB;
 		ix->old.used--;
-		table_put(&ix->main, item_hash(ix, p), p);
+		table_put(&ix->main, item_hash(ix, slot_item(v)), slot_item(v));
 	}
 	if (ix->old.cap && (ix->cursor == ix->old.cap || !ix->old.used)) {
 		free(ix->old.slots);
-		free(ix->old.tags);
 		ix->old = (struct index_table){0};
 		ix->cursor = 0;
 	}
@@ -152,8 +171,7 @@ static bool too_full(const struct index_table *t, size_t used)
 static int make_room(struct index *ix)
 {
 	size_t cap;
-	void **slots;
-	uint8_t *tags;
+	uintptr_t *slots;
 
 	if (!too_full(&ix->main, ix->main.used + 1))
 		return 0;
@@ -161,16 +179,11 @@ static int make_room(struct index *ix)
 		rehash_step(ix, SIZE_MAX);
 	cap = ix->main.cap ? ix->main.cap * 2 : INDEX_MIN_CAP;
 	slots = calloc(cap, sizeof(*slots));
-	tags = malloc(cap);
-	if (!slots || !tags) {
-		free(slots);
-		free(tags);
+	if (!slots)
 		return UD_ENOMEM;
-	}
 	ix->old = ix->main;
 	ix->cursor = 0;
-	ix->main =
-	    (struct index_table){.slots = slots, .tags = tags, .cap = cap};
+	ix->main = (struct index_table){.slots = slots, .cap = cap};
 	return 0;
 }
 
@@ -186,6 +199,8 @@ int index_insert(struct index *ix, void *item)
 
 int index_insert_hashed(struct index *ix, void *item, uint64_t h)
 {
+	if ((uintptr_t)item & ~PTR_MASK) /* no room for the tag */
+		return UD_EINTERNAL;
 	if (make_room(ix))
 		return UD_ENOMEM;
 	table_put(&ix->main, scramble(ix, h), item);
@@ -208,20 +223,14 @@ static size_t cap_for(size_t n)
 int index_presize(struct index *ix, size_t n)
 {
 	size_t cap = cap_for(n);
-	void **slots;
-	uint8_t *tags;
+	uintptr_t *slots;
 
 	if (ix->main.cap || ix->old.cap || cap <= INDEX_MIN_CAP)
 		return 0;
 	slots = calloc(cap, sizeof(*slots));
-	tags = malloc(cap);
-	if (!slots || !tags) {
-		free(slots);
-		free(tags);
+	if (!slots)
 		return UD_ENOMEM;
-	}
-	ix->main =
-	    (struct index_table){.slots = slots, .tags = tags, .cap = cap};
+	ix->main = (struct index_table){.slots = slots, .cap = cap};
 	return 0;
 }
 
@@ -233,7 +242,6 @@ void index_prefetch(const struct index *ix, uint64_t h)
 		return;
 	i = scramble(ix, h) & (ix->main.cap - 1);
 	__builtin_prefetch(&ix->main.slots[i]);
-	__builtin_prefetch(&ix->main.tags[i]);
 }
 
 void *index_peek(const struct index *ix, uint64_t h)
@@ -241,16 +249,16 @@ void *index_peek(const struct index *ix, uint64_t h)
 	const struct index_table *t = &ix->main;
 	size_t mask = t->cap - 1, i, n;
 	uint8_t tag;
-	void *p;
+	uintptr_t v;
 
 	if (!t->cap)
 		return NULL;
 	h = scramble(ix, h);
 	tag = hash_tag(h);
-	for (i = h & mask, n = 0; n < 8 && (p = t->slots[i]) != NULL;
+	for (i = h & mask, n = 0; n < 8 && (v = t->slots[i]) != 0;
 	     i = (i + 1) & mask, n++)
-		if (p != TOMB && t->tags[i] == tag)
-			return p;
+		if (v != TOMB && slot_tag(v) == tag)
+			return slot_item(v);
 	return NULL;
 }
 
@@ -261,19 +269,18 @@ static void main_delete_at(struct index *ix, size_t i)
 	struct index_table *t = &ix->main;
 	size_t mask = t->cap - 1, j = i, home;
 
-	t->slots[i] = NULL;
+	t->slots[i] = 0;
 	t->used--;
 	for (;;) {
 		j = (j + 1) & mask;
 		if (!t->slots[j])
 			return;
-		home = item_hash(ix, t->slots[j]) & mask;
+		home = item_hash(ix, slot_item(t->slots[j])) & mask;
 		/* leave it if its home lies cyclically in (i, j] */
 		if (i <= j ? (i < home && home <= j) : (i < home || home <= j))
 			continue;
 		t->slots[i] = t->slots[j];
-		t->tags[i] = t->tags[j];
-		t->slots[j] = NULL;
+		t->slots[j] = 0;
 		i = j;
 	}
 }
@@ -308,7 +315,10 @@ bool index_replace(struct index *ix, void *old_item, void *new_item)
 		if (!t->cap || i >= t->cap)
 			return false;
 	}
-	t->slots[i] = new_item;
+	if ((uintptr_t)new_item & ~PTR_MASK)
+		return false;
+	/* same key, same hash: the tag stays */
+	t->slots[i] = (uintptr_t)new_item | (t->slots[i] & ~PTR_MASK);
 	return true;
 }
 
@@ -319,7 +329,8 @@ static int table_foreach(const struct index_table *t,
 	int rc;
 
 	for (i = 0; i < t->cap; i++)
-		if (is_item(t->slots[i]) && (rc = fn(t->slots[i], ctx)) != 0)
+		if (is_item(t->slots[i]) &&
+		    (rc = fn(slot_item(t->slots[i]), ctx)) != 0)
 			return rc;
 	return 0;
 }
@@ -336,18 +347,20 @@ static int table_check(const struct index *ix, const struct index_table *t,
 		       bool allow_tomb)
 {
 	size_t i, n = 0;
+	uintptr_t v;
 	void *p;
 
 	for (i = 0; i < t->cap; i++) {
-		p = t->slots[i];
-		if (p == TOMB && !allow_tomb)
+		v = t->slots[i];
+		if (v == TOMB && !allow_tomb)
 			return UD_EINTERNAL;
-		if (!is_item(p))
+		if (!is_item(v))
 			continue;
+		p = slot_item(v);
 		n++;
 		if (table_slot(t, item_hash(ix, p), p) != i)
 			return UD_EINTERNAL; /* unreachable from its home */
-		if (t->tags[i] != hash_tag(item_hash(ix, p)))
+		if (slot_tag(v) != hash_tag(item_hash(ix, p)))
 			return UD_EINTERNAL;
 	}
 	return n == t->used ? 0 : UD_EINTERNAL;
@@ -370,5 +383,5 @@ int index_check(const struct index *ix)
 
 size_t index_bytes(const struct index *ix)
 {
-	return (ix->main.cap + ix->old.cap) * (sizeof(void *) + 1);
+	return (ix->main.cap + ix->old.cap) * sizeof(uintptr_t);
 }

@@ -1,10 +1,13 @@
 /*
  * index.h -- a hash set of item pointers with incremental rehash.
  *
- * The set stores pointers (8 bytes a slot) and a one-byte hash tag per slot
- * (a probe compares tags first, so a miss rarely touches an item: before
- * the tags, lookups and the duplicate checks of a 1M-user load spent ~30%
- * of their time in eq() on strangers).  The key lives in the item
+ * The set stores pointers (8 bytes a slot), each carrying a one-byte hash
+ * tag in its unused top byte (a probe compares tags first, so a miss rarely
+ * touches an item: before the tags, lookups and the duplicate checks of a
+ * 1M-user load spent ~30% of their time in eq() on strangers).  The tag
+ * sat in an array of its own until the pointer took it: a lookup then
+ * loaded two cache lines before the item's, and 1M users paid 4 MB (two
+ * sets of 2M slots) for the arrays.  The key lives in the item
  * and the caller supplies the hash of a key and an equality test, so one
  * implementation serves the id index, the email index (hash and compare the
  * case-folded address without storing a folded copy) and the activity-log
@@ -45,10 +48,11 @@ typedef uint64_t (*index_hash_fn)(const void *item);
 typedef bool (*index_eq_fn)(const void *item, const void *key, size_t len);
 
 struct index_table {
-	void **slots;  /* NULL, a tombstone (old table only) or an item */
-	uint8_t *tags; /* per slot: top byte of the item's slot hash */
-	size_t cap;    /* power of two, or 0 */
-	size_t used;   /* items held */
+	/* 0, a tombstone (old table only) or an item's address with the top
+	 * byte of its slot hash (the tag) in the address's unused top byte */
+	uintptr_t *slots;
+	size_t cap;  /* power of two, or 0 */
+	size_t used; /* items held */
 };
 
 struct index {
@@ -69,7 +73,8 @@ size_t index_count(const struct index *ix);
 /* The item whose key equals (key, len), or NULL.  h = hash of the key. */
 void *index_find(const struct index *ix, uint64_t h, index_eq_fn eq,
 		 const void *key, size_t len);
-/* Add item (its key must not be present).  0 or UD_ENOMEM. */
+/* Add item (its key must not be present).  0 or UD_ENOMEM; UD_EINTERNAL
+ * for an address with its top byte set (none on 64-bit Linux). */
 int index_insert(struct index *ix, void *item);
 /* index_insert() with h = the caller's hash of item's key, as ix->hash
  * would compute it (a caller that hashed the key for a lookup saves the
@@ -91,7 +96,8 @@ void *index_peek(const struct index *ix, uint64_t h);
 int index_reserve(struct index *ix);
 /* Remove this exact pointer; returns false when it was not held. */
 bool index_remove(struct index *ix, void *item);
-/* Put new_item where old_item is (same key).  False when not found. */
+/* Put new_item where old_item is (same key).  False when not found (or,
+ * as for index_insert, new_item's top byte is set). */
 bool index_replace(struct index *ix, void *old_item, void *new_item);
 /* Call fn for every item (any order).  A non-zero return stops the walk. */
 int index_foreach(const struct index *ix, int (*fn)(void *item, void *ctx),
