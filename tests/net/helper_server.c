@@ -508,3 +508,20 @@ int rpcc_wrap_fd(struct rpcc *c, int fd)
 {
 	return fd < 0 ? -1 : rpcc_init(c, fd);
 }
+
+double tsrv_metric(const struct tsrv *s, const char *name)
+{
+	struct hresp r;
+	double v = -1;
+	if (http_do(s, "GET", "/metrics", NULL, true, NULL, &r) != 0)
+		return -2;
+	size_t nl = strlen(name);
+	for (char *p = r.body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
+		if (!strncmp(p, name, nl) && (p[nl] == ' ' || p[nl] == '{')) {
+			char *sp = strchr(p, ' ');
+			v = sp ? strtod(sp + 1, NULL) : -1;
+			break;
+		}
+	hresp_free(&r);
+	return v;
+}

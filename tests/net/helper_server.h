@@ -100,5 +100,8 @@ long tsrv_rss_kb(const struct tsrv *s);
 int rpcc_wrap_fd(struct rpcc *c, int fd);
 /* Milliseconds on the monotonic clock. */
 double mono_ms(void);
+/* A value from GET /metrics: the first sample line of name (with or without
+ * labels); -1 when absent, -2 when the request failed. */
+double tsrv_metric(const struct tsrv *s, const char *name);
 
 #endif

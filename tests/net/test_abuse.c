@@ -200,23 +200,6 @@ Test(abuse, idle_half_open_and_slow_clients_do_not_stall_others)
 		close(fds[i]);
 }
 
-/* A /metrics value (first sample line starting with name), -1 absent. */
-static double metric(const char *name)
-{
-	struct hresp r;
-	double v = -1;
-	cr_assert_eq(http_do(&S, "GET", "/metrics", NULL, true, NULL, &r), 0);
-	size_t nl = strlen(name);
-	for (char *p = r.body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : p)
-		if (!strncmp(p, name, nl) && (p[nl] == ' ' || p[nl] == '{')) {
-			char *sp = strchr(p, ' ');
-			v = sp ? strtod(sp + 1, NULL) : -1;
-			break;
-		}
-	hresp_free(&r);
-	return v;
-}
-
 struct rss_watch {
 	volatile bool stop;
 	long peak_kb;
@@ -309,7 +292,7 @@ Test(abuse, readers_that_never_read_are_cut_at_max_output)
 	double dropped = 0;
 	while (mono_ms() - t0 < 3000 && dropped < READERS) {
 		ms_sleep(50);
-		dropped = metric("userdb_connections_dropped_total");
+		dropped = tsrv_metric(&S, "userdb_connections_dropped_total");
 	}
 	double took = mono_ms() - t0;
 	w.stop = true;
@@ -854,19 +837,23 @@ static void decoy_case(const char *const *args)
 	json_decref(j);
 	verify_median(&c, "usr_nopw", 1); /* warm up */
 	/* Alternate single calls so background load hits both alike. */
-	double ta[7], tb[7];
-	for (int k = 0; k < 7; k++) {
+	double ta[9], tb[9];
+	for (int k = 0; k < 9; k++) {
 		ta[k] = verify_median(&c, "usr_withpw", 1);
 		tb[k] = verify_median(&c, "usr_nopw", 1);
 	}
-	qsort(ta, 7, sizeof *ta, cmp_double);
-	qsort(tb, 7, sizeof *tb, cmp_double);
-	double a = ta[3], b = tb[3];
+	qsort(ta, 9, sizeof *ta, cmp_double);
+	qsort(tb, 9, sizeof *tb, cmp_double);
+	double a = ta[4], b = tb[4];
 	fprintf(stderr,
 		"security: median verify with a password %.1f ms, decoy "
 		"%.1f ms\n",
 		a, b);
-	cr_assert(b > 0.5 * a && b < 2 * a, "decoy %.1f ms vs real %.1f ms", b,
+	/* Without a decoy the rejection costs ~0 (a ratio near 0); a decoy
+	 * at the default cost where 8 MiB is configured costs ~16x.  A busy
+	 * test machine moves single medians of a few ms by 2x, so the band
+	 * is wide: between a third and three times the real verification. */
+	cr_assert(b > a / 3 && b < 3 * a, "decoy %.1f ms vs real %.1f ms", b,
 		  a);
 	rpcc_close(&c);
 }
@@ -896,7 +883,7 @@ Test(security, failed_verifications_are_counted)
 			      "\"v@x.com\",\"password\":\"right password\"}]");
 	cr_assert_str_eq(rpc_err(j), "");
 	json_decref(j);
-	cr_assert_eq(metric("userdb_password_failures_total"), 0);
+	cr_assert_eq(tsrv_metric(&S, "userdb_password_failures_total"), 0);
 	for (int i = 0; i < 2; i++) {
 		j = rpcc_call(&c, "user.verify_password",
 			      "[\"usr_v\",\"wrong password\"]");
@@ -912,7 +899,7 @@ Test(security, failed_verifications_are_counted)
 		      "[\"usr_v\",\"right password\"]");
 	cr_assert(json_is_true(rpc_res(j)));
 	json_decref(j);
-	cr_assert_eq(metric("userdb_password_failures_total"), 3);
+	cr_assert_eq(tsrv_metric(&S, "userdb_password_failures_total"), 3);
 	/* The activity log: newest first, failed_count 3, 2, 1. */
 	j = rpcc_call(&c, "log.list", "[{\"user_id\":\"usr_v\"}]");
 	json_t *ev = json_object_get(rpc_res(j), "data");

@@ -178,20 +178,6 @@ static void fail_quickly(const char *id, int n)
 	}
 }
 
-static double metric(const char *name)
-{
-	struct hresp r;
-	char pat[128];
-	double v = -1;
-	cr_assert_eq(http_do(&S, "GET", "/metrics", NULL, true, NULL, &r), 0);
-	snprintf(pat, sizeof pat, "\n%s ", name);
-	const char *p = strstr(r.body, pat);
-	if (p)
-		v = strtod(p + strlen(pat), NULL);
-	hresp_free(&r);
-	return v;
-}
-
 Test(backoff_server, seventh_failure_waits_while_others_stay_fast)
 {
 	char x[64], y[64], p[200], path[200];
@@ -247,7 +233,7 @@ Test(backoff_server, seventh_failure_waits_while_others_stay_fast)
 	cr_assert_str_eq(rpc_err(r), "");
 	json_decref(r);
 	fail_quickly(x, BACKOFF_FREE);
-	cr_assert_geq(metric("userdb_verify_delayed_total"), 3);
+	cr_assert_geq(tsrv_metric(&S, "userdb_verify_delayed_total"), 3);
 }
 
 Test(backoff_server, deleted_users_leave_no_counter)
@@ -265,7 +251,7 @@ Test(backoff_server, deleted_users_leave_no_counter)
 		make_user(email, id[i]);
 		fail_quickly(id[i], 2);
 	}
-	cr_assert_eq(metric("userdb_verify_backoff_users"), 3);
+	cr_assert_eq(tsrv_metric(&S, "userdb_verify_backoff_users"), 3);
 	snprintf(p, sizeof p, "[\"%s\"]", id[0]);
 	json_t *r = rpcc_call(&A, "user.delete", p);
 	cr_assert_str_eq(rpc_err(r), "");
@@ -275,14 +261,14 @@ Test(backoff_server, deleted_users_leave_no_counter)
 	cr_assert_eq(http_do(&S, "DELETE", path, NULL, true, NULL, &h), 0);
 	cr_assert_eq(h.status, 200);
 	hresp_free(&h);
-	cr_assert_eq(metric("userdb_verify_backoff_users"), 1);
+	cr_assert_eq(tsrv_metric(&S, "userdb_verify_backoff_users"), 1);
 	/* A deleted user's verify is not_found and counts nothing. */
 	snprintf(p, sizeof p, "[\"%s\", \"wrong password\"]", id[0]);
 	r = rpcc_call(&A, "user.verify_password", p);
 	cr_assert_str_eq(rpc_err(r), "not_found");
 	json_decref(r);
 	cr_assert_eq(verify(&A, id[2], true, NULL), 1);
-	cr_assert_eq(metric("userdb_verify_backoff_users"), 0);
+	cr_assert_eq(tsrv_metric(&S, "userdb_verify_backoff_users"), 0);
 }
 
 Test(backoff_server, off_by_default)
@@ -291,8 +277,8 @@ Test(backoff_server, off_by_default)
 	start(false);
 	make_user("o@b.com", x);
 	fail_quickly(x, 2 * BACKOFF_FREE);
-	cr_assert_eq(metric("userdb_verify_delayed_total"), 0);
-	cr_assert_eq(metric("userdb_verify_backoff_users"), 0);
+	cr_assert_eq(tsrv_metric(&S, "userdb_verify_delayed_total"), 0);
+	cr_assert_eq(tsrv_metric(&S, "userdb_verify_backoff_users"), 0);
 }
 
 Test(backoff_server, sigterm_with_a_verification_waiting)

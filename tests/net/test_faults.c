@@ -246,21 +246,6 @@ static void reads_answered(void)
 	hresp_free(&r);
 }
 
-/* A metric's value from /metrics (-1 when absent). */
-static double metric(const char *name)
-{
-	struct hresp r;
-	char pat[128];
-	double v = -1;
-	cr_assert_eq(http_do(&F.s, "GET", "/metrics", NULL, true, NULL, &r), 0);
-	snprintf(pat, sizeof pat, "\n%s ", name);
-	const char *p = strstr(r.body, pat);
-	if (p)
-		v = strtod(p + strlen(pat), NULL);
-	hresp_free(&r);
-	return v;
-}
-
 /* ---- held writes ---------------------------------------------------------
  */
 
@@ -451,7 +436,7 @@ static void log_fault_case(int i, bool held, bool http, enum cut cut)
 	else if (cut == CUT_FAILS)
 		cr_assert_gt(fs.log_bytes, stat_int("log_bytes"),
 			     "ftruncate did not fail");
-	cr_assert_geq(metric("userdb_unavailable"), 1);
+	cr_assert_geq(tsrv_metric(&F.s, "userdb_unavailable"), 1);
 	flag_off(i);
 	if (held)
 		held_answered(&h);
@@ -558,7 +543,8 @@ static void snap_fault_case(int i, const char *why)
 	json_decref(r);
 	cr_assert_eq(stat_int("snapshot_failures"), fails + 1);
 	cr_assert_eq(stat_int("snapshots"), done);
-	cr_assert_eq(metric("userdb_snapshot_failures_total"), fails + 1);
+	cr_assert_eq(tsrv_metric(&F.s, "userdb_snapshot_failures_total"),
+		     fails + 1);
 	files_list(&after);
 	for (int k = 0; k < before.nlog; k++)
 		cr_assert(has_log(&after, before.log[k]),
