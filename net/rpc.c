@@ -778,6 +778,15 @@ static bool request_msgid(const msgpack_object *o, uint64_t *msgid)
 	return true;
 }
 
+/* A plain lookup request recognised by its bytes (see peek_get). */
+struct peeked {
+	uint64_t msgid;
+	const char *arg; /* the id or email, inside the frame */
+	size_t len;
+	bool email; /* user.get_by_email, else user.get */
+};
+static size_t peek_get(const uint8_t *p, size_t n, struct peeked *out);
+
 /* Decode and execute one complete frame. */
 static void frame_run(struct conn *c, struct rpc_conn *rc, const char *p,
 		      size_t n)
@@ -789,7 +798,26 @@ static void frame_run(struct conn *c, struct rpc_conn *rc, const char *p,
 	msgpack_object o = {.type = MSGPACK_OBJECT_NIL};
 	size_t off = 0;
 	uint64_t msgid;
+	struct peeked g;
 
+	if (peek_get((const uint8_t *)p, n, &g) == n) {
+		/* The whole frame is [0, msgid, "user.get" or
+		 * "user.get_by_email", [str]]: run it on the objects
+		 * msgpack_unpack would build (the string pointing into the
+		 * frame), without the unpacker and its zone. */
+		msgpack_object arg = {.type = MSGPACK_OBJECT_STR};
+		msgpack_object params = {.type = MSGPACK_OBJECT_ARRAY};
+		msgpack_object method = {.type = MSGPACK_OBJECT_STR};
+		arg.via.str.ptr = g.arg;
+		arg.via.str.size = (uint32_t)g.len;
+		params.via.array.ptr = &arg;
+		params.via.array.size = 1;
+		method.via.str.ptr = g.email ? "user.get_by_email" : "user.get";
+		method.via.str.size = (uint32_t)strlen(method.via.str.ptr);
+		call.msgid = g.msgid;
+		call_run(&call, &method, &params);
+		return;
+	}
 	msgpack_zone_clear(rc->zone);
 	int ur = msgpack_unpack(p, n, &off, rc->zone, &o);
 	const msgpack_object *a = o.via.array.ptr;
@@ -852,29 +880,34 @@ static void frame_fail(struct conn *c, struct rpc_conn *rc, long why)
 /* If p starts with a complete [0, msgid, "user.get", [id]] or
  * [0, msgid, "user.get_by_email", [email]] with a str argument, return its
  * length, the argument and *email; else 0. */
-static size_t peek_get(const uint8_t *p, size_t n, const char **arg,
-		       size_t *arg_len, bool *email)
+static size_t peek_get(const uint8_t *p, size_t n, struct peeked *out)
 {
 	static const uint8_t by_id[] = "\xa8user.get\x91";
 	static const uint8_t by_email[] = "\xb1user.get_by_email\x91";
 	size_t i = 2, len;
 	if (n < 16 || p[0] != 0x94 || p[1] != 0x00)
 		return 0;
-	if (p[i] < 0x80)
+	if (p[i] < 0x80) {
+		out->msgid = p[i];
 		i += 1;
-	else if (p[i] == 0xcc || p[i] == 0xcd || p[i] == 0xce)
-		i += 1 + (1u << (p[i] - 0xcc));
-	else
+	} else if (p[i] == 0xcc || p[i] == 0xcd || p[i] == 0xce) {
+		size_t w = 1u << (p[i] - 0xcc);
+		out->msgid = 0;
+		for (size_t k = 1; k <= w; k++) /* n >= 16 covers i + w */
+			out->msgid = out->msgid << 8 | p[i + k];
+		i += 1 + w;
+	} else {
 		return 0;
+	}
 	/* p[i] and p[i + 1] must be in the buffer after the method */
 	if (n >= i + sizeof by_id - 1 + 2 &&
 	    !memcmp(p + i, by_id, sizeof by_id - 1)) {
 		i += sizeof by_id - 1;
-		*email = false;
+		out->email = false;
 	} else if (n >= i + sizeof by_email - 1 + 2 &&
 		   !memcmp(p + i, by_email, sizeof by_email - 1)) {
 		i += sizeof by_email - 1;
-		*email = true;
+		out->email = true;
 	} else {
 		return 0;
 	}
@@ -889,8 +922,8 @@ static size_t peek_get(const uint8_t *p, size_t n, const char **arg,
 	}
 	if (i + len > n)
 		return 0;
-	*arg = (const char *)p + i;
-	*arg_len = len;
+	out->arg = (const char *)p + i;
+	out->len = len;
 	return i + len;
 }
 
@@ -906,21 +939,20 @@ static void prefetch_one(ud_db *db, const char *arg, size_t len, bool email,
 /* Prefetch for the run of lookups at p; returns the bytes it covers. */
 static size_t prefetch_gets(ud_db *db, const uint8_t *p, size_t n)
 {
-	const char *arg[RPC_PREFETCH];
-	size_t len[RPC_PREFETCH], off = 0, m;
-	bool email[RPC_PREFETCH];
+	struct peeked g[RPC_PREFETCH];
+	size_t off = 0, m;
 	int k = 0;
-	while (k < RPC_PREFETCH && (m = peek_get(p + off, n - off, &arg[k],
-						 &len[k], &email[k])) > 0) {
+	while (k < RPC_PREFETCH &&
+	       (m = peek_get(p + off, n - off, &g[k])) > 0) {
 		off += m;
 		k++;
 	}
 	if (k < 2)
 		return off;
 	for (int i = 0; i < k; i++)
-		prefetch_one(db, arg[i], len[i], email[i], 0);
+		prefetch_one(db, g[i].arg, g[i].len, g[i].email, 0);
 	for (int i = 0; i < k; i++)
-		prefetch_one(db, arg[i], len[i], email[i], 1);
+		prefetch_one(db, g[i].arg, g[i].len, g[i].email, 1);
 	return off;
 }
 
