@@ -19,12 +19,16 @@
  *             server_release_held(rc);             -- replies may now leave
  *     }
  *
- * and ud_tick() runs from a 100 ms timer.  Releasing moves each held buffer
- * into the bufferevent's output with evbuffer_add_buffer (no copy), so a
- * reply can reach the socket only after the log write of every mutation it
- * reports.  If ud_flush fails, replies of writes stay held (and the flush is
- * retried on every tick) while replies of reads are released; the engine
- * then refuses new writes with `unavailable` (ud_unavailable()).
+ * and ud_tick() runs from a 100 ms timer (10 ms while a client waits for a
+ * snapshot).  Releasing writes each held buffer to its socket with one
+ * writev(2) when nothing is queued before it, and moves what is left into
+ * the bufferevent's output with evbuffer_add_buffer (no copy), so a reply
+ * can reach the socket only after the log write of every mutation it
+ * reports.  Sockets are read through each connection's own event with
+ * read(2) (server.c, conn_read_set); the bufferevent only writes.  If
+ * ud_flush fails, replies of writes stay held (and the flush is retried on
+ * every tick) while replies of reads are released; the engine then refuses
+ * new writes with `unavailable` (ud_unavailable()).
  *
  * Connection lifetime.  A struct conn is reference counted: one reference
  * for the open socket, one per password job in flight, one while a protocol
