@@ -75,7 +75,7 @@ ud_db *ud_db_new(const struct ud_options *opt, struct ud_error *err)
 	index_init(&db->by_id, id_hash, seed[0]);
 	index_init(&db->by_email, email_hash, seed[1]);
 	order_init(&db->order);
-	sig_fold2_init(db->fold2);
+	db->fold2 = sig_fold2_table();
 	actlog_init(&db->log, db->opts.log_keep, db->opts.log_deleted_max,
 		    seed[2]);
 	db->cache = opt->max_users || opt->max_bytes;

@@ -90,8 +90,8 @@ struct ud_db {
 	void (*ext_close)(void *ext);
 	struct ud_buf enc; /* scratch for encoding change records */
 	struct search_memo memo[SEARCH_MEMOS];
-	unsigned memo_next;	     /* the entry to replace next */
-	uint16_t fold2[SIG_FOLD2_N]; /* two-byte case folding (sigs.h) */
+	unsigned memo_next;    /* the entry to replace next */
+	const uint16_t *fold2; /* two-byte case folding (sigs.h), shared */
 };
 
 /* ---- change records (change.c) ----------------------------------------- */

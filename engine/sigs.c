@@ -1,6 +1,7 @@
 /*
  * sigs.c -- search signatures of folded bigrams (see sigs.h).
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "sigs.h"
@@ -132,6 +133,20 @@ void sig_fold2_init(uint16_t table[SIG_FOLD2_N])
 			table[cp - 0x80] =
 			    (uint16_t)((out[0] & 0x1F) << 6 | (out[1] & 0x3F));
 	}
+}
+
+static uint16_t fold2_shared[SIG_FOLD2_N];
+static pthread_once_t fold2_once = PTHREAD_ONCE_INIT;
+
+static void fold2_build(void)
+{
+	sig_fold2_init(fold2_shared);
+}
+
+const uint16_t *sig_fold2_table(void)
+{
+	pthread_once(&fold2_once, fold2_build);
+	return fold2_shared;
 }
 
 /* Scripts without case, which fold to themselves (test_sigs checks this
