@@ -394,6 +394,14 @@ Test(server, idle_connections_are_closed)
 	cr_assert_eq(tsrv_start(&S, false, true, args), 0);
 	cr_assert_eq(rpcc_open(&c, S.rpc_port), 0);
 	cr_assert_eq(rpcc_auth(&c), 0);
+	/* A client that speaks every 0.4 s outlives the 1 s timeout: each
+	 * read restarts it. */
+	for (int i = 0; i < 5; i++) {
+		usleep(400000);
+		json_t *r = rpcc_call(&c, "ping", "[]");
+		cr_assert_not_null(r, "ping %d after %d ms", i, (i + 1) * 400);
+		json_decref(r);
+	}
 	usleep(1600000);
 	char b;
 	cr_assert_eq(recv(c.fd, &b, 1, 0), 0, "closed by the server");
