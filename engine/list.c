@@ -58,31 +58,38 @@ const ud_user *ud_user_get_by_email(ud_db *db, const char *email, size_t len)
 	return (const ud_user *)cache_load(db, UD_KEY_EMAIL, email, len);
 }
 
-static void prefetch_in(const struct index *ix, uint64_t h, int stage)
+#define PREFETCH_BATCH 32
+
+void ud_user_prefetch(ud_db *db, const struct ud_lookup *keys, size_t n)
 {
+	uint64_t h[PREFETCH_BATCH];
+	const struct index *ix;
 	const char *r;
+	size_t i, m;
 
-	if (stage == 0) {
-		index_prefetch(ix, h);
-		return;
+	for (; n; keys += m, n -= m) {
+		m = n < PREFETCH_BATCH ? n : PREFETCH_BATCH;
+		for (i = 0; i < m; i++) { /* every slot, then every record */
+			h[i] = keys[i].kind == UD_KEY_EMAIL
+				   ? text_fold_hash(keys[i].key, keys[i].len)
+				   : XXH3_64bits(keys[i].key, keys[i].len);
+			index_prefetch(keys[i].kind == UD_KEY_EMAIL
+					   ? &db->by_email
+					   : &db->by_id,
+				       h[i]);
+		}
+		for (i = 0; i < m; i++) {
+			ix = keys[i].kind == UD_KEY_EMAIL ? &db->by_email
+							  : &db->by_id;
+			r = index_peek(ix, h[i]);
+			if (r) { /* the header and the fields after it */
+				__builtin_prefetch(r);
+				__builtin_prefetch(r + 64);
+				__builtin_prefetch(r + 128);
+				__builtin_prefetch(r + 192);
+			}
+		}
 	}
-	r = index_peek(ix, h);
-	if (r) { /* the header, and the fields that follow it */
-		__builtin_prefetch(r);
-		__builtin_prefetch(r + 64);
-		__builtin_prefetch(r + 128);
-		__builtin_prefetch(r + 192);
-	}
-}
-
-void ud_user_prefetch(ud_db *db, const char *id, size_t len, int stage)
-{
-	prefetch_in(&db->by_id, XXH3_64bits(id, len), stage);
-}
-
-void ud_user_prefetch_email(ud_db *db, const char *email, size_t len, int stage)
-{
-	prefetch_in(&db->by_email, text_fold_hash(email, len), stage);
 }
 
 void ud_user_view(const ud_user *u, struct ud_user_view *out)

@@ -275,15 +275,18 @@ size_t ud_time_format(int64_t ms, char *out);
 /* Lookups return NULL when absent.  In cache mode a miss asks the loader. */
 const ud_user *ud_user_get(ud_db *db, const char *id, size_t len);
 const ud_user *ud_user_get_by_email(ud_db *db, const char *email, size_t len);
-/* A hint that ud_user_get(db, id, len) follows soon, for a server holding
- * several requests at once: stage 0 starts loading the id's index slot,
- * stage 1 (once that is likely cached) the user's record.  Issuing stage 0
- * for every request of a batch, then stage 1 for each, overlaps their
- * cache misses.  Changes nothing; never asks the loader. */
-void ud_user_prefetch(ud_db *db, const char *id, size_t len, int stage);
-/* The same for ud_user_get_by_email(db, email, len). */
-void ud_user_prefetch_email(ud_db *db, const char *email, size_t len,
-			    int stage);
+/* A lookup a server is about to make: ud_user_get (UD_KEY_ID) or
+ * ud_user_get_by_email (UD_KEY_EMAIL) of key. */
+struct ud_lookup {
+	enum ud_key_kind kind;
+	const char *key;
+	size_t len;
+};
+/* A hint that these n lookups follow soon, for a server holding several
+ * requests at once: starts loading every key's index slot, then every
+ * user's record, so that their cache misses overlap instead of adding up.
+ * Changes nothing; never asks the loader. */
+void ud_user_prefetch(ud_db *db, const struct ud_lookup *keys, size_t n);
 
 /* Create a user.  With UD_F_PASSWORD the password is hashed here, on the
  * calling thread (slow); the server instead hashes on a worker with

@@ -873,7 +873,8 @@ static void frame_fail(struct conn *c, struct rpc_conn *rc, long why)
  * their bytes (nothing is decoded or trusted: frames are still scanned and
  * decoded as usual after), and ud_user_prefetch() starts the slot loads of
  * all of them, then the record loads, so the misses overlap instead of
- * adding up.
+ * adding up.  The same recognition lets frame_run() skip the generic
+ * unpacker for such a frame.
  */
 #define RPC_PREFETCH 32
 
@@ -927,32 +928,22 @@ static size_t peek_get(const uint8_t *p, size_t n, struct peeked *out)
 	return i + len;
 }
 
-static void prefetch_one(ud_db *db, const char *arg, size_t len, bool email,
-			 int stage)
-{
-	if (email)
-		ud_user_prefetch_email(db, arg, len, stage);
-	else
-		ud_user_prefetch(db, arg, len, stage);
-}
-
 /* Prefetch for the run of lookups at p; returns the bytes it covers. */
 static size_t prefetch_gets(ud_db *db, const uint8_t *p, size_t n)
 {
-	struct peeked g[RPC_PREFETCH];
+	struct ud_lookup keys[RPC_PREFETCH];
+	struct peeked g;
 	size_t off = 0, m;
-	int k = 0;
-	while (k < RPC_PREFETCH &&
-	       (m = peek_get(p + off, n - off, &g[k])) > 0) {
+	size_t k = 0;
+	while (k < RPC_PREFETCH && (m = peek_get(p + off, n - off, &g)) > 0) {
+		keys[k++] = (struct ud_lookup){.kind = g.email ? UD_KEY_EMAIL
+							       : UD_KEY_ID,
+					       .key = g.arg,
+					       .len = g.len};
 		off += m;
-		k++;
 	}
-	if (k < 2)
-		return off;
-	for (int i = 0; i < k; i++)
-		prefetch_one(db, g[i].arg, g[i].len, g[i].email, 0);
-	for (int i = 0; i < k; i++)
-		prefetch_one(db, g[i].arg, g[i].len, g[i].email, 1);
+	if (k >= 2)
+		ud_user_prefetch(db, keys, k);
 	return off;
 }
 

@@ -228,8 +228,7 @@ static void conn_socket_read_cb(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		conn_resume(c);
-	} else if (n == 0) {
-		conn_read_set(c, false);
+	} else if (n == 0) { /* half-close: stops reading, may still write */
 		conn_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_EOF, c);
 	} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
 		conn_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
