@@ -303,11 +303,14 @@ static struct record *rd_user(struct rd *r)
 	for (i = 2; i < 5; i++)
 		u[i] = rd_uint(r);
 	loaded = rd_bool(r);
+	/* Checked before they meet the header's bit-fields (record.h), which
+	 * would keep only their low bits. */
 	if (r->bad || u[0] >= UD_ROLES || u[1] >= UD_STATUSES ||
+	    u[2] > REC_COUNTER_MAX || u[3] > REC_COUNTER_MAX ||
 	    u[4] > UINT32_MAX || (rec = rd_record(r, &p)) == NULL)
 		return NULL;
-	rec->role = (uint8_t)u[0];
-	rec->status = (uint8_t)u[1];
+	rec->role = u[0] & 3;
+	rec->status = u[1] & 3;
 	rec->created_ms = t[0];
 	rec->updated_ms = t[1];
 	rec->last_sign_in_ms = t[2];
@@ -436,7 +439,7 @@ void change_release(struct change *ch)
 
 #define CH_MS_MIN (-62167219200000LL) /* 0000-01-01T00:00:00.000Z */
 #define CH_MS_MAX 253402300799999LL   /* 9999-12-31T23:59:59.999Z */
-#define CH_ID_MAX ((uint64_t)INT64_MAX)
+#define CH_ID_MAX REC_COUNTER_MAX     /* etags, sequences, event ids */
 
 #define BAD(...)                                                               \
 	ud_error_set(err, UD_ECORRUPT, NULL, "change record: " __VA_ARGS__)
@@ -510,8 +513,7 @@ static int check_fields(const struct record *r, struct ud_error *err)
 	    !ms_ok(r->last_sign_in_ms) || r->updated_ms < r->created_ms)
 		return BAD("user %.*s: times out of range", (int)p.id_len,
 			   p.id);
-	if (r->etag == 0 || r->etag > CH_ID_MAX || r->seq == 0 ||
-	    r->seq > CH_ID_MAX)
+	if (r->etag == 0 || r->seq == 0) /* the top: rd_user */
 		return BAD("user %.*s: etag or seq out of range", (int)p.id_len,
 			   p.id);
 	return 0;

@@ -500,6 +500,15 @@ int db_commit(ud_db *db, struct change *ch, struct ud_error *err)
 {
 	int rc;
 
+	/* The next etag and event id were taken as last + 1; at the top of
+	 * their 48 bits (record.h) the store takes no more changes. */
+	if (db->last_etag >= REC_COUNTER_MAX ||
+	    db->last_event >= REC_COUNTER_MAX) {
+		free(ch->rec);
+		ch->rec = NULL;
+		return ud_error_set(err, UD_EUNAVAILABLE, NULL,
+				    "the store's change counters are used up");
+	}
 	if (ch->type == CH_PUT && reserve_put(db)) {
 		free(ch->rec);
 		ch->rec = NULL;

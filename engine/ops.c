@@ -579,6 +579,11 @@ static int ident_commit(ud_db *db, const char *id, size_t len,
 	if (!rc && !e->link && !found)
 		rc = ud_error_set(err, UD_ENOTFOUND, "target",
 				  "no identity linked for this target");
+	else if (!rc && ident.len > UD_IDENTITIES_MAX)
+		rc = ud_error_set(err, UD_EINVAL, "identities",
+				  "a user's identities may take at most %d "
+				  "bytes (msgpack); unlink some first",
+				  UD_IDENTITIES_MAX);
 	else if (!rc)
 		rc = details_kv(&det, "target", e->t, e->tn, 0);
 	if (!rc) {
@@ -589,7 +594,7 @@ static int ident_commit(ud_db *db, const char *id, size_t len,
 				e->link ? UD_EV_IDENTITY_LINKED
 					: UD_EV_IDENTITY_REMOVED,
 				now, &det, out, err);
-	} else if (rc != UD_ENOTFOUND) {
+	} else if (rc != UD_ENOTFOUND && rc != UD_EINVAL) {
 		ud_error_set(err, rc, NULL, "identities unreadable");
 	}
 	ud_buf_free(&ident);

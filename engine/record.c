@@ -17,10 +17,12 @@ static char *put(char *dst, const void *src, size_t n)
 
 static int parts_fit(const struct record_parts *p)
 {
-	return p->id_len >= 1 && p->id_len <= UINT8_MAX &&
-	       p->email_len <= UINT8_MAX && p->name_len <= UINT16_MAX &&
-	       p->avatar_len <= UINT16_MAX && p->custom_len <= UINT16_MAX &&
-	       p->ident_len <= UINT32_MAX && p->pw_len <= UINT8_MAX;
+	return p->id_len >= 1 && p->id_len <= REC_ID_LEN_MAX &&
+	       p->email_len <= REC_EMAIL_LEN_MAX &&
+	       p->name_len <= REC_NAME_LEN_MAX &&
+	       p->avatar_len <= REC_AVATAR_LEN_MAX &&
+	       p->custom_len <= REC_CUSTOM_LEN_MAX &&
+	       p->ident_len <= REC_IDENT_LEN_MAX && p->pw_len <= REC_PW_LEN_MAX;
 }
 
 /* The stored form of parts: absent maps are {}, absent strings empty. */
@@ -59,13 +61,13 @@ struct record *record_init(void *mem, const struct record_parts *in)
 
 	parts_norm(&p);
 	memset(r, 0, sizeof(*r));
-	r->id_len = (uint8_t)p.id_len;
-	r->name_len = (uint16_t)p.name_len;
-	r->email_len = (uint8_t)p.email_len;
-	r->avatar_len = (uint16_t)p.avatar_len;
-	r->custom_len = (uint16_t)p.custom_len;
-	r->ident_len = (uint32_t)p.ident_len;
-	r->pw_len = (uint8_t)p.pw_len;
+	r->id_len = p.id_len & REC_ID_LEN_MAX;
+	r->name_len = p.name_len & REC_NAME_LEN_MAX;
+	r->email_len = p.email_len & REC_EMAIL_LEN_MAX;
+	r->avatar_len = p.avatar_len & REC_AVATAR_LEN_MAX;
+	r->custom_len = p.custom_len & REC_CUSTOM_LEN_MAX;
+	r->ident_len = p.ident_len & REC_IDENT_LEN_MAX;
+	r->pw_len = p.pw_len & REC_PW_LEN_MAX;
 	r->last_sign_in_ms = -1;
 	if (p.avatar)
 		r->flags |= REC_AVATAR;

@@ -87,7 +87,8 @@ int ud_error_set(struct ud_error *err, int code, const char *field,
 #define UD_LIMIT_MAX	  100 /* page size */
 #define UD_LOG_KEEP	  100 /* events kept per user, at least */
 #define UD_GET_MANY_MAX	  1000
-#define UD_TARGET_MAX	  64 /* identity target name */
+#define UD_TARGET_MAX	  64	    /* identity target name */
+#define UD_IDENTITIES_MAX (1 << 20) /* a user's identities, msgpack bytes */
 
 enum ud_role { UD_ROLE_ADMIN = 0, UD_ROLE_USER = 1, UD_ROLE_VIEWER = 2 };
 enum ud_status {

@@ -3,6 +3,7 @@
  * every operation, every error path, events, etags, the journal seam and
  * dump/apply.
  */
+#define _GNU_SOURCE /* memmem */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -478,6 +479,55 @@ Test(db, identities)
 			 "\x81\xa6google\x82\xa7user_id\xa3g-9\xa7"
 			 "details\x81\xa1k\x01"));
 	hdb_check(db);
+	ud_db_free(db);
+}
+
+/* A user's identities are bounded (UD_IDENTITIES_MAX, 1 MiB of msgpack):
+ * the link that would pass the bound is refused with a clear error and
+ * changes nothing, and unlinking makes room again. */
+Test(db, identities_are_bounded)
+{
+	ud_db *db = hdb_new(NULL);
+	const ud_user *u = hdb_create(db, "Ann", "ann@example.com");
+	enum { X = 8000, DET = X + 6, ENTRY = DET + 30 };
+	char *det = malloc(DET), id[UD_ID_MAX + 1], target[16];
+	struct ud_error err = {0};
+	struct ud_user_view v;
+	size_t n, linked = 0;
+	uint64_t etag = 0;
+	int rc = 0, i;
+
+	/* {"k": <8,000 bytes>}: near the 8 KiB bound on one identity */
+	memcpy(det, "\x81\xa1k\xda", 4);
+	det[4] = (char)(X >> 8), det[5] = (char)(X & 0xff);
+	memset(det + 6, 'x', X);
+	hdb_id(u, id);
+	n = strlen(id);
+	for (i = 0; i < 1000 && rc == 0; i++) {
+		snprintf(target, sizeof target, "t%03d", i);
+		etag = ((const struct record *)ud_user_get(db, id, n))->etag;
+		rc = ud_user_link_identity(db, id, n, target, 4, "x", 1, det,
+					   DET, NULL, &err);
+		linked += rc == 0;
+	}
+	cr_assert_eq(rc, UD_EINVAL, "the link past the bound: %d", rc);
+	cr_assert_str_eq(err.field, "identities");
+	cr_assert(strstr(err.message, "at most"), "%s", err.message);
+	v = view(ud_user_get(db, id, n));
+	cr_assert_leq(v.identities_len, UD_IDENTITIES_MAX);
+	cr_assert_gt(v.identities_len + ENTRY, UD_IDENTITIES_MAX,
+		     "refused at %zu bytes, short of the bound",
+		     v.identities_len);
+	cr_assert_eq(((const struct record *)ud_user_get(db, id, n))->etag,
+		     etag, "the refused link changed the user");
+	cr_assert_eq(ud_user_unlink_identity(db, id, n, "t000", 4, NULL, &err),
+		     0);
+	cr_assert_eq(ud_user_link_identity(db, id, n, "t999", 4, "x", 1, det,
+					   DET, NULL, &err),
+		     0, "%s", err.message);
+	cr_assert_geq(linked, 100);
+	hdb_check(db);
+	free(det);
 	ud_db_free(db);
 }
 
@@ -1042,8 +1092,6 @@ Test(apply, refuses_times_and_counters_out_of_range)
 	ch.rec->last_sign_in_ms = -1;
 	ch.rec->etag = 0;
 	refused(db, &ch, "etag or seq out of range");
-	ch.rec->etag = UINT64_MAX;
-	refused(db, &ch, "etag or seq out of range");
 	ch.rec->etag = 99;
 	ch.rec->seq = 1; /* created before the newest user */
 	refused(db, &ch, "not newer than the newest user");
@@ -1061,11 +1109,109 @@ Test(apply, refuses_times_and_counters_out_of_range)
 	ch.last_event = UINT64_MAX;
 	refused(db, &ch, "counters out of range");
 	ch.last_event = 0;
-	ch.last_etag = (uint64_t)INT64_MAX + 1;
+	ch.last_etag = REC_COUNTER_MAX + 1;
 	refused(db, &ch, "counters out of range");
 	ch.last_etag = 1000;
 	accepted(db, &ch);
 	cr_assert_eq(db->last_etag, 1000);
+	ud_db_free(db);
+}
+
+/* The encoded put of ch with the 5-byte msgpack uint 0x00abcdef replaced
+ * by the 9-byte uint v: a counter the header's 48 bits cannot hold. */
+static int apply_with_counter(ud_db *db, const struct change *ch, uint64_t v,
+			      struct ud_error *err)
+{
+	static const char mark[5] = {(char)0xce, 0x00, (char)0xab, (char)0xcd,
+				     (char)0xef};
+	struct ud_buf enc = {0}, out = {0};
+	char big[9] = {(char)0xcf};
+	char *at;
+	int rc;
+
+	for (int i = 0; i < 8; i++)
+		big[1 + i] = (char)(v >> (56 - 8 * i));
+	cr_assert_eq(change_encode(ch, &enc), 0);
+	at = memmem(enc.data, enc.len, mark, sizeof(mark));
+	cr_assert(at, "the marker counter is in the encoding");
+	ud_buf_append(&out, enc.data, (size_t)(at - enc.data));
+	ud_buf_append(&out, big, sizeof(big));
+	ud_buf_append(&out, at + sizeof(mark),
+		      enc.len - (size_t)(at - enc.data) - sizeof(mark));
+	memset(err, 0, sizeof(*err));
+	rc = ud_db_apply(db, out.data, out.len, err);
+	ud_buf_free(&enc);
+	ud_buf_free(&out);
+	return rc;
+}
+
+Test(apply, refuses_etag_or_seq_past_48_bits)
+{
+	char id[UD_ID_MAX + 1];
+	ud_db *db = apply_fixture(id);
+	int64_t t = db->last_ms + 10;
+	struct ud_error err;
+	struct change ch = {.type = CH_PUT};
+
+	/* values past 48 bits whose low bits are sound counters: kept to 48
+	 * bits they would pass every other check */
+	uint64_t etag = db->last_etag + 100, seq = db->last_event + 1;
+
+	ch.rec = user_rec("usr_new", "new@example.com", t, t, 0xabcdef, seq);
+	cr_assert_eq(
+	    apply_with_counter(db, &ch, (REC_COUNTER_MAX + 1) + etag, &err),
+	    UD_ECORRUPT);
+	cr_assert_null(ud_user_get(db, "usr_new", 7));
+	free(ch.rec);
+	ch.rec = user_rec("usr_new", "new@example.com", t, t, etag, 0xabcdef);
+	cr_assert_eq(
+	    apply_with_counter(db, &ch, (REC_COUNTER_MAX + 1) + seq, &err),
+	    UD_ECORRUPT);
+	cr_assert_null(ud_user_get(db, "usr_new", 7));
+	free(ch.rec);
+	/* the low bits alone are accepted (the check above is the range) */
+	ch.rec = user_rec("usr_new", "new@example.com", t, t, etag, 0xabcdef);
+	cr_assert_eq(apply_with_counter(db, &ch, seq, &err), 0, "%s",
+		     err.message);
+	cr_assert_eq(ud_user_delete(db, "usr_new", 7, 0, &err), 0);
+	free(ch.rec);
+	/* the largest etag the header holds is taken as it is */
+	ch.rec = user_rec("usr_new", "new@example.com", t, t, 0xabcdef,
+			  db->last_event + 1);
+	cr_assert_eq(apply_with_counter(db, &ch, REC_COUNTER_MAX, &err), 0,
+		     "%s", err.message);
+	free(ch.rec);
+	cr_assert_eq(
+	    ((const struct record *)ud_user_get(db, "usr_new", 7))->etag,
+	    REC_COUNTER_MAX);
+	cr_assert_eq(db->last_etag, REC_COUNTER_MAX);
+	hdb_check(db);
+	ud_db_free(db);
+}
+
+Test(apply, used_up_counters_refuse_writes_not_reads)
+{
+	char id[UD_ID_MAX + 1];
+	ud_db *db = apply_fixture(id);
+	struct change ch = {.type = CH_COUNTERS};
+	struct ud_fields f = {0};
+	struct ud_error err;
+	const ud_user *u;
+
+	ch.last_ms = db->last_ms;
+	ch.last_event = db->last_event;
+	ch.last_etag = REC_COUNTER_MAX - 1;
+	accepted(db, &ch);
+	hdb_set(&f, UD_F_NAME, "Ann C"); /* takes the last etag */
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, &u, &err), 0,
+		     "%s", err.message);
+	cr_assert_eq(((const struct record *)u)->etag, REC_COUNTER_MAX);
+	hdb_set(&f, UD_F_NAME, "Ann D");
+	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, &u, &err),
+		     UD_EUNAVAILABLE);
+	cr_assert(strstr(err.message, "used up"), "%s", err.message);
+	cr_assert_not_null(ud_user_get(db, id, strlen(id)), "reads go on");
+	hdb_check(db);
 	ud_db_free(db);
 }
 
