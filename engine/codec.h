@@ -34,6 +34,7 @@
 #define CODEC_MAX_DEPTH	  32   /* nesting bound of free objects */
 #define CODEC_WALK_DEPTH  64   /* bound when converting stored msgpack */
 #define CODEC_DETAILS_MAX 8192 /* compact-JSON bound for identity details */
+#define CODEC_TIME_LEN	  24   /* "2025-01-20T15:00:00.123Z": years 0000-9999 */
 
 /* ---- users and log entries ---------------------------------------------- */
 

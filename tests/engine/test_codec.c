@@ -73,6 +73,34 @@ Test(codec, time_format_matches_gmtime)
 	}
 }
 
+/* Times within a day and across neighbouring days, in and out of order
+ * (the formatter keeps the last day's date). */
+Test(codec, time_format_same_and_next_days)
+{
+	static const int64_t base[] = {1737385200123LL, -86400000LL * 3 + 5,
+				       951782400000LL - 1};
+	char t[32], want[100];
+	struct tm tm;
+	time_t s;
+
+	for (unsigned b = 0; b < sizeof(base) / sizeof(base[0]); b++)
+		for (int i = 0; i < 500; i++) {
+			/* steps of ~1 h, every third one back a day */
+			int64_t ms = base[b] + i * 3661001LL -
+				     (i % 3 == 0 ? 86400000LL : 0);
+
+			ud_time_format(ms, t);
+			s = (time_t)((ms - (ms < 0 ? 999 : 0)) / 1000);
+			gmtime_r(&s, &tm);
+			snprintf(want, sizeof(want),
+				 "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+				 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+				 tm.tm_hour, tm.tm_min, tm.tm_sec,
+				 (int)(ms - (int64_t)s * 1000));
+			cr_assert_str_eq(t, want, "ms=%lld", (long long)ms);
+		}
+}
+
 Test(codec, json_string_escapes)
 {
 	struct ud_buf b = {0};
