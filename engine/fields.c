@@ -207,6 +207,12 @@ int ud_fields_from_json(const char *body, size_t len, bool for_create,
 
 	memset(out, 0, sizeof(*out));
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root && json_error_code(&jerr) == json_error_null_character)
+		return ud_error_set(err, UD_EINVAL, NULL,
+				    "malformed JSON at byte %d: a string "
+				    "holds \\u0000 (NUL), which no field "
+				    "takes",
+				    jerr.position);
 	if (!root)
 		return ud_error_set(err, UD_EINVAL, NULL,
 				    "malformed JSON at byte %d: %s",

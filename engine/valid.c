@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sodium.h>
 #include <utf8proc.h>
 
 #include "codec.h"
@@ -254,8 +255,18 @@ int valid_password(size_t n, struct ud_error *err)
 	return 0;
 }
 
+/* The cost an imported hash may ask of each verification: at most that of
+ * libsodium's "sensitive" preset (1 GiB x 4 passes, a few seconds of one
+ * worker); more would let one import tie up a worker for minutes or
+ * exhaust memory on every sign-in. */
+#define PWHASH_COST_MAX_KIB (1048576ull * 4) /* m (KiB) x t */
+#define PWHASH_LANES_MAX    16
+
 int valid_password_hash(const char *s, size_t n, struct ud_error *err)
 {
+	char z[UD_PWHASH_MAX];
+	unsigned long m, t, p;
+	const char *params;
 	size_t i;
 
 	if (!s || n >= UD_PWHASH_MAX)
@@ -266,11 +277,28 @@ int valid_password_hash(const char *s, size_t n, struct ud_error *err)
 	for (i = 0; i < n; i++)
 		if (s[i] < 0x21 || s[i] > 0x7e)
 			goto bad;
+	memcpy(z, s, n);
+	z[n] = '\0';
+	/* libsodium parses the whole string (version, parameters, salt and
+	 * hash lengths, base64): -1 when it could never verify. */
+	if (crypto_pwhash_str_needs_rehash(z, crypto_pwhash_OPSLIMIT_MIN,
+					   crypto_pwhash_MEMLIMIT_MIN) < 0)
+		goto bad;
+	params = strstr(z, "$m=");
+	if (!params || sscanf(params, "$m=%lu,t=%lu,p=%lu$", &m, &t, &p) != 3 ||
+	    (unsigned long long)m * t > PWHASH_COST_MAX_KIB ||
+	    p > PWHASH_LANES_MAX)
+		return ud_error_set(err, UD_EINVAL, "password_hash",
+				    "password_hash asks too much of each "
+				    "verification: at most m x t = %llu KiB "
+				    "and p = %d",
+				    PWHASH_COST_MAX_KIB, PWHASH_LANES_MAX);
 	return 0;
 bad:
 	return ud_error_set(err, UD_EINVAL, "password_hash",
 			    "password_hash must be an encoded $argon2id$ or "
-			    "$argon2i$ string shorter than %d bytes",
+			    "$argon2i$ string (version 19, parameters, salt "
+			    "and hash) shorter than %d bytes",
 			    UD_PWHASH_MAX);
 }
 

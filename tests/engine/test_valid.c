@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <sodium.h>
 #include <msgpack.h>
 
 #include "codec.h"
@@ -264,12 +265,19 @@ Test(valid, password_hash_edges)
 	struct ud_error err = {0};
 	const char *h = "$argon2id$v=19$m=65536,t=2,p=1$c29tZXNhbHQ$"
 			"RdescudvJCsgt3ub+b+dWRWJTmaaJObG";
-	char big[200];
+	const char *head =
+	    "$argon2id$v=19$m=16,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$";
+	char made[crypto_pwhash_STRBYTES], big[200];
 
-	cr_assert_eq(valid_password_hash(h, strlen(h), &err), 0);
-	cr_assert_eq(
-	    valid_password_hash(S("$argon2i$v=19$m=4096,t=3,p=1$x$y"), &err),
-	    0);
+	cr_assert_eq(valid_password_hash(h, strlen(h), &err), 0, "%s",
+		     err.message);
+	cr_assert_eq(crypto_pwhash_str_alg(made, "pw", 2,
+					   crypto_pwhash_argon2i_OPSLIMIT_MIN,
+					   crypto_pwhash_MEMLIMIT_MIN,
+					   crypto_pwhash_ALG_ARGON2I13),
+		     0);
+	cr_assert_eq(valid_password_hash(made, strlen(made), &err), 0, "%s",
+		     made);
 	cr_assert_eq(valid_password_hash(S("$argon2d$v=19$x"), &err),
 		     UD_EINVAL);
 	cr_assert_str_eq(err.field, "password_hash");
@@ -278,9 +286,45 @@ Test(valid, password_hash_edges)
 	cr_assert_eq(valid_password_hash(S("$argon2id$ x"), &err), UD_EINVAL);
 	cr_assert_eq(valid_password_hash(S("$argon2id$\xc3\xa9"), &err),
 		     UD_EINVAL);
-	memset(big, 'a', sizeof(big));
-	memcpy(big, "$argon2id$", 10);
-	cr_assert_eq(valid_password_hash(big, 127, &err), 0);
+	/* the right prefix is not enough: libsodium must parse the rest */
+	cr_assert_eq(valid_password_hash(S("$argon2i$xyz"), &err), UD_EINVAL);
+	cr_assert_eq(
+	    valid_password_hash(S("$argon2id$v=19$m=8,t=1,p=1$garbage"), &err),
+	    UD_EINVAL);
+	cr_assert_eq(
+	    valid_password_hash(S("$argon2i$v=19$m=4096,t=3,p=1$x$y"), &err),
+	    UD_EINVAL);
+	cr_assert_eq(
+	    valid_password_hash(S("$argon2id$v=16$m=65536,t=2,p=1$c29tZXNhbHQ$"
+				  "RdescudvJCsgt3ub+b+dWRWJTmaaJObG"),
+				&err),
+	    UD_EINVAL);
+	/* the cost of one verification is bounded (sensitive preset) */
+	cr_assert_eq(valid_password_hash(
+			 S("$argon2id$v=19$m=1048576,t=4,p=1$c29tZXNhbHQ$"
+			   "RdescudvJCsgt3ub+b+dWRWJTmaaJObG"),
+			 &err),
+		     0, "%s", err.message);
+	cr_assert_eq(valid_password_hash(
+			 S("$argon2id$v=19$m=1048576,t=5,p=1$c29tZXNhbHQ$"
+			   "RdescudvJCsgt3ub+b+dWRWJTmaaJObG"),
+			 &err),
+		     UD_EINVAL);
+	cr_assert(strstr(err.message, "too much"), "%s", err.message);
+	cr_assert_eq(valid_password_hash(
+			 S("$argon2id$v=19$m=65536,t=300000,p=1$c29tZXNhbHQ$"
+			   "RdescudvJCsgt3ub+b+dWRWJTmaaJObG"),
+			 &err),
+		     UD_EINVAL);
+	cr_assert_eq(
+	    valid_password_hash(S("$argon2id$v=19$m=65536,t=2,p=17$c29tZXNhbHQ$"
+				  "RdescudvJCsgt3ub+b+dWRWJTmaaJObG"),
+				&err),
+	    UD_EINVAL);
+	/* length: 127 bytes (a 57-byte hash) is taken, 128 is not */
+	memset(big, 'A', sizeof(big));
+	memcpy(big, head, strlen(head));
+	cr_assert_eq(valid_password_hash(big, 127, &err), 0, "%s", err.message);
 	cr_assert_eq(valid_password_hash(big, 128, &err), UD_EINVAL);
 }
 

@@ -135,7 +135,7 @@ fields = {
                               "status": None}),
     "valid": b"\x05" + SEP.join([b"usr_abc", b"\xe6\x9d\x8e", b"a@b.co",
                                  b"http://h/x", mp({"k": 1}),
-                                 b"$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA",
+                                 b"$argon2id$v=19$m=8,t=1,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
                                  b"github"]),
     "codec": b"\x06" + mp({"s": "\u00e9", "f": 1.5, "i": -3, "u": 2**63,
                            "a": [None, False, {"x": {}}], "b": 1e-7}),
