@@ -188,7 +188,7 @@ static void send_fatal(struct conn *c, int status, const char *msg)
 	metrics_observe(&c->srv->metrics, MR_HTTP_UNMATCHED, true,
 			metrics_now_ns());
 	send_json(c, status, NULL, false);
-	conn_close_when_done(c);
+	conn_close_lingering(c);
 }
 
 /* {"success":true[,"message":m],"data":<user>} */

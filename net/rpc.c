@@ -860,7 +860,7 @@ static void frame_fail(struct conn *c, struct rpc_conn *rc, long why)
 				why == MPFRAME_ETOOBIG
 				    ? "frame over the size limit"
 				    : "malformed MessagePack");
-	conn_close_when_done(c);
+	conn_close_lingering(c);
 }
 
 /* ---- prefetching a run of lookups ----------------------------------------

@@ -153,6 +153,20 @@ void conn_reply_end(struct conn *c, bool write)
 		conn_pause(c);
 }
 
+/* Every reply is written and no job is left: close, or linger first. */
+static void conn_finish(struct conn *c)
+{
+	if (!c->linger || c->lingering || !c->rev || c->srv->stopping ||
+	    shutdown(event_get_fd(c->rev), SHUT_WR) != 0) {
+		conn_close(c);
+		return;
+	}
+	struct timeval tv = {.tv_sec = CONN_LINGER_S};
+	c->lingering = true;
+	c->reading = true;
+	event_add(c->rev, &tv); /* persistent: each read restarts it */
+}
+
 void conn_close_when_done(struct conn *c)
 {
 	if (c->closed)
@@ -161,7 +175,15 @@ void conn_close_when_done(struct conn *c)
 	conn_read_set(c, false);
 	if (!c->on_held && c->jobs == 0 &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		conn_close(c);
+		conn_finish(c);
+}
+
+void conn_close_lingering(struct conn *c)
+{
+	if (c->closed)
+		return;
+	c->linger = true;
+	conn_close_when_done(c);
 }
 
 void conn_resume(struct conn *c)
@@ -179,8 +201,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 	size_t out = evbuffer_get_length(bufferevent_get_output(bev));
 	if (c->close_when_done) {
-		if (out == 0 && !c->on_held && c->jobs == 0)
-			conn_close(c);
+		if (out == 0 && !c->on_held && c->jobs == 0 && !c->lingering)
+			conn_finish(c);
 		return;
 	}
 	if (c->paused && conn_queued(c) <= CONN_HIGH_WATER / 2 &&
@@ -216,6 +238,15 @@ static void conn_socket_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	ssize_t n = read(fd, srv->rbuf, sizeof srv->rbuf);
+	if (c->lingering) { /* discard; end at EOF, an error or the cap */
+		if (n > 0 && (c->linger_bytes += (size_t)n) <= CONN_LINGER_MAX)
+			return;
+		if (n < 0 &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		conn_close(c);
+		return;
+	}
 	if (n > 0) {
 		/* the bufferevent keeps its input's end frozen to all but its
 		 * own reads (which are off): lift that for the copy */
@@ -360,7 +391,7 @@ static void server_release_held(struct server *srv, int flush_rc)
 				conn_close(c);
 			} else if (c->close_when_done &&
 				   evbuffer_get_length(out) == 0) {
-				conn_close(c);
+				conn_finish(c);
 			}
 		}
 		conn_unref(c);

@@ -94,6 +94,9 @@ struct conn {
 	bool on_held, held_write; /* on the list; holds a write's reply */
 	bool closed;		  /* socket gone */
 	bool close_when_done;	  /* close once replies are written */
+	bool linger;		  /* ... after a lingering close (below) */
+	bool lingering;		  /* reading only to discard, writes shut */
+	size_t linger_bytes;	  /* discarded so far */
 	bool paused;		  /* reading stopped for back-pressure */
 	bool authed;		  /* RPC: auth succeeded */
 	unsigned jobs, max_jobs;  /* password jobs in flight, and the cap */
@@ -151,6 +154,16 @@ bool conn_may_read(const struct conn *c);
 void conn_close(struct conn *c);
 /* Close after every queued reply has been written. */
 void conn_close_when_done(struct conn *c);
+/* The same for a connection refused mid-request (a body over the limit, a
+ * frame that cannot be framed): once the reply is written, shut the write
+ * side and read and discard what the client is still sending, until it
+ * closes, goes quiet for CONN_LINGER_S seconds or sent CONN_LINGER_MAX
+ * bytes, before closing.  Closing with its bytes unread would make the
+ * kernel reset the connection, and a client still sending a large body
+ * would get a reset in place of the reply (nginx's lingering_close). */
+void conn_close_lingering(struct conn *c);
+#define CONN_LINGER_S	2
+#define CONN_LINGER_MAX (64u << 20)
 void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 /* Run the protocol's on_read again (after a password job finished). */

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "helper_server.h"
@@ -443,6 +445,71 @@ Test(http, percent_encoded_ids)
 	    expect("GET", "/v1/users/usr_%6", NULL, 400, "invalid_request"));
 	json_decref(
 	    expect("GET", "/v1/users/usr_%zz", NULL, 400, "invalid_request"));
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A client that sends its whole over-limit body before reading (as most
+ * HTTP clients do) reads the 413: the server keeps reading and discarding
+ * after the reply instead of closing with the body unread, which would
+ * reset the connection and lose the reply.  A lingering connection that
+ * goes quiet is closed after CONN_LINGER_S seconds. */
+Test(http, oversized_body_sent_whole_still_reads_the_413)
+{
+	size_t n = 4u << 20;
+	char *req = malloc(n + 512);
+	int k =
+	    sprintf(req,
+		    "POST /v1/users HTTP/1.1\r\nAuthorization: Bearer " TSRV_KEY
+		    "\r\nContent-Type: application/json\r\n"
+		    "Content-Length: %zu\r\n\r\n",
+		    n);
+	char v[64], buf[4096];
+	struct hresp r;
+
+	memset(req + k, ' ', n);
+	for (int i = 0; i < 5; i++) {
+		http_raw(&S, req, (size_t)k + n, &r);
+		cr_assert_eq(r.status, 413, "round %d: status %d (a reset?)", i,
+			     r.status);
+		cr_assert_str_eq(hresp_error_code(&r, v, sizeof v),
+				 "payload_too_large");
+		hresp_free(&r);
+	}
+	/* a client that sends part of the body, reads the reply and stays
+	 * (first the rounds' connections finish lingering: they end at their
+	 * clients' close; the metrics request itself is the one left) */
+	double t0 = now_s(), open0;
+	while ((open0 = tsrv_metric(&S, "userdb_connections_open")) > 1 &&
+	       now_s() - t0 < 5)
+		usleep(10000);
+	cr_assert_eq(open0, 1, "the rounds' connections closed");
+	int fd = tcp_connect(S.http_port);
+	cr_assert_geq(fd, 0);
+	send_all(fd, req, (size_t)k + 100000);
+	size_t got = 0;
+	ssize_t m;
+	while ((m = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0)
+		got += (size_t)m; /* until the server's FIN */
+	buf[got] = 0;
+	cr_assert(strstr(buf, " 413 "), "%s", buf);
+	cr_assert_gt(tsrv_metric(&S, "userdb_connections_open"), open0,
+		     "still lingering right after the reply");
+	t0 = now_s();
+	while (tsrv_metric(&S, "userdb_connections_open") > open0 &&
+	       now_s() - t0 < 6)
+		usleep(50000);
+	cr_assert_leq(tsrv_metric(&S, "userdb_connections_open"), open0,
+		      "a quiet lingering connection is closed");
+	cr_assert_geq(now_s() - t0, 1.0, "not before the linger time");
+	close(fd);
+	free(req);
 }
 
 Test(http, limits)
