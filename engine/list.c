@@ -31,6 +31,7 @@
 #include "codec.h"
 #include "db.h"
 #include "text.h"
+#include "valid.h"
 
 const ud_user *ud_user_get(ud_db *db, const char *id, size_t len)
 {
@@ -487,10 +488,16 @@ int ud_log_list(ud_db *db, const char *user_id, size_t len, unsigned page,
 	uint64_t offset = (uint64_t)(page - 1) * limit;
 	const struct record *r;
 	const struct ulog *l;
+	struct ud_error e;
 	int rc = check_page(page, limit, err);
 
 	if (rc)
 		return rc;
+	/* a value that can be no user's id is a bad query, not an empty log */
+	if (valid_id(user_id, len, &e))
+		return ud_error_set(err, UD_EINVAL, "user_id",
+				    "user_id must be a user id: usr_ and 1 to "
+				    "60 of A-Z a-z 0-9 _ -");
 	out->count = 0;
 	out->total = 0;
 	out->page = page;

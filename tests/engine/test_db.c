@@ -583,6 +583,10 @@ Test(db, log_keeps_the_newest_and_pages)
 	cr_assert_eq(ud_log_list(db, "usr_none", 8, 1, 10, &p, NULL), 0);
 	cr_assert_eq(p.total, 0);
 	cr_assert_eq(p.count, 0);
+	struct ud_error err;
+	cr_assert_eq(ud_log_list(db, "notanid", 7, 1, 10, &p, &err), UD_EINVAL);
+	cr_assert_str_eq(err.field, "user_id");
+	cr_assert_eq(ud_log_list(db, "usr_a b", 7, 1, 10, &p, &err), UD_EINVAL);
 	hdb_check(db);
 	ud_db_free(db);
 }

@@ -1131,9 +1131,15 @@ def t_password_suspend_identities_logs(S):
                      ({"user_id": uid, "limit": 101}, "limit 101"),
                      ({"user_id": uid, "page": 0}, "page 0"),
                      ({"user_id": uid, "page": "x"}, "page x"),
-                     ({"user_id": uid, "bogus": 1}, "unknown param")):
+                     ({"user_id": uid, "bogus": 1}, "unknown param"),
+                     ({"user_id": "notanid"}, "user_id that is no id")):
         expect_err(call(S, "GET", q("/v1/logs", **qs)), 400, "invalid_request",
                    what="logs query %s" % desc)
+
+    lr = call(S, "GET", q("/v1/logs", user_id="usr_neverexisted"))
+    check(lr.status == 200 and lr.data == [] and
+          lr.json.get("pagination", {}).get("total") == 0,
+          "logs of a well-formed id nobody has: empty", lr.req, "200, []", lr)
 
     # delete; logs still readable
     call(S, "DELETE", "/v1/users/" + uid)
