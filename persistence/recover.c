@@ -65,25 +65,35 @@ static int scan_records(const unsigned char *p, struct seg_scan *s,
 	return 0;
 }
 
+/* recover_scan_segment() over a mapping the caller keeps. */
+static int scan_mapped(const struct datadir_map *m, uint64_t name_seq,
+		       seg_rec_fn fn, void *ctx, struct seg_scan *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->size = m->size;
+	if (m->size == 0) {
+		out->status = SEG_EMPTY;
+	} else if (frame_file_hdr_decode(m->data, m->size, FRAME_LOG,
+					 &out->header_seq) != 0 ||
+		   out->header_seq != name_seq) {
+		scan_bad(out, SEG_BAD_HEADER, m->data, 0);
+	} else {
+		return scan_records(m->data, out, fn, ctx);
+	}
+	return 0;
+}
+
 int recover_scan_segment(const char *path, uint64_t name_seq, seg_rec_fn fn,
 			 void *ctx, struct seg_scan *out, struct ud_error *err)
 {
 	struct datadir_map m;
 	int rc = datadir_map(path, &m, err);
 
-	memset(out, 0, sizeof(*out));
-	if (rc)
+	if (rc) {
+		memset(out, 0, sizeof(*out));
 		return rc;
-	out->size = m.size;
-	if (m.size == 0) {
-		out->status = SEG_EMPTY;
-	} else if (frame_file_hdr_decode(m.data, m.size, FRAME_LOG,
-					 &out->header_seq) != 0 ||
-		   out->header_seq != name_seq) {
-		scan_bad(out, SEG_BAD_HEADER, m.data, 0);
-	} else {
-		rc = scan_records(m.data, out, fn, ctx);
 	}
+	rc = scan_mapped(&m, name_seq, fn, ctx, out);
 	datadir_unmap(&m);
 	return rc;
 }
@@ -152,6 +162,15 @@ struct replay {
 	struct ud_error *err;
 };
 
+static int seq_missing(const struct replay *rp, size_t off, uint64_t seq,
+		       struct ud_error *err)
+{
+	return ud_error_set(err, UD_ECORRUPT, NULL,
+			    "%s: record at offset %zu has seq %" PRIu64
+			    ", expected %" PRIu64 " (records missing)",
+			    rp->name, off, seq, rp->expect);
+}
+
 static int replay_cb(void *arg, uint64_t seq, const void *p, size_t len,
 		     size_t off)
 {
@@ -161,10 +180,7 @@ static int replay_cb(void *arg, uint64_t seq, const void *p, size_t len,
 	if (seq <= rp->base)
 		return 0;
 	if (seq != rp->expect)
-		return ud_error_set(rp->err, UD_ECORRUPT, NULL,
-				    "%s: record at offset %zu has seq %" PRIu64
-				    ", expected %" PRIu64 " (records missing)",
-				    rp->name, off, seq, rp->expect);
+		return seq_missing(rp, off, seq, rp->err);
 	if (rp->apply(rp->ctx, p, len, &e))
 		return ud_error_set(rp->err, UD_ECORRUPT, NULL,
 				    "%s: record at offset %zu cannot be "
@@ -199,6 +215,90 @@ static int judge_segment(const struct seg_scan *s, const char *name, bool last,
 	    s->good, s->records_after ? " with intact records after it" : "");
 }
 
+/*
+ * With a stage (two threads, snapshot.h), a segment is replayed like a
+ * snapshot is loaded: pass 1 scans it (checksums, numbering) and notes
+ * where every SNAP_BATCH-th record to apply starts; pass 2 hands the run of
+ * records after B to snap_apply(), which prepares batches on a helper
+ * thread and applies them here in file order.  The records after B are a
+ * contiguous run of the segment's intact prefix (seqs rise by one from the
+ * segment's first), so the snapshot's pipeline applies them unchanged.
+ * What the store sees, and which failure is reported first, is as with
+ * replay_cb: the records before a bad one are applied, then the bad one is
+ * reported (an apply failure before a numbering gap before a damaged
+ * record).  1M creates in the log alone: see persistence/db.c.
+ */
+struct seg_run {
+	struct replay *rp;
+	snap_weigh_fn weigh;
+	struct snap_file f; /* the run: records, weight, batch starts */
+	size_t cap;
+	bool gap; /* the scan stopped at a seq that skips records */
+	struct ud_error gap_err;
+};
+
+static int collect_cb(void *arg, uint64_t seq, const void *p, size_t len,
+		      size_t off)
+{
+	struct seg_run *run = arg;
+	struct replay *rp = run->rp;
+
+	if (seq <= rp->base)
+		return 0;
+	if (seq != rp->expect) {
+		run->gap = true;
+		return seq_missing(rp, off, seq, &run->gap_err);
+	}
+	if (run->f.records % SNAP_BATCH == 0) {
+		if (run->f.nstarts == run->cap) {
+			size_t cap = run->cap ? run->cap * 2 : 64;
+			size_t *n = realloc(run->f.starts, cap * sizeof(*n));
+
+			if (!n)
+				return UD_ENOMEM;
+			run->f.starts = n;
+			run->cap = cap;
+		}
+		run->f.starts[run->f.nstarts++] = off;
+	}
+	if (run->weigh)
+		run->f.weight += run->weigh(p, len);
+	run->f.records++;
+	rp->expect++;
+	return 0;
+}
+
+/* Scan the mapped segment and apply its records after B through the stage.
+ * 0 with *s filled, or the first failure, as replay_cb would report it. */
+static int replay_staged(const char *path, uint64_t first_seq,
+			 struct replay *rp, struct seg_scan *s,
+			 struct ud_error *err)
+{
+	struct seg_run run = {.rp = rp, .weigh = rp->stage->weigh};
+	int rc = datadir_map(path, &run.f.m, err), rc2;
+
+	if (rc) {
+		memset(s, 0, sizeof(*s));
+		return rc;
+	}
+	rc = scan_mapped(&run.f.m, first_seq, collect_cb, &run, s);
+	if (rc && !run.gap) {
+		snap_close(&run.f);
+		return ud_error_set(err, rc, NULL, "out of memory");
+	}
+	rc2 = run.f.records
+		  ? snap_apply(path, &run.f, rp->apply, rp->stage, rp->ctx, err)
+		  : 0;
+	if (rc2 == 0) {
+		rp->applied += run.f.records;
+		if (run.gap)
+			rc2 = ud_error_set(err, UD_ECORRUPT, NULL, "%s",
+					   run.gap_err.message);
+	}
+	snap_close(&run.f);
+	return rc2;
+}
+
 static int replay_segment(const char *dir, const struct datadir_list *l,
 			  size_t i, struct replay *rp, struct recover_result *r,
 			  struct ud_error *err)
@@ -219,7 +319,9 @@ static int replay_segment(const char *dir, const struct datadir_list *l,
 				    " but seq %" PRIu64
 				    " is missing (offset 0)",
 				    name, l->logs[i], rp->expect);
-	rc = recover_scan_segment(path, l->logs[i], replay_cb, rp, &s, err);
+	rc = rp->stage ? replay_staged(path, l->logs[i], rp, &s, err)
+		       : recover_scan_segment(path, l->logs[i], replay_cb, rp,
+					      &s, err);
 	if (rc)
 		return rc;
 	rc = judge_segment(&s, name, i + 1 == l->nlog, r, err);
