@@ -1161,18 +1161,20 @@ Test(apply, refuses_etag_or_seq_past_48_bits)
 	 * bits they would pass every other check */
 	uint64_t etag = db->last_etag + 100, seq = db->last_event + 1;
 
-	ch.rec = user_rec("usr_new", "new@example.com", t, t, 0xabcdef, seq);
-	cr_assert_eq(
-	    apply_with_counter(db, &ch, (REC_COUNTER_MAX + 1) + etag, &err),
-	    UD_ECORRUPT);
-	cr_assert_null(ud_user_get(db, "usr_new", 7));
-	free(ch.rec);
-	ch.rec = user_rec("usr_new", "new@example.com", t, t, etag, 0xabcdef);
-	cr_assert_eq(
-	    apply_with_counter(db, &ch, (REC_COUNTER_MAX + 1) + seq, &err),
-	    UD_ECORRUPT);
-	cr_assert_null(ud_user_get(db, "usr_new", 7));
-	free(ch.rec);
+	const struct {
+		uint64_t etag, seq,
+		    file; /* 0xabcdef in the file becomes file */
+	} bad[] = {{0xabcdef, seq, (REC_COUNTER_MAX + 1) + etag},
+		   {etag, 0xabcdef, (REC_COUNTER_MAX + 1) + seq}};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ch.rec = user_rec("usr_new", "new@example.com", t, t,
+				  bad[i].etag, bad[i].seq);
+		cr_assert_eq(apply_with_counter(db, &ch, bad[i].file, &err),
+			     UD_ECORRUPT, "case %zu", i);
+		cr_assert_null(ud_user_get(db, "usr_new", 7));
+		free(ch.rec);
+	}
 	/* the low bits alone are accepted (the check above is the range) */
 	ch.rec = user_rec("usr_new", "new@example.com", t, t, etag, 0xabcdef);
 	cr_assert_eq(apply_with_counter(db, &ch, seq, &err), 0, "%s",
