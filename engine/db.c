@@ -359,6 +359,11 @@ static int put_replace(ud_db *db, struct record *old, struct record *r,
 	}
 	db->record_bytes += record_size(r) - record_size(old);
 	free(old);
+	if (db->cache) { /* a write is a use; a grown record may pass max_bytes
+			  */
+		cache_touch(db, r);
+		cache_enforce(db, r);
+	}
 	if (ch->has_event)
 		return user_event(db, r, &ch->ev);
 	return 0;

@@ -144,7 +144,7 @@ struct ud_options {
 	enum ud_fsync fsync;  /* default UD_FSYNC_EVERYSEC */
 	unsigned
 	    snapshot_interval; /* seconds, 0 = only on demand; default 300 */
-	size_t max_users;      /* cache bound, 0 = none */
+	size_t max_users;      /* cache bound, 0 = none; memory only */
 	size_t max_bytes;      /* cache bound on record bytes, 0 = none */
 	ud_loader_fn loader;   /* optional, asked on a miss */
 	void *loader_ctx;
@@ -162,7 +162,8 @@ extern const struct ud_options ud_options_default;
  * replays the log and journals every mutation from then on; see
  * persistence/.  Returns 0 and *out, or a negative code (UD_ELOCKED when
  * another process holds the data dir, UD_ECORRUPT with the file and offset
- * in err->message). */
+ * in err->message, UD_EINVAL for a data_dir with a cache bound: evictions
+ * are not journaled, so a bounded store is memory only). */
 int ud_open(const struct ud_options *opt, ud_db **out, struct ud_error *err);
 /* Flush and fsync the log, release the lock, free everything. */
 void ud_close(ud_db *db);
@@ -422,7 +423,8 @@ struct ud_log_page {
 	uint64_t pages;
 };
 /* A user's events, newest first.  Works for deleted users while their log
- * is kept.  An unknown user id gives an empty page (total 0), not an error. */
+ * is kept.  A well-formed id nobody has gives an empty page (total 0); one
+ * that can be no user's id is UD_EINVAL (field "user_id"). */
 int ud_log_list(ud_db *db, const char *user_id, size_t len, unsigned page,
 		unsigned limit, struct ud_log_page *out, struct ud_error *err);
 int ud_log_write_json(const struct ud_log_view *e, struct ud_buf *b);
@@ -439,8 +441,9 @@ int ud_flush(ud_db *db);
  * already running.  ud_tick() reaps it and runs timed work (everysec fsync
  * bookkeeping, periodic snapshots); call it about every 100 ms. */
 int ud_snapshot_start(ud_db *db, struct ud_error *err);
-/* Write a snapshot and wait for it (used by server.snapshot's reply path
- * only via ud_snapshot_start + ud_snapshot_done). */
+/* Write a snapshot and wait for it: ud_snapshot_start(), then block until
+ * the writer is done (the server does not call it: it starts one and polls
+ * ud_snapshot_done() from its tick).  0, or the writer's failure. */
 int ud_snapshot_sync(ud_db *db, struct ud_error *err);
 /* Completed-snapshot counter: grows by one each time a snapshot is on disk. */
 uint64_t ud_snapshot_done(ud_db *db);

@@ -297,6 +297,14 @@ int ud_open(const struct ud_options *opt, ud_db **out, struct ud_error *err)
 
 	if (!opt)
 		opt = &ud_options_default;
+	/* Evictions are not journaled (a cache forgets; the slower store
+	 * behind it remembers), so a bounded store on a data dir would let an
+	 * evicted id or email be created again and then refuse to reopen. */
+	if (opt->data_dir && (opt->max_users || opt->max_bytes))
+		return ud_error_set(err, UD_EINVAL, "data_dir",
+				    "a cache bound (max_users, max_bytes) "
+				    "needs a memory-only store: data_dir must "
+				    "be NULL");
 	db = ud_db_new(opt, err);
 	if (!db)
 		return err ? err->code : UD_ENOMEM;

@@ -81,6 +81,53 @@ Test(cache, byte_bound)
 	ud_db_free(db);
 }
 
+/* A write is a use: the user just updated is not the next one out.  And
+ * an update that grows a record past max_bytes evicts others. */
+Test(cache, writes_count_as_use_and_keep_the_byte_bound)
+{
+	ud_db *db = cache_db(3, 0, NULL, NULL);
+	char id[5][UD_ID_MAX + 1];
+	struct ud_fields f = {0};
+	struct ud_stats st = {0};
+	char avatar[1200];
+	int i;
+
+	for (i = 0; i < 3; i++)
+		mk(db, i, id[i]);
+	/* 0 is the least recently used; updating it makes 1 the oldest */
+	hdb_set(&f, UD_F_NAME, "Renamed");
+	cr_assert_eq(
+	    ud_user_update(db, id[0], strlen(id[0]), &f, 0, NULL, NULL), 0);
+	mk(db, 3, id[3]);
+	cr_assert_null(ud_user_get(db, id[1], strlen(id[1])), "1 evicted");
+	cr_assert_not_null(ud_user_get(db, id[0], strlen(id[0])),
+			   "the updated user stays");
+	hdb_check(db);
+	ud_db_free(db);
+
+	db = cache_db(0, 1500, NULL, NULL);
+	for (i = 0; i < 4; i++)
+		mk(db, i, id[i]);
+	ud_db_stats(db, &st);
+	cr_assert_eq(st.users, 4);
+	memcpy(avatar, "https://e.x/", 12);
+	memset(avatar + 12, 'a', sizeof avatar - 12);
+	memset(&f, 0, sizeof f);
+	f.set = UD_F_AVATAR;
+	f.avatar = avatar;
+	f.avatar_len = sizeof avatar;
+	cr_assert_eq(
+	    ud_user_update(db, id[2], strlen(id[2]), &f, 0, NULL, NULL), 0);
+	ud_db_stats(db, &st);
+	cr_assert_leq(st.record_bytes, 1500, "%llu bytes",
+		      (unsigned long long)st.record_bytes);
+	cr_assert_gt(st.evictions, 0);
+	cr_assert_not_null(ud_user_get(db, id[2], strlen(id[2])),
+			   "the grown user itself stays");
+	hdb_check(db);
+	ud_db_free(db);
+}
+
 Test(cache, no_lru_memory_without_a_bound)
 {
 	ud_db *db = hdb_new(NULL);

@@ -216,6 +216,27 @@ Test(db, second_open_is_refused)
 	ud_close(db2);
 }
 
+/* A cache bound forgets users without a journal record: on a data dir an
+ * evicted id could be created again and the log would then not replay. */
+Test(db, cache_bound_with_a_data_dir_is_refused)
+{
+	struct ud_options opt = ud_options_default;
+	struct ud_error err = {0};
+	ud_db *db = NULL;
+
+	opt.data_dir = dir;
+	opt.max_users = 2;
+	cr_assert_eq(ud_open(&opt, &db, &err), UD_EINVAL);
+	cr_assert_str_eq(err.field, "data_dir");
+	cr_assert(strstr(err.message, "memory-only"), "%s", err.message);
+	opt.max_users = 0;
+	opt.max_bytes = 1 << 20;
+	cr_assert_eq(ud_open(&opt, &db, &err), UD_EINVAL);
+	opt.max_bytes = 0;
+	cr_assert_eq(ud_open(&opt, &db, &err), 0, "%s", err.message);
+	ud_close(db);
+}
+
 Test(db, files_are_private)
 {
 	struct stat st;
