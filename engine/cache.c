@@ -229,10 +229,17 @@ struct record *cache_load(ud_db *db, enum ud_key_kind kind, const char *key,
 	struct ud_fields f = {0};
 	struct change ch = {.type = CH_PUT};
 	struct record *r;
+	int rc;
 
-	if (!db->opts.loader ||
-	    db->opts.loader(db->opts.loader_ctx, kind, key, len, &f) != 0 ||
-	    !load_matches(&f, kind, key, len))
+	if (!db->opts.loader)
+		return NULL;
+	rc = db->opts.loader(db->opts.loader_ctx, kind, key, len, &f);
+	if (rc == UD_ENOTFOUND)
+		return NULL;
+	/* from here on a NULL is a failed load, not an absent user: counted,
+	 * since the caller sees both as NULL */
+	db->load_failures++;
+	if (rc != 0 || !load_matches(&f, kind, key, len))
 		return NULL;
 	r = load_record(db, &f);
 	if (!r)
@@ -243,6 +250,7 @@ struct record *cache_load(ud_db *db, enum ud_key_kind kind, const char *key,
 	ch.rec = r;
 	if (db_commit(db, &ch, NULL))
 		return NULL;
+	db->load_failures--;
 	db->loads++;
 	return db_find(db, f.id, f.id_len);
 }

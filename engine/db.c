@@ -138,6 +138,7 @@ void ud_db_stats(ud_db *db, struct ud_stats *out)
 	out->cache_hits = db->cache_hits;
 	out->cache_misses = db->cache_misses;
 	out->loads = db->loads;
+	out->load_failures = db->load_failures;
 	out->failed_verifies = db->failed_verifies;
 }
 

@@ -77,7 +77,8 @@ struct ud_db {
 	int64_t last_ms;     /* latest time applied */
 	uint64_t record_bytes;
 	uint64_t implicit; /* live users whose created event is implicit */
-	uint64_t failed_verifies, evictions, cache_hits, cache_misses, loads;
+	uint64_t failed_verifies, evictions, cache_hits, cache_misses, loads,
+	    load_failures;
 
 	bool cache;		       /* max_users or max_bytes set */
 	uint32_t *lru_prev, *lru_next; /* by slot; allocated in cache mode */

@@ -460,6 +460,9 @@ struct ud_stats {
 	uint64_t log_events;   /* activity log entries held */
 	uint64_t evictions;    /* cache mode */
 	uint64_t cache_hits, cache_misses, loads;
+	/* loader answers refused: an error other than UD_ENOTFOUND, data that
+	 * fails validation or does not answer the key, a taken id or email */
+	uint64_t load_failures;
 	uint64_t failed_verifies;
 	/* persistence */
 	uint64_t log_bytes;	    /* bytes in the live log segments */

@@ -208,6 +208,7 @@ Test(cache, loader_fills_misses)
 	cr_assert_eq(st.evictions, 1);
 	cr_assert_eq(st.cache_hits, 1);
 	cr_assert_eq(st.cache_misses, 4);
+	cr_assert_eq(st.load_failures, 0, "not found is no failure");
 	/* loaded users carry no creation event */
 	cr_assert_eq(ud_log_list(db, "usr_bob", 7, 1, 10, &p, NULL), 0);
 	cr_assert_eq(p.total, 0);
@@ -236,6 +237,7 @@ Test(cache, loader_answers_are_checked)
 	cr_assert_null(ud_user_get(db, "usr_alice", 9));
 	ud_db_stats(db, &st);
 	cr_assert_eq(st.loads, 0);
+	cr_assert_eq(st.load_failures, 3, "each refused answer counts");
 	cr_assert_eq(st.users, 1);
 	hdb_check(db);
 	ud_db_free(db);
