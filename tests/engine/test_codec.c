@@ -277,8 +277,12 @@ Test(codec, user_msgpack_bytes_equal_msgpack_c)
 	cr_assert_not_null(big);
 	memset(big, 'q', 70000);
 	sample_view(&v, &cd, &ids);
+	const int64_t updated = v.updated_ms;
 	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
 		for (j = 0; j < 4; j++) {
+			/* never updated (the encoder copies created_at) or not
+			 */
+			v.updated_ms = j & 2 ? v.created_ms : updated;
 			v.name = big;
 			v.name_len = lens[i];
 			v.avatar = j & 1 ? big : NULL;
