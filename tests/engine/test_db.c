@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <criterion/criterion.h>
+#include <msgpack.h>
 
 #include "helper_db.h"
 
@@ -1040,6 +1041,152 @@ static ud_db *apply_fixture(char *id)
 	cr_assert_eq(ud_user_update(db, id, strlen(id), &f, 0, NULL, NULL), 0);
 	hdb_create(db, "Bob", "bob@example.com");
 	return db;
+}
+
+/* ---- the put encoder writes what msgpack-c's packer writes ------------ */
+
+static int ref_cb(void *data, const char *buf, size_t len)
+{
+	return ud_buf_append(data, buf, len);
+}
+
+static void ref_raw(msgpack_packer *pk, bool bin, const void *s, size_t n)
+{
+	if (!bin && !s) {
+		msgpack_pack_nil(pk);
+	} else if (bin) {
+		msgpack_pack_bin(pk, n);
+		msgpack_pack_bin_body(pk, s, n);
+	} else {
+		msgpack_pack_str(pk, n);
+		msgpack_pack_str_body(pk, s, n);
+	}
+}
+
+/* The put record of change.c's format comment, packed by msgpack-c. */
+static void ref_put(const struct change *ch, struct ud_buf *b)
+{
+	const struct record *r = ch->rec;
+	struct record_parts p;
+	msgpack_packer pk;
+
+	record_parts(r, &p);
+	msgpack_packer_init(&pk, b, ref_cb);
+	msgpack_pack_array(&pk, 3);
+	msgpack_pack_int(&pk, CH_PUT);
+	msgpack_pack_array(&pk, 16);
+	ref_raw(&pk, false, p.id, p.id_len);
+	ref_raw(&pk, false, p.name, p.name_len);
+	ref_raw(&pk, false, p.email, p.email_len);
+	ref_raw(&pk, false, p.avatar, p.avatar_len);
+	ref_raw(&pk, true, p.custom, p.custom_len);
+	ref_raw(&pk, true, p.ident, p.ident_len);
+	ref_raw(&pk, false, p.pw, p.pw_len);
+	msgpack_pack_uint8(&pk, r->role);
+	msgpack_pack_uint8(&pk, r->status);
+	msgpack_pack_int64(&pk, r->created_ms);
+	msgpack_pack_int64(&pk, r->updated_ms);
+	msgpack_pack_int64(&pk, r->last_sign_in_ms);
+	msgpack_pack_uint64(&pk, r->etag);
+	msgpack_pack_uint64(&pk, r->seq);
+	msgpack_pack_uint32(&pk, r->failed_verifies);
+	if (r->flags & REC_LOADED)
+		msgpack_pack_true(&pk);
+	else
+		msgpack_pack_false(&pk);
+	if (!ch->has_event) {
+		msgpack_pack_nil(&pk);
+		return;
+	}
+	msgpack_pack_array(&pk, 4);
+	msgpack_pack_uint64(&pk, ch->ev.id);
+	msgpack_pack_int(&pk, ch->ev.type);
+	msgpack_pack_int64(&pk, ch->ev.ms);
+	ref_raw(&pk, true, ch->ev.details_len ? ch->ev.details : "\x80",
+		ch->ev.details_len ? ch->ev.details_len : 1);
+}
+
+Test(apply, put_encoding_is_msgpack_c_s_bytes)
+{
+	static const size_t lens[] = {1, 31, 32, 255, 256, 1023};
+	static const int64_t times[] = {-1,
+					0,
+					127,
+					128,
+					255,
+					256,
+					65535,
+					65536,
+					-33,
+					-128,
+					-129,
+					-32768,
+					-32769,
+					INT32_MIN,
+					-2147483649LL,
+					4294967295LL,
+					4294967296LL,
+					253402300799999LL};
+	static const uint64_t counters[] = {
+	    1,	   127,	  128,	       255,	    256,
+	    65535, 65536, 4294967295u, 4294967296u, REC_COUNTER_MAX};
+	char *big = malloc(70000), email[300];
+	struct ud_buf got = {0}, want = {0};
+	struct record *r;
+	size_t k = 0;
+
+	memset(big, 'x', 70000);
+	for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++, k++) {
+		size_t el = lens[i] < 250 ? lens[i] : 250;
+		memset(email, 'e', sizeof email);
+		memcpy(email + el - (el > 6 ? 6 : 0), "@x.com", el > 6 ? 6 : 0);
+		struct record_parts p = {
+		    .id = big,
+		    .id_len = lens[i] < 100 ? lens[i] : 100,
+		    .name = big,
+		    .name_len = lens[i],
+		    .email = email,
+		    .email_len = el,
+		    .avatar = k % 2 ? big : NULL,
+		    .avatar_len = k % 2 ? lens[(i + 2) % 6] : 0,
+		    .custom = k % 3 ? big : NULL,
+		    .custom_len = k % 3 ? lens[(i + 3) % 6] : 0,
+		    .ident = big,
+		    .ident_len = 60000 + i * 1000, /* bin16 and bin32 */
+		    .pw = k % 2 ? NULL : big,
+		    .pw_len = k % 2 ? 0 : 97};
+		for (size_t t = 0; t < sizeof(times) / sizeof(times[0]); t++) {
+			struct change ch = {.type = CH_PUT};
+
+			cr_assert_not_null(r = record_new(&p));
+			r->role = t % 3;
+			r->status = (t + i) % 3;
+			r->created_ms = times[t];
+			r->updated_ms = times[(t + 5) % 18];
+			r->last_sign_in_ms = times[(t + 7) % 18];
+			r->etag = counters[t % 10];
+			r->seq = counters[(t + 3) % 10];
+			r->failed_verifies = (uint32_t)counters[(t + 6) % 9];
+			if (t % 4 == 1)
+				r->flags |= REC_LOADED;
+			ch.rec = r;
+			ch.has_event = t % 2;
+			ch.ev = (struct change_event){
+			    counters[(t + 1) % 10], (int)(t % 9), times[t],
+			    t % 3 ? big : NULL, t % 3 ? lens[t % 6] : 0};
+			got.len = want.len = 0;
+			cr_assert_eq(change_encode(&ch, &got), 0);
+			ref_put(&ch, &want);
+			cr_assert(got.len == want.len &&
+				      memcmp(got.data, want.data, got.len) == 0,
+				  "lens %zu, times %zu: %zu bytes, want %zu", i,
+				  t, got.len, want.len);
+			free(r);
+		}
+	}
+	free(big);
+	ud_buf_free(&got);
+	ud_buf_free(&want);
 }
 
 Test(apply, refuses_event_not_newer_than_the_last)
