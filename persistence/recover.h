@@ -85,9 +85,9 @@ struct recover_result {
  * failure), or UD_ECORRUPT / UD_EIO / UD_ENOMEM with err. */
 int recover_run(const char *dir, snap_apply_fn apply, void *ctx,
 		struct recover_result *r, struct ud_error *err);
-/* recover_run() that loads the snapshot through stage (snapshot.h: two
- * threads, same result) when stage is non-NULL; the log is replayed with
- * apply either way. */
+/* recover_run() that loads the snapshot and replays the log segments
+ * through stage (snapshot.h: two threads, same result, same first failure)
+ * when stage is non-NULL. */
 int recover_run_staged(const char *dir, snap_apply_fn apply,
 		       const struct snap_stage *stage, void *ctx,
 		       struct recover_result *r, struct ud_error *err);
