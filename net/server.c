@@ -357,14 +357,19 @@ static void http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 static struct evbuffer *conn_send_held(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (evbuffer_get_length(out) == 0 && evbuffer_get_length(c->held)) {
+	if (evbuffer_get_length(out) == 0 && evbuffer_get_length(c->held))
 		evbuffer_write(c->held, bufferevent_getfd(c->bev));
-		if (evbuffer_get_length(c->held) == 0 && c->paused)
-			bufferevent_trigger(c->bev, EV_WRITE,
-					    BEV_TRIG_IGNORE_WATERMARKS |
-						BEV_TRIG_DEFER_CALLBACKS);
-	}
 	evbuffer_add_buffer(out, c->held);
+	/* Paused for what was queued, and the socket took enough of it that
+	 * the pause no longer holds: go on as if the output had drained (the
+	 * write callback resumes reading).  Waiting for the socket to drain
+	 * instead stalled a client that reads nothing once the kernel had
+	 * taken all but a little (loopback send buffers grow to 4 MB): it
+	 * sat paused under --max-output until --write-timeout. */
+	if (c->paused && conn_queued(c) <= CONN_HIGH_WATER / 2)
+		bufferevent_trigger(c->bev, EV_WRITE,
+				    BEV_TRIG_IGNORE_WATERMARKS |
+					BEV_TRIG_DEFER_CALLBACKS);
 	return out;
 }
 
