@@ -393,6 +393,103 @@ Test(rpc, pipelined_gets_of_every_shape)
 		free(ids[u]);
 }
 
+/* One write holding a run of writes that name a user by id (user.update,
+ * user.set_suspended, user.delete), gets between them, in several msgid
+ * widths and argument forms: the server looks ahead at them too, to
+ * prefetch (rpc.c, peek_write); every reply must match its request and the
+ * store must end as the writes say, in order. */
+Test(rpc, pipelined_writes_of_every_shape)
+{
+	enum { U = 6 };
+	static const uint64_t widths[] = {5, 200, 60000, 70000, 1ULL << 40};
+	char *ids[U], email[64];
+	for (int u = 0; u < U; u++) {
+		snprintf(email, sizeof email, "wshape%d@x.com", u);
+		ids[u] = new_user(email);
+	}
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	/* per user u: update name, suspend, get, then (odd u) delete; then
+	 * two malformed writes: a number for an id, an unknown id */
+	int n = 0;
+	for (int u = 0; u < U; u++) {
+		for (int step = 0; step < 4; step++) {
+			static const char *const m[] = {
+			    "user.update", "user.set_suspended", "user.get",
+			    "user.delete"};
+			if (step == 3 && u % 2 == 0)
+				continue;
+			msgpack_pack_array(&pk, 4);
+			msgpack_pack_uint8(&pk, 0);
+			msgpack_pack_uint64(&pk, widths[n % 5] + (uint64_t)n);
+			msgpack_pack_str_with_body(&pk, m[step],
+						   strlen(m[step]));
+			msgpack_pack_array(&pk, step == 0 || step == 1 ? 2 : 1);
+			msgpack_pack_str_with_body(&pk, ids[u], strlen(ids[u]));
+			if (step == 0) {
+				char name[32];
+				int k = snprintf(name, sizeof name,
+						 "Renamed %d", u);
+				msgpack_pack_map(&pk, 1);
+				msgpack_pack_str_with_body(&pk, "name", 4);
+				msgpack_pack_str_with_body(&pk, name,
+							   (size_t)k);
+			} else if (step == 1) {
+				msgpack_pack_true(&pk);
+			}
+			n++;
+		}
+	}
+	int total = n + 2;
+	msgpack_pack_array(&pk, 4);
+	msgpack_pack_uint8(&pk, 0);
+	msgpack_pack_uint64(&pk, widths[n % 5] + (uint64_t)n);
+	msgpack_pack_str_with_body(&pk, "user.delete", 11);
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_int(&pk, 42);
+	n++;
+	msgpack_pack_array(&pk, 4);
+	msgpack_pack_uint8(&pk, 0);
+	msgpack_pack_uint64(&pk, widths[n % 5] + (uint64_t)n);
+	msgpack_pack_str_with_body(&pk, "user.update", 11);
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_str_with_body(&pk, "usr_nobody", 10);
+	msgpack_pack_map(&pk, 0);
+	cr_assert_eq(send_all(C.fd, sb.data, sb.size), 0);
+	msgpack_sbuffer_destroy(&sb);
+	for (int i = 0; i < total; i++) {
+		json_t *r = rpcc_recv(&C);
+		cr_assert_not_null(r, "reply %d", i);
+		cr_assert_eq((uint64_t)json_integer_value(json_array_get(r, 1)),
+			     widths[i % 5] + (uint64_t)i, "reply %d", i);
+		const char *want = i == total - 2   ? "invalid_request"
+				   : i == total - 1 ? "not_found"
+						    : "";
+		cr_assert_str_eq(rpc_err(r), want, "reply %d", i);
+		json_decref(r);
+	}
+	for (int u = 0; u < U; u++) {
+		char p[96], name[32];
+		snprintf(p, sizeof p, "[\"%s\"]", ids[u]);
+		json_t *r = rpcc_call(&C, "user.get", p);
+		if (u % 2) {
+			cr_assert_str_eq(rpc_err(r), "not_found", "user %d", u);
+		} else {
+			snprintf(name, sizeof name, "Renamed %d", u);
+			cr_assert_str_eq(json_string_value(json_object_get(
+					     rpc_res(r), "name")),
+					 name);
+			cr_assert_str_eq(json_string_value(json_object_get(
+					     rpc_res(r), "status")),
+					 "suspended");
+		}
+		json_decref(r);
+		free(ids[u]);
+	}
+}
+
 Test(rpc, frames_split_at_every_byte)
 {
 	char *id = new_user("split@x.com"), buf[512];
