@@ -209,9 +209,11 @@ int codec_mp_skip(struct codec_mp_cur *c, int max_depth)
 		return -1;
 	if (it.type != CODEC_MP_ARRAY && it.type != CODEC_MP_MAP)
 		return 0;
-	if (max_depth < 1)
-		return -1;
 	count = it.type == CODEC_MP_MAP ? 2 * (uint64_t)it.n : it.n;
+	/* an empty container nests nothing: it needs no depth, as in the
+	 * RPC framer (net/mpframe.c), which must agree (fuzz_mpframe) */
+	if (count > 0 && max_depth < 1)
+		return -1;
 	for (i = 0; i < count; i++)
 		if (codec_mp_skip(c, max_depth - 1))
 			return -1;

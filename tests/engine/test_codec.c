@@ -376,6 +376,27 @@ Test(codec, round_trip_custom_data)
 	}
 }
 
+/* codec_mp_skip counts depth as the RPC framer does: an empty container
+ * nests nothing (fuzz_mpframe found them disagreeing). */
+Test(codec, mp_skip_depth_counts_only_containers_that_hold)
+{
+	unsigned char b[80];
+	struct codec_mp_cur c;
+
+	memset(b, 0x91, 64); /* 64 nested one-element arrays */
+	b[64] = 0x90;	     /* around an empty one */
+	c = (struct codec_mp_cur){b, b + 65};
+	cr_assert_eq(codec_mp_skip(&c, 64), 0);
+	cr_assert_eq(c.p, b + 65);
+	b[64] = 0x80; /* an empty map alike */
+	c = (struct codec_mp_cur){b, b + 65};
+	cr_assert_eq(codec_mp_skip(&c, 64), 0);
+	b[64] = 0x91; /* a 65th that holds something: too deep */
+	b[65] = 0x01;
+	c = (struct codec_mp_cur){b, b + 66};
+	cr_assert_eq(codec_mp_skip(&c, 64), -1);
+}
+
 Test(codec, json_to_mp_depth)
 {
 	struct ud_error err = {0};
