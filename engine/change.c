@@ -78,84 +78,9 @@ static void pack_opt_event(msgpack_packer *pk, const struct change *ch)
  * packer, whose write callback ran once per field and per header (perf of
  * the snapshot writer at 1M users: the callback, ud_buf_append/reserve and
  * their copies ~50% of the child's time).  The bytes are msgpack-c's:
- * the same smallest forms (tests/engine/test_db.c compares them).
+ * the same smallest forms (mpw_* in codec.h; tests/engine/test_db.c
+ * compares the bytes).
  */
-static unsigned char *w_be(unsigned char *p, uint64_t v, int bytes)
-{
-	for (int i = bytes - 1; i >= 0; i--, v >>= 8)
-		p[i] = (unsigned char)v;
-	return p + bytes;
-}
-
-/* msgpack_pack_uint64's forms */
-static unsigned char *w_uint(unsigned char *p, uint64_t v)
-{
-	if (v < 128) {
-		*p = (unsigned char)v;
-		return p + 1;
-	}
-	if (v < 256) {
-		*p = 0xcc;
-		return w_be(p + 1, v, 1);
-	}
-	if (v < 65536) {
-		*p = 0xcd;
-		return w_be(p + 1, v, 2);
-	}
-	if (v <= UINT32_MAX) {
-		*p = 0xce;
-		return w_be(p + 1, v, 4);
-	}
-	*p = 0xcf;
-	return w_be(p + 1, v, 8);
-}
-
-/* msgpack_pack_int64's forms */
-static unsigned char *w_int(unsigned char *p, int64_t v)
-{
-	if (v >= -32)
-		return v < 128 ? (*p = (unsigned char)v, p + 1)
-			       : w_uint(p, (uint64_t)v);
-	if (v >= -128) {
-		*p = 0xd0;
-		return w_be(p + 1, (uint64_t)v, 1);
-	}
-	if (v >= -32768) {
-		*p = 0xd1;
-		return w_be(p + 1, (uint64_t)v, 2);
-	}
-	if (v >= INT32_MIN) {
-		*p = 0xd2;
-		return w_be(p + 1, (uint64_t)v, 4);
-	}
-	*p = 0xd3;
-	return w_be(p + 1, (uint64_t)v, 8);
-}
-
-/* msgpack_pack_str or _bin header and body; a NULL str is nil */
-static unsigned char *w_raw(unsigned char *p, bool bin, const void *s, size_t n)
-{
-	if (!bin && !s) {
-		*p = 0xc0;
-		return p + 1;
-	}
-	if (!bin && n < 32) {
-		*p++ = (unsigned char)(0xa0 | n);
-	} else if (n < 256) {
-		*p++ = bin ? 0xc4 : 0xd9;
-		p = w_be(p, n, 1);
-	} else if (n < 65536) {
-		*p++ = bin ? 0xc5 : 0xda;
-		p = w_be(p, n, 2);
-	} else {
-		*p++ = bin ? 0xc6 : 0xdb;
-		p = w_be(p, n, 4);
-	}
-	if (n)
-		memcpy(p, s, n);
-	return p + n;
-}
-
 /* Headers (7 x 5), 7 integers (7 x 9), the array and type bytes, the
  * event's fixed part (4 + 3 x 9 + 5): 160 covers them. */
 #define PUT_FIXED 160
@@ -164,7 +89,7 @@ static int encode_put(const struct change *ch, struct ud_buf *b)
 {
 	const struct record *r = ch->rec;
 	struct record_parts pt;
-	unsigned char *p, *start;
+	char *p, *start;
 	size_t need;
 
 	record_parts(r, &pt);
@@ -173,37 +98,37 @@ static int encode_put(const struct change *ch, struct ud_buf *b)
 	       (ch->has_event ? ch->ev.details_len : 0);
 	if (ud_buf_reserve(b, need))
 		return UD_ENOMEM;
-	p = start = (unsigned char *)b->data + b->len;
-	*p++ = 0x93; /* [CH_PUT, user, event | nil] */
+	p = start = b->data + b->len;
+	*p++ = (char)0x93; /* [CH_PUT, user, event | nil] */
 	*p++ = CH_PUT;
-	*p++ = 0xdc; /* array 16: a fixarray holds at most 15 */
-	p = w_be(p, USER_FIELDS, 2);
-	p = w_raw(p, false, pt.id, pt.id_len);
-	p = w_raw(p, false, pt.name, pt.name_len);
-	p = w_raw(p, false, pt.email, pt.email_len);
-	p = w_raw(p, false, pt.avatar, pt.avatar_len);
-	p = w_raw(p, true, pt.custom, pt.custom_len);
-	p = w_raw(p, true, pt.ident, pt.ident_len);
-	p = w_raw(p, false, pt.pw, pt.pw_len);
-	p = w_uint(p, r->role);
-	p = w_uint(p, r->status);
-	p = w_int(p, r->created_ms);
-	p = w_int(p, r->updated_ms);
-	p = w_int(p, r->last_sign_in_ms);
-	p = w_uint(p, r->etag);
-	p = w_uint(p, r->seq);
-	p = w_uint(p, r->failed_verifies);
-	*p++ = (r->flags & REC_LOADED) ? 0xc3 : 0xc2;
+	*p++ = (char)0xdc; /* array 16: a fixarray holds at most 15 */
+	p = mpw_be(p, USER_FIELDS, 2);
+	p = mpw_raw(p, false, pt.id, pt.id_len);
+	p = mpw_raw(p, false, pt.name, pt.name_len);
+	p = mpw_raw(p, false, pt.email, pt.email_len);
+	p = mpw_raw(p, false, pt.avatar, pt.avatar_len);
+	p = mpw_raw(p, true, pt.custom, pt.custom_len);
+	p = mpw_raw(p, true, pt.ident, pt.ident_len);
+	p = mpw_raw(p, false, pt.pw, pt.pw_len);
+	p = mpw_uint(p, r->role);
+	p = mpw_uint(p, r->status);
+	p = mpw_int(p, r->created_ms);
+	p = mpw_int(p, r->updated_ms);
+	p = mpw_int(p, r->last_sign_in_ms);
+	p = mpw_uint(p, r->etag);
+	p = mpw_uint(p, r->seq);
+	p = mpw_uint(p, r->failed_verifies);
+	*p++ = (char)((r->flags & REC_LOADED) ? 0xc3 : 0xc2);
 	if (!ch->has_event) {
-		*p++ = 0xc0;
+		*p++ = (char)0xc0;
 	} else {
-		*p++ = 0x94;
-		p = w_uint(p, ch->ev.id);
-		p = w_int(p, ch->ev.type);
-		p = w_int(p, ch->ev.ms);
+		*p++ = (char)0x94;
+		p = mpw_uint(p, ch->ev.id);
+		p = mpw_int(p, ch->ev.type);
+		p = mpw_int(p, ch->ev.ms);
 		p = ch->ev.details && ch->ev.details_len
-			? w_raw(p, true, ch->ev.details, ch->ev.details_len)
-			: w_raw(p, true, "\x80", 1);
+			? mpw_raw(p, true, ch->ev.details, ch->ev.details_len)
+			: mpw_raw(p, true, "\x80", 1);
 	}
 	b->len += (size_t)(p - start);
 	return 0;

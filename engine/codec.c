@@ -960,40 +960,7 @@ static int mp_object(msgpack_packer *pk, struct ud_buf *b, const void *mp,
  * user can need are bounded, reserved once, and the constant keys are
  * copied with their lengths known at compile time.  The output is the same
  * byte for byte (tests/engine/test_codec checks it against msgpack-c). */
-static char *mpw_str(char *p, const char *s, size_t n)
-{
-	unsigned char *u = (unsigned char *)p;
-
-	if (n < 32) {
-		*u++ = (unsigned char)(0xa0 | n);
-	} else if (n < 256) {
-		*u++ = 0xd9;
-		*u++ = (unsigned char)n;
-	} else if (n < 65536) {
-		*u++ = 0xda;
-		*u++ = (unsigned char)(n >> 8);
-		*u++ = (unsigned char)n;
-	} else {
-		*u++ = 0xdb;
-		*u++ = (unsigned char)(n >> 24);
-		*u++ = (unsigned char)(n >> 16);
-		*u++ = (unsigned char)(n >> 8);
-		*u++ = (unsigned char)n;
-	}
-	memcpy(u, s, n);
-	return (char *)u + n;
-}
-
-#define MPW_KEY(p, k) mpw_str((p), (k), sizeof(k) - 1)
-
-static char *mpw_opt_str(char *p, const char *s, size_t n)
-{
-	if (!s) {
-		*p = (char)0xc0;
-		return p + 1;
-	}
-	return mpw_str(p, s, n);
-}
+#define MPW_KEY(p, k) mpw_raw((p), false, (k), sizeof(k) - 1)
 
 /* Formatted in place: a time is always a 24-byte string. */
 static char *mpw_time(char *p, int64_t ms)
@@ -1074,17 +1041,17 @@ int codec_user_mp(const struct ud_user_view *v, struct ud_buf *b)
 	p = b->data + b->len;
 	*p++ = (char)(0x80 | 12);
 	p = MPW_KEY(p, "id");
-	p = mpw_opt_str(p, v->id, v->id_len);
+	p = mpw_raw(p, false, v->id, v->id_len);
 	p = MPW_KEY(p, "name");
-	p = mpw_opt_str(p, v->name, v->name_len);
+	p = mpw_raw(p, false, v->name, v->name_len);
 	p = MPW_KEY(p, "email");
-	p = mpw_opt_str(p, v->email, v->email_len);
+	p = mpw_raw(p, false, v->email, v->email_len);
 	p = MPW_KEY(p, "role");
 	p = mpw_name(p, role);
 	p = MPW_KEY(p, "status");
 	p = mpw_name(p, status);
 	p = MPW_KEY(p, "avatar");
-	p = mpw_opt_str(p, v->avatar, v->avatar_len);
+	p = mpw_raw(p, false, v->avatar, v->avatar_len);
 	p = MPW_KEY(p, "custom_data");
 	p = mpw_object(p, v->custom_data, v->custom_data_len);
 	p = MPW_KEY(p, "identities");
