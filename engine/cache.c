@@ -236,21 +236,18 @@ struct record *cache_load(ud_db *db, enum ud_key_kind kind, const char *key,
 	rc = db->opts.loader(db->opts.loader_ctx, kind, key, len, &f);
 	if (rc == UD_ENOTFOUND)
 		return NULL;
-	/* from here on a NULL is a failed load, not an absent user: counted,
-	 * since the caller sees both as NULL */
-	db->load_failures++;
-	if (rc != 0 || !load_matches(&f, kind, key, len))
-		return NULL;
-	r = load_record(db, &f);
-	if (!r)
-		return NULL;
+	if (rc != 0 || !load_matches(&f, kind, key, len) ||
+	    (r = load_record(db, &f)) == NULL)
+		goto failed;
 	r->created_ms = r->updated_ms = db_now(db);
 	r->etag = db->last_etag + 1;
 	r->seq = db->last_event + 1;
 	ch.rec = r;
 	if (db_commit(db, &ch, NULL))
-		return NULL;
-	db->load_failures--;
+		goto failed;
 	db->loads++;
 	return db_find(db, f.id, f.id_len);
+failed: /* counted: the caller sees a NULL as for an absent user */
+	db->load_failures++;
+	return NULL;
 }
