@@ -24,6 +24,7 @@
 
 #include "codec.h"
 #include "userdb.h"
+#include "userdb_version.h"
 
 struct cli {
 	const char *host, *port, *socket_path, *data_dir;
@@ -49,6 +50,7 @@ static void usage(FILE *out)
 	      "  suspend ID | unsuspend ID | logs USER_ID [--page N] "
 	      "[--limit N]\n"
 	      "  call METHOD JSON-PARAMS\n"
+	      "  --help | --version\n"
 	      "environment: USERDB_API_KEY, USERDB_PORT, USERDB_SOCKET\n",
 	      out);
 }
@@ -316,6 +318,10 @@ int main(int argc, char **argv)
 	if (getenv("USERDB_PORT"))
 		c.port = getenv("USERDB_PORT");
 	c.socket_path = getenv("USERDB_SOCKET");
+	if (argc == 2 && !strcmp(argv[1], "--version")) {
+		printf("userdb-cli %s\n", UD_VERSION_TEXT);
+		return 0;
+	}
 	int first = parse_opts(&c, argc, argv);
 	if (first < 0 || first >= argc || !strcmp(argv[first], "--help")) {
 		usage(first < 0 || first >= argc ? stderr : stdout);

@@ -290,4 +290,6 @@ void config_usage(FILE *out)
 			 opts[i].arg ? opts[i].arg : "");
 		fprintf(out, "  %-28s %s\n", left, opts[i].help);
 	}
+	fprintf(out, "  %-28s %s\n", "--version",
+		"print the version and exit (no environment twin)");
 }

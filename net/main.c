@@ -1,11 +1,14 @@
 /*
  * main.c -- userdb-server: parse the configuration, start, serve until
- * SIGTERM/SIGINT, exit 0 (1 when it cannot start).
+ * SIGTERM/SIGINT, exit 0 (1 when it cannot start).  --version prints the
+ * version and exits 0 before anything else is read.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "config.h"
 #include "server.h"
+#include "userdb_version.h"
 
 extern char **environ;
 
@@ -15,6 +18,11 @@ int main(int argc, char **argv)
 	static struct server srv; /* the one instance; see server.h */
 	int status = 0;
 
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--version")) {
+			printf("userdb-server %s\n", UD_VERSION_TEXT);
+			return 0;
+		}
 	if (config_parse(&cfg, argc, argv, environ, stderr)) {
 		fprintf(stderr, "try: userdb-server --help\n");
 		return 2;

@@ -27,6 +27,7 @@
 #include "recover.h"
 #include "snapshot.h"
 #include "userdb.h"
+#include "userdb_version.h"
 
 struct check {
 	const char *dir;
@@ -227,10 +228,18 @@ static int check_dir(struct check *c)
 	return c->damaged;
 }
 
-static int usage(void)
+/* Asked for (--help): stdout, exit 0; a bad command line: stderr, exit 2. */
+static int usage(bool asked)
 {
-	fprintf(stderr, "usage: userdb-check [--repair] DATA_DIR\n");
-	return 2;
+	fprintf(
+	    asked ? stdout : stderr,
+	    "usage: userdb-check [--repair] DATA_DIR\n"
+	    "       userdb-check --help | --version\n\n"
+	    "Checks every snapshot and log file of DATA_DIR and replays it\n"
+	    "as a start would: exit 0 sound, 1 damaged, 2 usage or not\n"
+	    "readable.  --repair (server stopped) cuts the log at the first\n"
+	    "bad record, keeping what it cuts as *.dropped files.\n");
+	return asked ? 0 : 2;
 }
 
 int main(int argc, char **argv)
@@ -244,14 +253,17 @@ int main(int argc, char **argv)
 			c.repair = true;
 		else if (strcmp(argv[i], "-h") == 0 ||
 			 strcmp(argv[i], "--help") == 0)
-			return usage();
-		else if (argv[i][0] == '-' || c.dir)
-			return usage();
+			return usage(true);
+		else if (strcmp(argv[i], "--version") == 0) {
+			printf("userdb-check %s\n", UD_VERSION_TEXT);
+			return 0;
+		} else if (argv[i][0] == '-' || c.dir)
+			return usage(false);
 		else
 			c.dir = argv[i];
 	}
 	if (!c.dir)
-		return usage();
+		return usage(false);
 	if (c.repair && datadir_lock(c.dir, &lock_fd, &err) != 0) {
 		fprintf(stderr, "userdb-check: %s\n", err.message);
 		return 2;

@@ -4,9 +4,9 @@
  *
  * Every write, fdatasync and ftruncate that persistence issues goes through
  * the fault_* wrappers below.  Without UD_FAULT_INJECTION they are the plain
- * system calls.  With it (CMake's default, so tests and the server's
- * integration tests can use it) each store carries one struct fault: no
- * globals.  Two ways to arm it:
+ * system calls.  With it (off by default, so nothing installed carries the
+ * hooks; scripts/test.sh turns it on, and the tests are only built with it)
+ * each store carries one struct fault: no globals.  Two ways to arm it:
  *
  *   - persist_fault_set(db, spec) (persist.h), from tests;
  *   - the environment variable USERDB_FAULT=spec, read once by ud_open(),

@@ -16,7 +16,8 @@ secs=${1:-300}
 harnesses=("$@")
 [ ${#harnesses[@]} -gt 0 ] || harnesses=(mpframe rpc http fields recover apply)
 
-CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DUD_FUZZ=ON >/dev/null
+CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DUD_FUZZ=ON \
+	-DUD_FAULT_INJECTION=ON >/dev/null
 cmake --build build-fuzz -j2 --target fuzz_all >/dev/null
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1

@@ -8,11 +8,13 @@ jobs=$(nproc)
 
 bash scripts/format.sh --check
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DUD_WERROR=ON >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DUD_WERROR=ON \
+  -DUD_FAULT_INJECTION=ON >/dev/null
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure --no-tests=error -j"$jobs"
 
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DUD_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DUD_SANITIZE=ON \
+  -DUD_FAULT_INJECTION=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure --no-tests=error -j"$jobs"
