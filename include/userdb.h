@@ -34,6 +34,15 @@
 extern "C" {
 #endif
 
+/* Exports.  libuserdb.so is built with hidden visibility: what this header
+ * declares, and nothing else, is its interface.  The push/pop pair below
+ * (GCC and Clang) is the export marker for every declaration in between,
+ * so a function added here is exported without a per-line macro, and one
+ * declared only in an internal header stays out of the shared library. */
+#if defined(__GNUC__) && !defined(UD_NO_VISIBILITY)
+#pragma GCC visibility push(default)
+#endif
+
 /* ---- errors ------------------------------------------------------------ */
 
 /* One code space for the whole project.  ud_code_name() gives the wire name
@@ -476,6 +485,10 @@ struct ud_stats {
 	bool unavailable;
 };
 void ud_stats(ud_db *db, struct ud_stats *out);
+
+#if defined(__GNUC__) && !defined(UD_NO_VISIBILITY)
+#pragma GCC visibility pop
+#endif
 
 #ifdef __cplusplus
 }

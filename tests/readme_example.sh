@@ -2,16 +2,19 @@
 # readme_example.sh SOURCE_DIR BUILD_DIR -- the README's embedding example,
 # taken from README.md as written (the C block that starts with
 # "/* hello_userdb.c" and the sh block after it), compiled and run against
-# the libraries in BUILD_DIR.  The block's cmake line is skipped (BUILD_DIR
-# is built already); every other line runs as written, from a folder where
-# include/ and build/ are the source's and BUILD_DIR.
+# BUILD_DIR installed into a temporary prefix.  The block's cmake and sudo
+# lines (build, install, ldconfig) are replaced by that install; every
+# other line runs as written, with pkg-config and the loader pointed at the
+# prefix.
 set -euo pipefail
 src=$(cd "$1" && pwd)
 bld=$(cd "$2" && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-ln -s "$src/include" "$tmp/include"
-ln -s "$bld" "$tmp/build"
+cmake --install "$bld" --prefix "$tmp/prefix" >/dev/null
+libdir=$(cd "$tmp/prefix" && ls -d lib*/pkgconfig | head -1)
+libdir=$tmp/prefix/${libdir%/pkgconfig}
+export PKG_CONFIG_PATH=$libdir/pkgconfig LD_LIBRARY_PATH=$libdir
 awk '/^```c$/ { c = 1; n = 0; next }
      c && /^```$/ { c = 0; if (keep) exit; next }
      c { if (++n == 1 && $0 ~ /^\/\* hello_userdb\.c/) keep = 1; if (keep) print }' \
@@ -19,9 +22,11 @@ awk '/^```c$/ { c = 1; n = 0; next }
 awk 'f && /^```sh$/ { s = 1; next }
      /^\/\* hello_userdb\.c/ { f = 1 }
      s && /^```$/ { exit }
-     s { print }' "$src/README.md" | grep -v '^cmake ' >"$tmp/run.sh"
+     s { print }' "$src/README.md" | grep -v '^cmake \|^sudo ' >"$tmp/run.sh"
 test -s "$tmp/hello_userdb.c" || { echo "no example in README.md"; exit 1; }
 grep -q '^\./hello_userdb$' "$tmp/run.sh" || { echo "no run line"; exit 1; }
+grep -q 'pkg-config --cflags --libs userdb' "$tmp/run.sh" ||
+	{ echo "no pkg-config line"; exit 1; }
 cd "$tmp"
 out=$(bash -e run.sh)
 echo "$out"
