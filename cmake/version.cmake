@@ -10,11 +10,19 @@
 set(rev "")
 if(EXISTS "${SRC}/.git")
   execute_process(
-    COMMAND git -C "${SRC}" describe --always --dirty --abbrev=12
+    COMMAND git -C "${SRC}" rev-parse --short=12 HEAD
     OUTPUT_VARIABLE rev OUTPUT_STRIP_TRAILING_WHITESPACE
     RESULT_VARIABLE rc ERROR_QUIET)
   if(NOT rc EQUAL 0)
     set(rev "")
+  else()
+    execute_process(COMMAND git -C "${SRC}" update-index -q --refresh
+                    OUTPUT_QUIET ERROR_QUIET)
+    execute_process(COMMAND git -C "${SRC}" diff-index --quiet HEAD --
+                    RESULT_VARIABLE dirty OUTPUT_QUIET ERROR_QUIET)
+    if(NOT dirty EQUAL 0)
+      set(rev "${rev}-dirty")
+    endif()
   endif()
 endif()
 set(text "${VERSION}")
