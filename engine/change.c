@@ -9,6 +9,7 @@
  *   [2, id, event]                                           CH_DEL
  *   [3, id, event]                                           CH_EVENT
  *   [4, id, deleted, [event, ...]]   (events oldest first)   CH_LOG
+ *   [5, [event, ...]]    (runs: id = first seq, details)     CH_ACTORS
  *
  *   user  = [id, name, email, avatar | nil, custom_data (bin),
  *            identities (bin), password_hash | nil, role, status,
@@ -19,9 +20,10 @@
  * Strings are msgpack str, embedded msgpack maps are bin.  A record is
  * self-contained: applying it needs no clock, no random ids and no
  * password hashing, so replay rebuilds exactly the same store.  A dump is
- * CH_COUNTERS, one CH_PUT (no event) per user in creation order, then one
- * CH_LOG per kept log: live users' first, then deleted users' in the order
- * they were deleted (so the FIFO of deleted logs comes back the same).
+ * CH_COUNTERS, CH_ACTORS when there are runs (actor.h), one CH_PUT (no event)
+ * per user in creation order, then one CH_LOG per kept log: live users' first,
+ * then deleted users' in the order they were deleted (so the FIFO of deleted
+ * logs comes back the same).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +183,13 @@ int change_encode(const struct change *ch, struct ud_buf *b)
 			msgpack_pack_true(&pk);
 		else
 			msgpack_pack_false(&pk);
+		msgpack_pack_array(&pk, ch->nevents);
+		for (i = 0; i < ch->nevents; i++)
+			pack_event(&pk, &ch->events[i]);
+		break;
+	case CH_ACTORS:
+		msgpack_pack_array(&pk, 2);
+		msgpack_pack_int(&pk, CH_ACTORS);
 		msgpack_pack_array(&pk, ch->nevents);
 		for (i = 0; i < ch->nevents; i++)
 			pack_event(&pk, &ch->events[i]);
@@ -353,13 +362,12 @@ static struct record *rd_user(struct rd *r)
 	return rec;
 }
 
-static void rd_log(struct rd *r, struct change *ch)
+/* [event, ...] into ch->events. */
+static void rd_events(struct rd *r, struct change *ch)
 {
 	uint32_t n, i;
 	bool has;
 
-	ch->id = rd_bytes(r, &ch->id_len, false);
-	ch->deleted = rd_bool(r);
 	n = rd_array(r, 0);
 	if (r->bad || n > UINT16_MAX)
 		return;
@@ -371,6 +379,13 @@ static void rd_log(struct rd *r, struct change *ch)
 	for (i = 0; i < n && !r->bad; i++)
 		rd_event(r, &ch->events[i], &has);
 	ch->nevents = n;
+}
+
+static void rd_log(struct rd *r, struct change *ch)
+{
+	ch->id = rd_bytes(r, &ch->id_len, false);
+	ch->deleted = rd_bool(r);
+	rd_events(r, ch);
 }
 
 static void rd_body(struct rd *r, struct change *ch, uint32_t n)
@@ -399,6 +414,10 @@ static void rd_body(struct rd *r, struct change *ch, uint32_t n)
 		r->bad |= n != 4;
 		rd_log(r, ch);
 		break;
+	case CH_ACTORS:
+		r->bad |= n != 2;
+		rd_events(r, ch);
+		break;
 	default:
 		r->bad = true;
 	}
@@ -420,7 +439,7 @@ int change_decode_with(const void *rec, size_t len,
 	memset(ch, 0, sizeof(*ch));
 	n = rd_array(&r, 0);
 	type = n ? rd_uint(&r) : 0;
-	if (!n || type > CH_LOG)
+	if (!n || type > CH_ACTORS)
 		r.bad = true;
 	ch->type = (int)(type & 0xff);
 	if (!r.bad)
@@ -663,6 +682,20 @@ static int check_log(const ud_db *db, const struct change *ch,
 	return 0;
 }
 
+static int check_actors(const struct change *ch, struct ud_error *err)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < ch->nevents; i++) {
+		if ((rc = check_event(&ch->events[i], err)) != 0)
+			return rc;
+		if (i && ch->events[i].id <= ch->events[i - 1].id)
+			return BAD("actor runs: first seqs not increasing");
+	}
+	return 0;
+}
+
 int change_check_record(const struct change *ch, struct ud_error *err)
 {
 	return ch->type == CH_PUT ? check_put_record(ch, err) : 0;
@@ -708,6 +741,8 @@ int change_check_store(const ud_db *db, const struct change *ch,
 		return 0;
 	case CH_LOG:
 		return check_log(db, ch, err);
+	case CH_ACTORS:
+		return check_actors(ch, err);
 	}
 	return BAD("unknown type %d", ch->type);
 }
@@ -839,6 +874,31 @@ static int dump_users(struct dumper *d, bool logs)
 	return 0;
 }
 
+static int dump_actors(struct dumper *d)
+{
+	const struct actors *a = &d->db->actors;
+	struct change ch = {.type = CH_ACTORS};
+	size_t i;
+	int rc;
+
+	ch.events = malloc(a->n_runs * sizeof(*ch.events));
+	if (!ch.events)
+		return UD_ENOMEM;
+	ch.nevents = a->n_runs;
+	for (i = 0; i < a->n_runs; i++) {
+		const struct actor_run *run = &a->runs[i];
+		ch.events[i] = (struct change_event){run->first_seq, 0,
+						     UD_EV_CREATED, "\x80", 1};
+		if (run->name != ACTOR_NONE) {
+			ch.events[i].details = a->names[run->name].data;
+			ch.events[i].details_len = a->names[run->name].len;
+		}
+	}
+	rc = dump_emit(d, &ch);
+	free(ch.events);
+	return rc;
+}
+
 int ud_db_dump(ud_db *db, ud_journal_fn emit, void *ctx)
 {
 	struct dumper d = {db, emit, ctx, {0}, NULL};
@@ -854,6 +914,8 @@ int ud_db_dump(ud_db *db, ud_journal_fn emit, void *ctx)
 	ch.last_ms = db->last_ms;
 	ch.failed_verifies = db->failed_verifies;
 	rc = dump_emit(&d, &ch);
+	if (!rc && db->actors.n_runs)
+		rc = dump_actors(&d);
 	if (!rc)
 		rc = dump_users(&d, false);
 	if (!rc)

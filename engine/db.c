@@ -101,6 +101,7 @@ void ud_db_free(ud_db *db)
 	index_destroy(&db->by_email);
 	order_destroy(&db->order);
 	actlog_destroy(&db->log);
+	actors_destroy(&db->actors);
 	cache_destroy(db);
 	ud_buf_free(&db->enc);
 	free(db);
@@ -239,8 +240,11 @@ static struct ulog *user_log(ud_db *db, struct record *r)
 		return NULL;
 	actlog_revive(&db->log, l);
 	if (!(r->flags & REC_LOADED)) {
+		size_t dn;
+		const void *d =
+		    actors_created_details(&db->actors, r->seq, &dn);
 		if (actlog_append(&db->log, l, r->seq, UD_EV_CREATED,
-				  r->created_ms, NULL, 0))
+				  r->created_ms, d, dn))
 			return NULL;
 		db->implicit--;
 	}
@@ -315,7 +319,12 @@ static int put_new(ud_db *db, struct record *r, const struct change *ch,
 	} else {
 		if (!(r->flags & REC_LOADED))
 			db->implicit++;
-		if (ch->has_event && ch->ev.type != UD_EV_CREATED)
+		/* out of memory here only loses the implicit event's actor */
+		if (ch->has_event && ch->ev.type == UD_EV_CREATED)
+			(void)actors_note_created(&db->actors, r->seq,
+						  ch->ev.details,
+						  ch->ev.details_len);
+		else if (ch->has_event)
 			user_event(db, r, &ch->ev);
 	}
 	if (db->cache)
@@ -466,6 +475,19 @@ static int apply_log(ud_db *db, const struct change *ch)
 	return 0;
 }
 
+static int apply_actors(ud_db *db, const struct change *ch)
+{
+	size_t i;
+	int rc = 0;
+
+	actors_reset(&db->actors);
+	for (i = 0; i < ch->nevents && !rc; i++)
+		rc = actors_note_created(&db->actors, ch->events[i].id,
+					 ch->events[i].details,
+					 ch->events[i].details_len);
+	return rc;
+}
+
 int db_apply_change(ud_db *db, struct change *ch)
 {
 	return db_apply_change_keys(db, ch, NULL);
@@ -487,6 +509,8 @@ int db_apply_change_keys(ud_db *db, struct change *ch, const struct db_keys *k)
 		return apply_event(db, ch);
 	case CH_LOG:
 		return apply_log(db, ch);
+	case CH_ACTORS:
+		return apply_actors(db, ch);
 	}
 	return UD_ECORRUPT;
 }
@@ -514,6 +538,12 @@ int db_commit(ud_db *db, struct change *ch, struct ud_error *err)
 		ch->rec = NULL;
 		return ud_error_set(err, UD_EUNAVAILABLE, NULL,
 				    "the store's change counters are used up");
+	}
+	if (ch->has_event &&
+	    actors_merge(&db->actors, &ch->ev.details, &ch->ev.details_len)) {
+		free(ch->rec);
+		ch->rec = NULL;
+		return ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
 	}
 	if (ch->type == CH_PUT && reserve_put(db)) {
 		free(ch->rec);

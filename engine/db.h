@@ -44,6 +44,7 @@
 #include <stdint.h>
 
 #include "actlog.h"
+#include "actor.h"
 #include "index.h"
 #include "journal.h"
 #include "order.h"
@@ -71,6 +72,7 @@ struct ud_db {
 	struct index by_email;
 	struct order order;
 	struct actlog log;
+	struct actors actors; /* ud_set_actor, created-event runs */
 
 	uint64_t last_etag;  /* last etag issued */
 	uint64_t last_event; /* last event id (and creation seq) issued */
@@ -103,6 +105,7 @@ enum change_type {
 	CH_DEL = 2,	 /* a delete (+ the deleted event) */
 	CH_EVENT = 3,	 /* an event alone: a failed password verification */
 	CH_LOG = 4,	 /* a user's kept log, in a dump */
+	CH_ACTORS = 5,	 /* the created-event actor runs (actor.h), in a dump */
 };
 
 struct change_event {
@@ -124,7 +127,8 @@ struct change {
 	/* CH_COUNTERS */
 	uint64_t last_etag, last_event, failed_verifies;
 	int64_t last_ms;
-	/* CH_LOG: events oldest first */
+	/* CH_LOG: events oldest first; CH_ACTORS: one per run (id = its
+	 * first seq, details = the actor's details, type user.created) */
 	bool deleted;
 	size_t nevents;
 	struct change_event *events;

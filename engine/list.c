@@ -456,15 +456,16 @@ int ud_user_list(ud_db *db, const struct ud_query *q, struct ud_page *out,
 /* ---- activity-log pages ---------------------------------------------------
  */
 
-static void log_implicit(const struct record *r, struct ud_log_view *v)
+static void log_implicit(const ud_db *db, const struct record *r,
+			 struct ud_log_view *v)
 {
 	v->id = r->seq;
 	v->user_id = record_id(r);
 	v->user_id_len = r->id_len;
 	v->event = UD_EV_CREATED;
 	v->created_ms = r->created_ms;
-	v->details = "\x80";
-	v->details_len = 1;
+	v->details =
+	    actors_created_details(&db->actors, r->seq, &v->details_len);
 }
 
 static void log_fill(const struct ulog *l, uint64_t offset,
@@ -506,7 +507,7 @@ int ud_log_list(ud_db *db, const char *user_id, size_t len, unsigned page,
 	if (r && !(r->flags & (REC_HAS_LOG | REC_LOADED))) {
 		out->total = 1;
 		if (offset == 0)
-			log_implicit(r, &out->items[out->count++]);
+			log_implicit(db, r, &out->items[out->count++]);
 	} else if ((l = actlog_find(&db->log, user_id, len)) != NULL) {
 		log_fill(l, offset, out);
 	}

@@ -299,6 +299,17 @@ struct ud_lookup {
  * Changes nothing; never asks the loader. */
 void ud_user_prefetch(ud_db *db, const struct ud_lookup *keys, size_t n);
 
+/* The actor of every later mutation, until changed: each activity event it
+ * makes carries {"actor": name} in its details (name copied, at most 255
+ * bytes, else UD_EINVAL), journaled and replayed with the event; the
+ * implicit user.created event keeps it too.  NULL clears it (events then
+ * have no actor).  A server sets it to the requesting key's name before
+ * each request.  0, UD_EINVAL or UD_ENOMEM (then no actor is set). */
+int ud_set_actor(ud_db *db, const char *name, size_t len);
+/* The current actor (borrowed until the next ud_set_actor), or NULL with
+ * *len 0 when none is set. */
+const char *ud_actor(const ud_db *db, size_t *len);
+
 /* Create a user.  With UD_F_PASSWORD the password is hashed here, on the
  * calling thread (slow); the server instead hashes on a worker with
  * ud_password_hash() and passes UD_F_PASSWORD_HASH.  *out may be NULL. */
