@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev libxxhash-dev
       libcriterion-dev libsodium-dev libjansson-dev libutf8proc-dev libhttp-parser-dev python3
-      python3-msgpack curl clang-format)
+      python3-msgpack curl clang-format postgresql-15 libpq-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
