@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "backoff.h"
@@ -595,6 +596,7 @@ static int server_listen(struct server *srv)
 		printf("rpc listening on unix:%s\n", srv->cfg.socket_path);
 	printf("userdb ready rpc=%s http=%s\n", rpc, http);
 	fflush(stdout);
+	sd_notifyf(0, "READY=1\nSTATUS=serving rpc=%s http=%s", rpc, http);
 	return 0;
 }
 
@@ -604,9 +606,11 @@ static int server_listen(struct server *srv)
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	struct server *srv = arg;
-	if (!srv->stopping)
+	if (!srv->stopping) {
 		fprintf(stderr, "userdb-server: signal %d, shutting down\n",
 			(int)sig);
+		sd_notify(0, "STOPPING=1\nSTATUS=shutting down");
+	}
 	srv->stopping = true;
 }
 

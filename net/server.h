@@ -42,6 +42,11 @@
  * reads nothing for --write-timeout seconds while replies wait, is
  * disconnected.  --idle-timeout closes silent connections.
  *
+ * systemd (Type=notify, packaging/userdb.service): READY=1 through
+ * sd_notify once both listeners accept, right after the ready line;
+ * STOPPING=1 when a shutdown signal arrives.  Without NOTIFY_SOCKET in the
+ * environment both are no-ops.
+ *
  * Shutdown (SIGTERM/SIGINT): listeners close; connections stop being read;
  * the loop runs until password jobs in flight are done and their replies
  * flushed and written (at most 5 s for slow readers); then ud_close()
@@ -137,7 +142,8 @@ struct server {
 };
 
 /* Parse nothing, open everything: store, key, listeners; print the ports
- * and the ready line on stdout.  Returns 0 or -1 (message on stderr). */
+ * and the ready line on stdout, and tell systemd READY=1.  Returns 0 or -1
+ * (message on stderr). */
 int server_start(struct server *srv, const struct server_config *cfg);
 /* Run until SIGTERM/SIGINT, then shut down gracefully. */
 void server_run(struct server *srv);

@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev libxxhash-dev
       libcriterion-dev libsodium-dev libjansson-dev libutf8proc-dev libhttp-parser-dev python3
-      python3-msgpack curl clang-format postgresql-15 libpq-dev)
+      python3-msgpack curl clang-format postgresql-15 libpq-dev
+      libsystemd-dev systemd help2man dpkg-dev file adduser)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
