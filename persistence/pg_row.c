@@ -1,0 +1,212 @@
+/*
+ * pg_row.c -- rows of schema userdb <-> change records; see pg_row.h.
+ */
+#include "pg_row.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "codec.h"
+#include "db.h"
+#include "record.h"
+
+#define BADROW(field, ...) ud_error_set(err, UD_EINVAL, field, __VA_ARGS__)
+
+int pg_row_int(const char *s, size_t n, int64_t *out)
+{
+	char buf[24], *end;
+	long long v;
+
+	if (!s || n == 0 || n >= sizeof buf)
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int pg_row_event_type(const char *s, size_t n)
+{
+	for (int t = 0; t < UD_EV__COUNT; t++) {
+		const char *name = ud_event_name(t);
+		if (name && strlen(name) == n && memcmp(name, s, n) == 0)
+			return t;
+	}
+	return -1;
+}
+
+/* JSON text of an object column into msgpack appended to b. */
+static int json_col(const struct pg_val *v, const char *field, struct ud_buf *b,
+		    struct ud_error *err)
+{
+	json_error_t jerr;
+	json_t *j;
+	int rc;
+
+	if (!v->s)
+		return ud_buf_append(b, "\x80", 1); /* NULL reads as {} */
+	j = json_loadb(v->s, v->n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	if (!j)
+		return BADROW(field, "%s: %s", field, jerr.text);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return BADROW(field, "%s is not a JSON object", field);
+	}
+	rc = codec_json_to_mp(j, b, field, err);
+	json_decref(j);
+	return rc;
+}
+
+static int int_col(const struct pg_val *v, const char *field, int64_t lo,
+		   int64_t hi, int64_t *out, struct ud_error *err)
+{
+	if (!v->s || pg_row_int(v->s, v->n, out) || *out < lo || *out > hi)
+		return BADROW(field, "%s out of range", field);
+	return 0;
+}
+
+static int user_numbers(const struct pg_val *v, struct record *r,
+			struct ud_error *err)
+{
+	int64_t t[3], ver, failed;
+	int rc;
+
+	if ((rc = int_col(&v[PGU_SIGNIN_MS], "last_sign_in_at", -1, INT64_MAX,
+			  &t[0], err)) ||
+	    (rc = int_col(&v[PGU_CREATED_MS], "created_at", INT64_MIN,
+			  INT64_MAX, &t[1], err)) ||
+	    (rc = int_col(&v[PGU_UPDATED_MS], "updated_at", INT64_MIN,
+			  INT64_MAX, &t[2], err)) ||
+	    (rc = int_col(&v[PGU_VERSION], "version", 1, REC_COUNTER_MAX, &ver,
+			  err)) ||
+	    (rc = int_col(&v[PGU_FAILED], "failed_verifies", 0, UINT32_MAX,
+			  &failed, err)))
+		return rc;
+	r->last_sign_in_ms = t[0];
+	r->created_ms = t[1];
+	r->updated_ms = t[2];
+	r->etag = (uint64_t)ver;
+	r->failed_verifies = (uint32_t)failed;
+	return 0;
+}
+
+/* role and status by name; NULL or unknown is refused. */
+static int enum_cols(const struct pg_val *v, struct record *r,
+		     struct ud_error *err)
+{
+	int role =
+	    v[PGU_ROLE].s ? ud_role_parse(v[PGU_ROLE].s, v[PGU_ROLE].n) : -1;
+	int status = v[PGU_STATUS].s
+			 ? ud_status_parse(v[PGU_STATUS].s, v[PGU_STATUS].n)
+			 : -1;
+
+	if (role < 0)
+		return BADROW("role", "role is not admin, user or viewer");
+	if (status < 0)
+		return BADROW("status",
+			      "status is not active, inactive or suspended");
+	r->role = (unsigned)role & 3;
+	r->status = (unsigned)status & 3;
+	return 0;
+}
+
+int pg_row_put(const struct pg_val *v, uint64_t seq, struct ud_buf *out,
+	       struct ud_error *err)
+{
+	struct ud_buf custom = {0}, ident = {0};
+	struct record_parts p = {0};
+	struct change ch = {.type = CH_PUT};
+	int rc;
+
+	if (!v[PGU_ID].s || !v[PGU_NAME].s || !v[PGU_EMAIL].s) {
+		rc = BADROW("id", "id, name or email is NULL");
+		goto done;
+	}
+	if ((rc = json_col(&v[PGU_CUSTOM], "custom_data", &custom, err)) ||
+	    (rc = json_col(&v[PGU_IDENT], "identities", &ident, err)))
+		goto done;
+	p = (struct record_parts){
+	    v[PGU_ID].s,     v[PGU_ID].n,    v[PGU_NAME].s,   v[PGU_NAME].n,
+	    v[PGU_EMAIL].s,  v[PGU_EMAIL].n, v[PGU_AVATAR].s, v[PGU_AVATAR].n,
+	    custom.data,     custom.len,     ident.data,      ident.len,
+	    v[PGU_PWHASH].s, v[PGU_PWHASH].n};
+	ch.rec = record_new(&p);
+	if (!ch.rec) {
+		rc = BADROW("id", "a column is longer than a user holds");
+		goto done;
+	}
+	if ((rc = user_numbers(v, ch.rec, err)) ||
+	    (rc = enum_cols(v, ch.rec, err)))
+		goto done;
+	ch.rec->seq = seq;
+	rc = change_encode(&ch, out);
+done:
+	free(ch.rec);
+	ud_buf_free(&custom);
+	ud_buf_free(&ident);
+	return rc;
+}
+
+int pg_row_event(const struct pg_val *v, struct pg_event *e,
+		 struct ud_buf *details, struct ud_error *err)
+{
+	int64_t id, ms;
+	int rc;
+
+	if ((rc = int_col(&v[PGE_ID], "id", 1, REC_COUNTER_MAX, &id, err)) ||
+	    (rc = int_col(&v[PGE_MS], "created_at", INT64_MIN, INT64_MAX, &ms,
+			  err)))
+		return rc;
+	e->type = v[PGE_EVENT].s
+		      ? pg_row_event_type(v[PGE_EVENT].s, v[PGE_EVENT].n)
+		      : -1;
+	if (e->type < 0)
+		return BADROW("event", "unknown event");
+	e->id = (uint64_t)id;
+	e->ms = ms;
+	e->details_off = details->len;
+	rc = json_col(&v[PGE_DETAILS], "details", details, err);
+	e->details_len = details->len - e->details_off;
+	return rc;
+}
+
+int pg_row_log(const char *id, size_t id_len, bool deleted,
+	       const struct pg_event *ev, size_t n,
+	       const struct ud_buf *details, struct ud_buf *out)
+{
+	struct change ch = {.type = CH_LOG,
+			    .id = id,
+			    .id_len = id_len,
+			    .deleted = deleted,
+			    .nevents = n};
+	int rc;
+
+	ch.events = calloc(n ? n : 1, sizeof(*ch.events));
+	if (!ch.events)
+		return UD_ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		ch.events[i] = (struct change_event){
+		    ev[i].id, ev[i].ms, ev[i].type,
+		    details->data + ev[i].details_off, ev[i].details_len};
+	rc = change_encode(&ch, out);
+	free(ch.events);
+	return rc;
+}
+
+int pg_row_counters(uint64_t last_etag, uint64_t last_event, int64_t last_ms,
+		    struct ud_buf *out)
+{
+	struct change ch = {.type = CH_COUNTERS,
+			    .last_etag = last_etag,
+			    .last_event = last_event,
+			    .last_ms = last_ms};
+
+	return change_encode(&ch, out);
+}
