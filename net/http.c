@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "codec.h"
+#include "console.h"
 #include "valid.h"
 #include "backoff.h"
 #include "pwjob.h"
@@ -21,7 +22,9 @@
 struct http_conn {
 	http_parser parser;
 	struct ud_buf url, body, hname, hval, auth, if_match;
+	struct ud_buf if_none_match; /* console files only */
 	bool has_if_match, in_value, busy, parser_paused, expect_continue;
+	bool gzip_ok; /* Accept-Encoding takes gzip */
 	size_t header_bytes;
 	int limit_status; /* 413/414/431 when a limit stopped the parser */
 	uint64_t start_ns;
@@ -77,6 +80,10 @@ static const char *reason(int status)
 		return "OK";
 	case 201:
 		return "Created";
+	case 301:
+		return "Moved Permanently";
+	case 304:
+		return "Not Modified";
 	case 400:
 		return "Bad Request";
 	case 401:
@@ -103,7 +110,8 @@ static const char *reason(int status)
 }
 
 /* Queue status line, headers and body.  extra: complete header lines
- * ("Name: value\r\n"...) or NULL. */
+ * ("Name: value\r\n"...) or NULL.  body NULL: headers only, len still
+ * the Content-Length (a 304). */
 static void http_send(struct conn *c, int status, const char *extra,
 		      const char *ctype, const char *body, size_t len,
 		      bool write)
@@ -120,7 +128,7 @@ static void http_send(struct conn *c, int status, const char *extra,
 			    extra ? extra : "");
 	/* A fatal reply (limit_status) always has its body: the parser may
 	 * have guessed HEAD from a malformed method ("H(EAD"). */
-	if (hc->parser.method != HTTP_HEAD || hc->limit_status)
+	if (body && (hc->parser.method != HTTP_HEAD || hc->limit_status))
 		evbuffer_add(out, body, len);
 	conn_reply_end(c, write);
 	if (!keep)
@@ -897,6 +905,43 @@ static const struct route *route_find(struct http_req *r, const char *p,
 	return NULL;
 }
 
+/* The console's static files (console.h): no auth, GET and HEAD only. */
+static void console_serve(struct http_req *r, const char *p, size_t n)
+{
+	struct http_conn *hc = r->hc;
+	char hdr[sizeof CONSOLE_HEADERS + 160];
+	r->route = MR_HTTP_CONSOLE;
+	if (r->method != HTTP_GET && r->method != HTTP_HEAD) {
+		send_error_code(r->c, r->route, UD_EMETHOD, NULL,
+				"method not allowed", "Allow: GET, HEAD\r\n");
+		return;
+	}
+	if (n == sizeof CONSOLE_PREFIX - 1) {
+		metrics_observe(&r->c->srv->metrics, r->route, false,
+				hc->start_ns);
+		http_send(r->c, 301, "Location: /console/\r\n",
+			  "text/plain; charset=utf-8", "", 0, false);
+		return;
+	}
+	const struct console_file *f = console_find(p, n);
+	if (!f) {
+		send_error_code(r->c, r->route, UD_ENOTFOUND, NULL,
+				"no such console file", CONSOLE_HEADERS);
+		return;
+	}
+	bool gz = f->gz && hc->gzip_ok;
+	snprintf(
+	    hdr, sizeof hdr, "%sETag: %s\r\nCache-Control: no-cache\r\n%s%s",
+	    CONSOLE_HEADERS, f->etag, f->gz ? "Vary: Accept-Encoding\r\n" : "",
+	    gz ? "Content-Encoding: gzip\r\n" : "");
+	metrics_observe(&r->c->srv->metrics, r->route, false, hc->start_ns);
+	bool fresh = console_etag_matches(hc->if_none_match.data,
+					  hc->if_none_match.len, f->etag);
+	http_send(r->c, fresh ? 304 : 200, hdr, f->ctype,
+		  fresh ? NULL : (const char *)(gz ? f->gz : f->raw),
+		  gz ? f->gz_len : f->raw_len, false);
+}
+
 static bool authorized(struct conn *c, struct http_conn *hc)
 {
 	const char *s = hc->auth.data;
@@ -925,6 +970,10 @@ static void request_run(struct conn *c, struct http_conn *hc)
 		r.query_len = hc->url.len - plen - 1;
 	} else {
 		r.query = url + plen;
+	}
+	if (console_path(url, plen)) {
+		console_serve(&r, url, plen);
+		return;
 	}
 	if (!seg_eq(url, plen, "/healthz") && !authorized(c, hc)) {
 		send_error_code(c, MR_HTTP_UNMATCHED, UD_EUNAUTHORIZED, NULL,
@@ -976,8 +1025,9 @@ static int on_message_begin(http_parser *p)
 	struct conn *c = p->data;
 	struct http_conn *hc = c->state;
 	hc->url.len = hc->body.len = hc->hname.len = hc->hval.len = 0;
-	hc->auth.len = hc->if_match.len = 0;
+	hc->auth.len = hc->if_match.len = hc->if_none_match.len = 0;
 	hc->has_if_match = hc->in_value = hc->expect_continue = false;
+	hc->gzip_ok = false;
 	hc->header_bytes = 0;
 	return 0;
 }
@@ -1003,6 +1053,12 @@ static int header_done(struct http_conn *hc)
 		dst = &hc->if_match;
 		hc->has_if_match = true;
 	}
+	if (hc->hname.len == 13 &&
+	    !strncasecmp(hc->hname.data, "if-none-match", 13))
+		dst = &hc->if_none_match;
+	if (hc->hname.len == 15 &&
+	    !strncasecmp(hc->hname.data, "accept-encoding", 15))
+		hc->gzip_ok = console_accepts_gzip(hc->hval.data, hc->hval.len);
 	if (hc->hname.len == 6 && !strncasecmp(hc->hname.data, "expect", 6))
 		hc->expect_continue =
 		    hc->hval.len == 12 &&
@@ -1152,6 +1208,7 @@ static void http_free(struct conn *c)
 	ud_buf_free(&hc->hval);
 	ud_buf_free(&hc->auth);
 	ud_buf_free(&hc->if_match);
+	ud_buf_free(&hc->if_none_match);
 	ud_buf_free(&hc->out);
 	free(hc);
 }

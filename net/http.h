@@ -21,9 +21,11 @@
  * 431, 400) with Connection: close.
  *
  * Routing: fixed patterns, ids and identity targets percent-decoded (a bad
- * escape is 400).  Auth (Bearer, constant-time) on everything but /healthz,
- * checked before routing so that an unauthenticated client learns nothing
- * about paths.  Unknown path 404 not_found; known path with another method
+ * escape is 400).  The console's static files (/console, /console/...,
+ * console.h) are answered first, without auth.  Auth (Bearer,
+ * constant-time) on everything else but /healthz, checked before routing
+ * so that an unauthenticated client learns nothing about paths.  Unknown
+ * path 404 not_found; known path with another method
  * 405 method_not_allowed with Allow.
  */
 #ifndef UD_NET_HTTP_H

@@ -21,6 +21,7 @@ static const char *const route_names[MR__COUNT] = {
     [MR_HTTP_LOGS] = "GET /v1/logs",
     [MR_HTTP_HEALTHZ] = "GET /healthz",
     [MR_HTTP_METRICS] = "GET /metrics",
+    [MR_HTTP_CONSOLE] = "GET /console/",
     [MR_HTTP_UNMATCHED] = "unmatched",
     [MR_RPC_UNKNOWN] = "unknown",
     [MR_RPC_AUTH] = "auth",

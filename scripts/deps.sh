@@ -5,6 +5,10 @@ pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev libxxhash-dev
       libcriterion-dev libsodium-dev libjansson-dev libutf8proc-dev libhttp-parser-dev python3
       python3-msgpack curl clang-format postgresql-15 libpq-dev
       libsystemd-dev systemd help2man dpkg-dev file adduser)
+# The console (net/console_pack.c links zlib; tests/console runs chromium
+# through node >= 20).  npm: part of NodeSource's nodejs; Debian has it apart.
+pkgs+=(zlib1g-dev chromium nodejs)
+command -v npm >/dev/null || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

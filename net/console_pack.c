@@ -1,0 +1,211 @@
+/*
+ * console_pack.c -- the build-time packer of the admin console (console.h).
+ *
+ *     console_pack OUT.c FILE...
+ *
+ * Reads each FILE (net/console/NAME, a name of [A-Za-z0-9._-] with a known
+ * extension) and writes OUT.c: one array with the bytes as written, one
+ * with a gzip copy (zlib, level 9, mtime 0, so the output is reproducible)
+ * when that is smaller, and the table console_files[] of console.h, in the
+ * order given.  The ETag is FNV-1a 64 of the bytes: it changes when a file
+ * changes, which is all a cache validator needs.  OUT.c is written to
+ * OUT.c.tmp and renamed, so a failed run leaves no half file for the build.
+ * Exit 0, or 1 with a message on stderr.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+struct ctype_map {
+	const char *ext, *ctype;
+};
+
+static const struct ctype_map ctypes[] = {
+    {".html", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".svg", "image/svg+xml"},
+    {".png", "image/png"},
+    {".ico", "image/x-icon"},
+    {".json", "application/json"},
+};
+
+static const char *ctype_of(const char *name)
+{
+	size_t n = strlen(name);
+	for (size_t i = 0; i < sizeof ctypes / sizeof ctypes[0]; i++) {
+		size_t e = strlen(ctypes[i].ext);
+		if (n > e && !strcmp(name + n - e, ctypes[i].ext))
+			return ctypes[i].ctype;
+	}
+	return NULL;
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+	return s ? s + 1 : path;
+}
+
+static int name_ok(const char *s)
+{
+	if (!*s)
+		return 0;
+	for (; *s; s++)
+		if (!(*s == '.' || *s == '_' || *s == '-' ||
+		      (*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') ||
+		      (*s >= 'A' && *s <= 'Z')))
+			return 0;
+	return 1;
+}
+
+static unsigned char *read_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	size_t cap = 65536, n = 0;
+	unsigned char *b = malloc(cap);
+	while (b) {
+		n += fread(b + n, 1, cap - n, f);
+		if (n < cap)
+			break;
+		unsigned char *nb = realloc(b, cap *= 2);
+		if (!nb)
+			free(b);
+		b = nb;
+	}
+	if (b && ferror(f)) {
+		free(b);
+		b = NULL;
+	}
+	fclose(f);
+	*len = n;
+	return b;
+}
+
+/* gzip of in[0..n): a malloc'd buffer, or NULL. */
+static unsigned char *gzip_of(const unsigned char *in, size_t n, size_t *out)
+{
+	z_stream z = {0};
+	if (deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY))
+		return NULL;
+	uLong cap = deflateBound(&z, (uLong)n) + 32;
+	unsigned char *b = malloc(cap);
+	z.next_in = (Bytef *)in;
+	z.avail_in = (uInt)n;
+	z.next_out = b;
+	z.avail_out = (uInt)cap;
+	if (!b || deflate(&z, Z_FINISH) != Z_STREAM_END) {
+		free(b);
+		b = NULL;
+	}
+	*out = z.total_out;
+	deflateEnd(&z);
+	return b;
+}
+
+static uint64_t fnv1a(const unsigned char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static void emit_array(FILE *o, const char *name, size_t i,
+		       const unsigned char *p, size_t n)
+{
+	fprintf(o, "static const unsigned char %s_%zu[%zu] = {", name, i,
+		n ? n : 1);
+	for (size_t k = 0; k < n; k++)
+		fprintf(o, "%s%u,", k % 20 ? "" : "\n", p[k]);
+	fprintf(o, "%s};\n", n ? "\n" : "0");
+}
+
+struct packed {
+	const char *name, *ctype;
+	size_t raw_len, gz_len; /* gz_len 0: no gzip copy */
+	uint64_t etag;
+};
+
+static int pack_one(FILE *o, const char *path, size_t i, struct packed *p)
+{
+	size_t n, gn = 0;
+	p->name = base_name(path);
+	p->ctype = ctype_of(p->name);
+	if (!name_ok(p->name) || !p->ctype) {
+		fprintf(stderr, "console_pack: %s: unsupported file name\n",
+			path);
+		return -1;
+	}
+	unsigned char *raw = read_all(path, &n);
+	if (!raw) {
+		fprintf(stderr, "console_pack: %s: %s\n", path,
+			strerror(errno));
+		return -1;
+	}
+	unsigned char *gz = gzip_of(raw, n, &gn);
+	emit_array(o, "raw", i, raw, n);
+	p->raw_len = n;
+	p->gz_len = gz && gn < n ? gn : 0;
+	if (p->gz_len)
+		emit_array(o, "gz", i, gz, gn);
+	p->etag = fnv1a(raw, n);
+	free(raw);
+	free(gz);
+	return 0;
+}
+
+static void emit_table(FILE *o, const struct packed *p, size_t n)
+{
+	fprintf(o, "\nconst struct console_file console_files[] = {\n");
+	for (size_t i = 0; i < n; i++) {
+		fprintf(
+		    o, "\t{\"%s\", \"%s\", \"\\\"%016llx\\\"\", raw_%zu, %zu, ",
+		    p[i].name, p[i].ctype, (unsigned long long)p[i].etag, i,
+		    p[i].raw_len);
+		if (p[i].gz_len)
+			fprintf(o, "gz_%zu, %zu},\n", i, p[i].gz_len);
+		else
+			fprintf(o, "NULL, 0},\n");
+	}
+	fprintf(o, "};\nconst size_t console_nfiles = %zu;\n", n);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: console_pack OUT.c FILE...\n");
+		return 1;
+	}
+	char tmp[4096];
+	snprintf(tmp, sizeof tmp, "%s.tmp", argv[1]);
+	FILE *o = fopen(tmp, "w");
+	size_t n = (size_t)argc - 2;
+	struct packed *p = calloc(n, sizeof *p);
+	if (!o || !p) {
+		fprintf(stderr, "console_pack: %s: %s\n", tmp, strerror(errno));
+		return 1;
+	}
+	fprintf(o, "/* Generated by console_pack from net/console/; do not "
+		   "edit. */\n#include \"console.h\"\n\n");
+	for (size_t i = 0; i < n; i++)
+		if (pack_one(o, argv[i + 2], i, &p[i])) {
+			fclose(o);
+			remove(tmp);
+			return 1;
+		}
+	emit_table(o, p, n);
+	if (fclose(o) || rename(tmp, argv[1])) {
+		fprintf(stderr, "console_pack: %s: %s\n", argv[1],
+			strerror(errno));
+		remove(tmp);
+		return 1;
+	}
+	free(p);
+	return 0;
+}
