@@ -8,8 +8,8 @@
  * File header (FRAME_FILE_HDR = 32 bytes):
  *
  *     0   8  magic    "UDBLOG\0\1" (log segment) or "UDBSNP\0\1" (snapshot)
- *     8   4  version  1
- *    12   4  flags    0
+ *     8   4  version  1; 2 for a compressed snapshot (below)
+ *    12   4  flags    0; FRAME_SNAP_ZSTD with version 2
  *    16   8  seq      log: sequence number of the segment's first record
  *                     snapshot: last log sequence number the snapshot covers
  *    24   8  check    XXH3-64 of bytes 0..23
@@ -40,6 +40,19 @@
  *      header.
  *   2. A snapshot is complete iff its records are intact and numbered
  *      1..n and an end marker with seq n ends the file exactly.
+ *
+ * Compressed snapshots (version 2, flags FRAME_SNAP_ZSTD).  After the file
+ * header come blocks framed exactly like records but with magic
+ * FRAME_ZBLK_MAGIC ("UZBK"), numbered 1..k in seq, then an end marker with
+ * seq k ending the file.  Each block's payload is one zstd frame that
+ * declares its content size and carries zstd's content checksum.  The
+ * blocks' contents, concatenated, are the body of a version-1 snapshot
+ * (records 1..n, end marker n) except that each inner record's check is 0:
+ * the block check covers the compressed bytes and zstd's checksum the
+ * decompressed ones, so a per-record hash (8 random bytes a user, a quarter
+ * of the compressed size) would protect nothing more.  Block boundaries
+ * fall anywhere, also inside a record.  The validity rule applies to the
+ * blocks; inner records must pass it without the check.
  */
 #ifndef UD_FRAME_H
 #define UD_FRAME_H
@@ -48,11 +61,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FRAME_FILE_HDR	32
-#define FRAME_REC_HDR	24
-#define FRAME_REC_MAX	(64u << 20) /* far above any engine record */
-#define FRAME_REC_MAGIC 0x43455255u /* "UREC" as little-endian bytes */
-#define FRAME_END_MAGIC 0x444e4555u /* "UEND" */
+#define FRAME_FILE_HDR	 32
+#define FRAME_REC_HDR	 24
+#define FRAME_REC_MAX	 (64u << 20) /* far above any engine record */
+#define FRAME_REC_MAGIC	 0x43455255u /* "UREC" as little-endian bytes */
+#define FRAME_END_MAGIC	 0x444e4555u /* "UEND" */
+#define FRAME_ZBLK_MAGIC 0x4b425a55u /* "UZBK": a compressed block */
+#define FRAME_SNAP_ZSTD	 1u	     /* snapshot header flag, version 2 */
 
 enum frame_kind { FRAME_LOG = 0, FRAME_SNAP = 1 };
 
@@ -71,6 +86,13 @@ void frame_file_hdr_encode(void *out, enum frame_kind kind, uint64_t seq);
 int frame_file_hdr_decode(const void *buf, size_t n, enum frame_kind kind,
 			  uint64_t *seq);
 
+/* A snapshot's header: as above with kind FRAME_SNAP, and flags 0
+ * (version 1) or FRAME_SNAP_ZSTD (version 2).  decode returns 0 and *seq,
+ * *flags, or -1 (also for an unknown version or flags). */
+void frame_snap_hdr_encode(void *out, uint64_t seq, uint32_t flags);
+int frame_snap_hdr_decode(const void *buf, size_t n, uint64_t *seq,
+			  uint32_t *flags);
+
 /* Write a record header for payload into out[24]. */
 void frame_rec_hdr_encode(void *out, uint32_t magic, uint64_t seq,
 			  const void *payload, uint32_t len);
@@ -78,6 +100,15 @@ void frame_rec_hdr_encode(void *out, uint32_t magic, uint64_t seq,
 /* Is the record at buf[0..n) intact (see the validity rule)?  Returns the
  * record's total size (24 + len) and fills *rec, or 0 when it is not. */
 size_t frame_rec_decode(const void *buf, size_t n, struct frame_rec *rec);
+/* The same for a compressed snapshot's outer frames: a block
+ * (FRAME_ZBLK_MAGIC) or the end marker. */
+size_t frame_zblk_decode(const void *buf, size_t n, struct frame_rec *rec);
+/* Inner records of a compressed snapshot: header with check 0, written
+ * into out[24]; decoded by the validity rule less the check. */
+void frame_rec_hdr_encode_unchecked(void *out, uint32_t magic, uint64_t seq,
+				    uint32_t len);
+size_t frame_rec_decode_unchecked(const void *buf, size_t n,
+				  struct frame_rec *rec);
 
 /* Offset of the first intact record starting strictly after `from` in
  * buf[0..n), or n when there is none.  Used to tell a torn tail (nothing

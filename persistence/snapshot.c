@@ -1,5 +1,22 @@
 /*
  * snapshot.c -- write, check and load snapshots; the forked writer.
+ *
+ * Compression (frame.h: version 2).  The writer fills its 1 MiB buffer with
+ * the records of a version-1 body (inner checks 0) and compresses each full
+ * buffer into one block with zstd at SNAP_ZSTD_LEVEL.  The loader checks
+ * every block, inflates the whole body into one heap buffer and then runs
+ * the version-1 code on it, so pass 1 and pass 2 are the same for both
+ * versions.  Measured on the benchmark's 1M users (200 MB uncompressed, one
+ * shared 2-core VM): zstd -1 writes 28.5 MB in ~0.26 s of compression and
+ * inflates in ~0.11 s; -3 gives 26.8 MB for ~0.47 s; lz4 56 MB for 0.32 s.
+ * So zstd level 1: seven times smaller files for a fraction of a second
+ * of the child's CPU.  Per-record checks would have cost 38 MB instead of
+ * 28.5.  In the server (same machine, busy): 1M users, snapshot
+ * 200.4 MB -> 28.1 MB, server.snapshot 0.56-0.62 s; start-up CPU (user +
+ * sys to `ready`, 3 runs each, alternating) 0.78-0.84 s from the old file,
+ * 0.94-0.99 s from the compressed one: the inflate runs before pass 1, on
+ * one thread.  Overlapping it with the apply is the next step if start-up
+ * needs it.
  */
 #define _GNU_SOURCE /* pipe2 */
 #include <errno.h>
@@ -13,6 +30,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "datadir.h"
 #include "fault.h"
@@ -37,6 +55,10 @@ struct writer {
 	int fail_sync;	     /* injected: the fdatasync fails with it */
 	struct fault *fault; /* injected short writes, or NULL */
 	int err;	     /* first errno */
+	ZSTD_CCtx *zc;	     /* compressing (version 2), else NULL */
+	unsigned char *zbuf; /* one block: frame header + compressed bytes */
+	size_t zcap;
+	uint64_t blocks;
 };
 
 static int w_write(struct writer *w, const void *p, size_t n)
@@ -58,12 +80,47 @@ static int w_write(struct writer *w, const void *p, size_t n)
 	return 0;
 }
 
+/* Compress buf[0..len) into the next block and write it. */
+static int z_block(struct writer *w)
+{
+	size_t n = ZSTD_compress2(w->zc, w->zbuf + FRAME_REC_HDR,
+				  w->zcap - FRAME_REC_HDR, w->buf, w->len);
+
+	if (ZSTD_isError(n)) {
+		w->err = ENOMEM;
+		return -1;
+	}
+	frame_rec_hdr_encode(w->zbuf, FRAME_ZBLK_MAGIC, ++w->blocks,
+			     w->zbuf + FRAME_REC_HDR, (uint32_t)n);
+	return w_write(w, w->zbuf, FRAME_REC_HDR + n);
+}
+
 static int w_flush(struct writer *w)
 {
-	int rc = w->len ? w_write(w, w->buf, w->len) : 0;
+	int rc = 0;
 
+	if (w->len)
+		rc = w->zc ? z_block(w) : w_write(w, w->buf, w->len);
 	w->len = 0;
 	return rc;
+}
+
+/* Compressing: append to the body, a block per full buffer. */
+static int z_append(struct writer *w, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+
+	while (n) {
+		size_t take = WBUF - w->len < n ? WBUF - w->len : n;
+
+		memcpy(w->buf + w->len, s, take);
+		w->len += take;
+		s += take;
+		n -= take;
+		if (w->len == WBUF && w_flush(w))
+			return -1;
+	}
+	return 0;
 }
 
 static int w_frame(struct writer *w, uint32_t magic, uint64_t seq,
@@ -74,6 +131,12 @@ static int w_frame(struct writer *w, uint32_t magic, uint64_t seq,
 	if (len > FRAME_REC_MAX) {
 		w->err = EFBIG;
 		return UD_ETOOLARGE;
+	}
+	if (w->zc) {
+		frame_rec_hdr_encode_unchecked(hdr, magic, seq, (uint32_t)len);
+		if (z_append(w, hdr, sizeof(hdr)) || z_append(w, rec, len))
+			return UD_EIO;
+		return 0;
 	}
 	if (w->len + FRAME_REC_HDR + len > WBUF && w_flush(w))
 		return UD_EIO;
@@ -105,14 +168,24 @@ static int write_body(struct writer *w, uint64_t covered, snap_dump_fn dump,
 	unsigned char hdr[FRAME_FILE_HDR];
 	int rc;
 
-	frame_file_hdr_encode(hdr, FRAME_SNAP, covered);
-	memcpy(w->buf, hdr, sizeof(hdr));
-	w->len = sizeof(hdr);
+	frame_snap_hdr_encode(hdr, covered, w->zc ? FRAME_SNAP_ZSTD : 0);
+	if (w->zc) {
+		if (w_write(w, hdr, sizeof(hdr)))
+			return UD_EIO;
+	} else {
+		memcpy(w->buf, hdr, sizeof(hdr));
+		w->len = sizeof(hdr);
+	}
 	rc = dump(src, emit_cb, w);
 	if (rc)
 		return rc;
 	if (w_frame(w, FRAME_END_MAGIC, w->count, "", 0) || w_flush(w))
 		return UD_EIO;
+	if (w->zc) { /* the outer end marker: the block count */
+		frame_rec_hdr_encode(hdr, FRAME_END_MAGIC, w->blocks, "", 0);
+		if (w_write(w, hdr, FRAME_REC_HDR))
+			return UD_EIO;
+	}
 	if (w->fail_sync || fdatasync(w->fd) != 0) {
 		w->err = w->fail_sync ? w->fail_sync : errno;
 		return UD_EIO;
@@ -137,9 +210,43 @@ static int publish(struct writer *w, const char *dir, const char *tmp,
 	return 0;
 }
 
+/* Set up w's compressor for level (0: none).  0 or -1. */
+static int z_open(struct writer *w, int level)
+{
+	if (level <= 0)
+		return 0;
+	w->zcap = FRAME_REC_HDR + ZSTD_compressBound(WBUF);
+	w->zbuf = malloc(w->zcap);
+	w->zc = ZSTD_createCCtx();
+	if (!w->zbuf || !w->zc ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(w->zc, ZSTD_c_compressionLevel,
+						level)) ||
+	    ZSTD_isError(
+		ZSTD_CCtx_setParameter(w->zc, ZSTD_c_checksumFlag, 1)) ||
+	    ZSTD_isError(
+		ZSTD_CCtx_setParameter(w->zc, ZSTD_c_contentSizeFlag, 1)))
+		return -1;
+	return 0;
+}
+
+static void z_close(struct writer *w)
+{
+	ZSTD_freeCCtx(w->zc);
+	free(w->zbuf);
+}
+
 int snap_write(const char *dir, uint64_t covered, snap_dump_fn dump, void *src,
 	       const struct snap_faults *fail, uint64_t *bytes,
 	       struct ud_error *err)
+{
+	return snap_write_level(dir, covered, SNAP_ZSTD_LEVEL, dump, src, fail,
+				bytes, err);
+}
+
+int snap_write_level(const char *dir, uint64_t covered, int level,
+		     snap_dump_fn dump, void *src,
+		     const struct snap_faults *fail, uint64_t *bytes,
+		     struct ud_error *err)
 {
 	static const struct snap_faults none;
 	struct writer w = {0};
@@ -160,17 +267,24 @@ int snap_write(const char *dir, uint64_t covered, snap_dump_fn dump, void *src,
 		return ud_error_set(err, UD_EINVAL, NULL, "path too long");
 	snprintf(tmp, sizeof(tmp), "%s.inprogress", path);
 	w.buf = malloc(WBUF);
-	if (!w.buf)
+	if (!w.buf || z_open(&w, level)) {
+		free(w.buf);
+		z_close(&w);
+		fault_destroy(&shortw);
 		return ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
+	}
 	w.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (w.fd < 0) {
 		free(w.buf);
+		z_close(&w);
+		fault_destroy(&shortw);
 		return ud_error_set(err, UD_EIO, NULL, "cannot create %s: %s",
 				    tmp, strerror(errno));
 	}
 	rc = write_body(&w, covered, dump, src);
 	close(w.fd);
 	free(w.buf);
+	z_close(&w);
 	fault_destroy(&shortw);
 	if (rc == 0)
 		rc = publish(&w, dir, tmp, path, fail);
@@ -198,24 +312,28 @@ static int snap_check(const char *path, snap_weigh_fn weigh,
 {
 	const struct datadir_map *m = &f->m;
 	size_t off = FRAME_FILE_HDR, sz, cap = 0, *p;
+	const char *in = f->inflated ? " of the uncompressed body" : "";
 	struct frame_rec rec;
 	uint64_t n = 0;
 
 	for (;;) {
-		sz = frame_rec_decode(m->data + off, m->size - off, &rec);
+		sz = f->inflated
+			 ? frame_rec_decode_unchecked(m->data + off,
+						      m->size - off, &rec)
+			 : frame_rec_decode(m->data + off, m->size - off, &rec);
 		if (!sz)
 			return ud_error_set(
 			    err, UD_ECORRUPT, NULL,
-			    off == m->size ? "%s: no end marker at offset %zu"
-					   : "%s: bad record at offset %zu",
-			    base_name(path), off);
+			    off == m->size ? "%s: no end marker at offset %zu%s"
+					   : "%s: bad record at offset %zu%s",
+			    base_name(path), off, in);
 		if (rec.magic == FRAME_END_MAGIC)
 			break;
 		if (rec.seq != ++n)
 			return ud_error_set(err, UD_ECORRUPT, NULL,
 					    "%s: record out of order at "
-					    "offset %zu",
-					    base_name(path), off);
+					    "offset %zu%s",
+					    base_name(path), off, in);
 		if ((n - 1) % SNAP_BATCH == 0) {
 			if (f->nstarts == cap) {
 				cap = cap ? cap * 2 : 64;
@@ -233,9 +351,100 @@ static int snap_check(const char *path, snap_weigh_fn weigh,
 	}
 	if (rec.seq != n || off + sz != m->size)
 		return ud_error_set(err, UD_ECORRUPT, NULL,
+				    "%s: bad end marker at offset %zu%s",
+				    base_name(path), off, in);
+	f->records = n;
+	return 0;
+}
+
+/* Walk the blocks of a compressed file: each intact and numbered, an end
+ * marker with the block count exactly at EOF.  Returns 0 and *body, the
+ * sum of the blocks' declared content sizes, or UD_ECORRUPT. */
+static int zblk_walk(const char *path, const struct datadir_map *m,
+		     uint64_t *body, struct ud_error *err)
+{
+	size_t off = FRAME_FILE_HDR, sz;
+	struct frame_rec rec;
+	uint64_t k = 0, total = 0;
+	unsigned long long c;
+
+	for (;;) {
+		sz = frame_zblk_decode(m->data + off, m->size - off, &rec);
+		if (!sz)
+			return ud_error_set(
+			    err, UD_ECORRUPT, NULL,
+			    off == m->size ? "%s: no end marker at offset %zu"
+					   : "%s: bad block at offset %zu",
+			    base_name(path), off);
+		if (rec.magic == FRAME_END_MAGIC)
+			break;
+		c = ZSTD_getFrameContentSize(rec.payload, rec.len);
+		if (rec.seq != ++k || c == ZSTD_CONTENTSIZE_ERROR ||
+		    c == ZSTD_CONTENTSIZE_UNKNOWN || c > SIZE_MAX - total)
+			return ud_error_set(err, UD_ECORRUPT, NULL,
+					    "%s: bad block at offset %zu",
+					    base_name(path), off);
+		total += c;
+		off += sz;
+	}
+	if (rec.seq != k || off + sz != m->size)
+		return ud_error_set(err, UD_ECORRUPT, NULL,
 				    "%s: bad end marker at offset %zu",
 				    base_name(path), off);
-	f->records = n;
+	*body = total;
+	return 0;
+}
+
+/* Replace f's mapping of a compressed file by its body inflated on the
+ * heap, behind a copy of the file header, so that pass 1 and pass 2 read
+ * it as a version-1 snapshot.  0, UD_ECORRUPT or UD_ENOMEM. */
+static int snap_inflate(const char *path, struct snap_file *f,
+			struct ud_error *err)
+{
+	size_t off = FRAME_FILE_HDR, at = FRAME_FILE_HDR, n;
+	ZSTD_DCtx *dc = NULL;
+	struct frame_rec rec;
+	unsigned char *out;
+	uint64_t body = 0;
+	int rc = zblk_walk(path, &f->m, &body, err);
+
+	if (rc)
+		return rc;
+	if (body > SIZE_MAX - FRAME_FILE_HDR ||
+	    !(out = malloc(FRAME_FILE_HDR + body)))
+		return ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
+	dc = ZSTD_createDCtx();
+	if (!dc) {
+		free(out);
+		return ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
+	}
+	memcpy(out, f->m.data, FRAME_FILE_HDR);
+	while (
+	    (n = frame_zblk_decode(f->m.data + off, f->m.size - off, &rec)) &&
+	    rec.magic == FRAME_ZBLK_MAGIC) {
+		size_t want = ZSTD_getFrameContentSize(rec.payload, rec.len);
+		size_t got = ZSTD_decompressDCtx(dc, out + at, want,
+						 rec.payload, rec.len);
+
+		if (ZSTD_isError(got) || got != want) {
+			rc = ud_error_set(err, UD_ECORRUPT, NULL,
+					  "%s: block at offset %zu does not "
+					  "decompress",
+					  base_name(path), off);
+			break;
+		}
+		at += got;
+		off += n;
+	}
+	ZSTD_freeDCtx(dc);
+	if (rc) {
+		free(out);
+		return rc;
+	}
+	datadir_unmap(&f->m);
+	f->m.data = out;
+	f->m.size = FRAME_FILE_HDR + body;
+	f->inflated = true;
 	return 0;
 }
 
@@ -244,17 +453,21 @@ int snap_open(const char *path, snap_weigh_fn weigh, struct snap_file *f,
 {
 	int rc;
 
+	uint32_t flags = 0;
+
 	memset(f, 0, sizeof(*f));
 	rc = datadir_map(path, &f->m, err);
 	if (rc)
 		return rc;
-	if (frame_file_hdr_decode(f->m.data, f->m.size, FRAME_SNAP,
-				  &f->covered) != 0)
+	if (frame_snap_hdr_decode(f->m.data, f->m.size, &f->covered, &flags) !=
+	    0)
 		rc = ud_error_set(err, UD_ECORRUPT, NULL,
 				  "%s: bad file header at offset 0",
 				  base_name(path));
 	else
 		f->header_ok = true;
+	if (rc == 0 && (flags & FRAME_SNAP_ZSTD))
+		rc = snap_inflate(path, f, err);
 	if (rc == 0)
 		rc = snap_check(path, weigh, f, err);
 	if (rc)
@@ -264,7 +477,14 @@ int snap_open(const char *path, snap_weigh_fn weigh, struct snap_file *f,
 
 void snap_close(struct snap_file *f)
 {
-	datadir_unmap(&f->m);
+	if (f->inflated) {
+		free((void *)f->m.data);
+		f->m.data = NULL;
+		f->m.size = 0;
+		f->inflated = false;
+	} else {
+		datadir_unmap(&f->m);
+	}
 	free(f->starts);
 	f->starts = NULL;
 	f->nstarts = 0;

@@ -3,7 +3,9 @@
  *
  * Layout: a file header of kind FRAME_SNAP whose seq is the last log
  * sequence number the snapshot covers, then records numbered 1..n, then an
- * end marker (magic FRAME_END_MAGIC, len 0, seq n); see frame.h.  The file
+ * end marker (magic FRAME_END_MAGIC, len 0, seq n); see frame.h.  Written
+ * compressed (zstd blocks around that same body, frame.h's version 2);
+ * uncompressed files of earlier releases load as before.  The file
  * is DATA_DIR/snap-<16 hex covered seq>.usnap.  It is written as
  * "<name>.inprogress", fdatasynced, renamed into place, and the directory
  * is fsynced: a snapshot that is visible under its final name is complete
@@ -67,6 +69,14 @@ struct snap_faults {
 int snap_write(const char *dir, uint64_t covered, snap_dump_fn dump, void *src,
 	       const struct snap_faults *fail, uint64_t *bytes,
 	       struct ud_error *err);
+/* The same at a zstd level: 0 writes an uncompressed (version 1) file, as
+ * releases before compression did; snap_write uses SNAP_ZSTD_LEVEL.  Both
+ * versions load (frame.h, snapshot.c). */
+#define SNAP_ZSTD_LEVEL 1
+int snap_write_level(const char *dir, uint64_t covered, int level,
+		     snap_dump_fn dump, void *src,
+		     const struct snap_faults *fail, uint64_t *bytes,
+		     struct ud_error *err);
 
 /* Check the snapshot at path and, when apply is non-NULL and the whole file
  * is sound, apply its records in order.  Returns 0 and *covered, *records;
@@ -125,6 +135,7 @@ struct snap_stage {
 struct snap_file {
 	struct datadir_map m;
 	bool header_ok;	  /* the file header is sound (covered is valid) */
+	bool inflated;	  /* compressed: m is the body on the heap */
 	uint64_t covered; /* the header's seq */
 	uint64_t records; /* without the end marker */
 	uint64_t weight;  /* sum of weigh() over the records (see snap_open) */

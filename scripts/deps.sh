@@ -2,7 +2,7 @@
 # Install the Debian 12 packages userdb needs to build and test, if missing.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev libxxhash-dev
-      libcriterion-dev libsodium-dev libjansson-dev libutf8proc-dev libhttp-parser-dev python3
+      libcriterion-dev libsodium-dev libjansson-dev libutf8proc-dev libhttp-parser-dev libzstd-dev python3
       python3-msgpack curl clang-format postgresql-15 libpq-dev
       libsystemd-dev systemd help2man dpkg-dev file adduser)
 # The console (net/console_pack.c links zlib; tests/console runs chromium

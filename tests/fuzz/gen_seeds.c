@@ -7,6 +7,7 @@
  *     ./build/tests/fuzz/fuzz_gen_seeds tests/fuzz/corpus
  */
 #include <dirent.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "datadir.h"
 #include "frame.h"
 #include "fuzz_util.h"
+#include "snapshot.h"
 
 static void must(int rc, const struct ud_error *err)
 {
@@ -107,7 +109,8 @@ static void mutate(ud_db *db, int round)
 	must(ud_flush(db), &err);
 }
 
-static void read_file(const char *dir, const char *prefix, struct ud_buf *b)
+static void read_file(const char *dir, const char *prefix, bool inflate,
+		      struct ud_buf *b)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -119,6 +122,13 @@ static void read_file(const char *dir, const char *prefix, struct ud_buf *b)
 		if (strncmp(e->d_name, prefix, strlen(prefix)))
 			continue;
 		snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+		if (inflate) { /* a snapshot's body, as version 1 */
+			struct snap_file f;
+			must(snap_open(path, NULL, &f, &err), &err);
+			ud_buf_append(b, f.m.data, f.m.size);
+			snap_close(&f);
+			continue;
+		}
 		must(datadir_map(path, &m, &err), &err);
 		ud_buf_append(b, m.data, m.size);
 		datadir_unmap(&m);
@@ -132,7 +142,9 @@ static void payloads(const struct ud_buf *file, struct ud_buf *out)
 	size_t off = FRAME_FILE_HDR, n;
 	struct frame_rec r;
 	out->len = 0;
-	while ((n = frame_rec_decode(file->data + off, file->len - off, &r))) {
+	while ((n = frame_rec_decode(file->data + off, file->len - off, &r)) ||
+	       (n = frame_rec_decode_unchecked(file->data + off,
+					       file->len - off, &r))) {
 		if (r.magic != FRAME_REC_MAGIC)
 			break;
 		if (out->len)
@@ -161,7 +173,8 @@ static void emit(const char *dir, const char *name, const char *mode,
 int main(int argc, char **argv)
 {
 	char a[256], b[256], rec[512], app[512];
-	struct ud_buf log = {0}, snap = {0}, plog = {0}, psnap = {0};
+	struct ud_buf log = {0}, snap = {0}, plog = {0}, psnap = {0},
+		      body = {0};
 	struct ud_error err;
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
@@ -174,7 +187,7 @@ int main(int argc, char **argv)
 	ud_db *db = open_dir(a);
 	mutate(db, 1);
 	ud_close(db);
-	read_file(a, "log-", &log);
+	read_file(a, "log-", false, &log);
 	payloads(&log, &plog);
 
 	fuzz_mkdtemp(b); /* a snapshot, then a log after it */
@@ -183,9 +196,10 @@ int main(int argc, char **argv)
 	must(ud_snapshot_sync(db, &err), &err);
 	mutate(db, 2);
 	ud_close(db);
-	read_file(b, "snap-", &snap);
-	payloads(&snap, &psnap);
-	read_file(b, "log-", &log);
+	read_file(b, "snap-", false, &snap);
+	read_file(b, "snap-", true, &body);
+	payloads(&body, &psnap);
+	read_file(b, "log-", false, &log);
 
 	emit(rec, "log_raw", "\x00", &log, NULL);
 	emit(rec, "snap_raw", "\x01", &snap, &log);
@@ -201,5 +215,6 @@ int main(int argc, char **argv)
 	ud_buf_free(&snap);
 	ud_buf_free(&plog);
 	ud_buf_free(&psnap);
+	ud_buf_free(&body);
 	return 0;
 }

@@ -35,6 +35,7 @@
 
 #include "apikey.h"
 #include "helper_server.h"
+#include "snapshot.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SLOW_BUILD 1
@@ -590,6 +591,27 @@ static char *slurp(const char *path, size_t *len)
 	return b;
 }
 
+/* A file's bytes as a reader would see them: a snapshot's body inflated
+ * (snapshots are compressed, and a needle in clear inside one must still
+ * be found), any other file as it is. */
+static char *slurp_plain(const char *path, size_t *len)
+{
+	size_t n = strlen(path);
+	struct snap_file f;
+	struct ud_error err;
+	char *b;
+
+	if (n < 6 || strcmp(path + n - 6, ".usnap") != 0)
+		return slurp(path, len);
+	cr_assert_eq(snap_open(path, NULL, &f, &err), 0, "%s", err.message);
+	cr_assert(f.inflated, "%s: written compressed", path);
+	b = malloc(f.m.size);
+	memcpy(b, f.m.data, f.m.size);
+	*len = f.m.size;
+	snap_close(&f);
+	return b;
+}
+
 /* Occurrences of needle in every regular file of dir except skip (a name),
  * plus in the file extra; *files gets how many files were read. */
 static int count_in_files(const char *dir, const char *skip, const char *extra,
@@ -609,7 +631,7 @@ static int count_in_files(const char *dir, const char *skip, const char *extra,
 				snprintf(path, sizeof path, "%s/%s", dir,
 					 e->d_name);
 				size_t n;
-				char *b = slurp(path, &n);
+				char *b = slurp_plain(path, &n);
 				if (!b)
 					continue;
 				(*files)++;
