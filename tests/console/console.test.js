@@ -228,3 +228,206 @@ describe('add user', () => {
     await context.close();
   });
 });
+
+async function openUser(page, id) {
+  await page.goto(srv.base + '/console/#/users/' + id);
+  await signInAgain(page);
+  await page.getByRole('button', { name: 'Save' }).or(page.getByRole('heading', { name: 'Activity' })).first().waitFor();
+}
+
+async function activityEvents(page) {
+  await page.waitForFunction(() => {
+    const b = document.querySelector('.activity-body');
+    return b && b.getAttribute('aria-busy') === 'false';
+  });
+  const sec = page.getByRole('region', { name: 'Activity' });
+  return sec.locator('li code.event').allTextContents();
+}
+
+async function waitActivity(page, event) {
+  await page.waitForFunction((e) => {
+    const b = document.querySelector('.activity-body');
+    const first = b && b.querySelector('li code.event');
+    return b.getAttribute('aria-busy') === 'false' && first && first.textContent === e;
+  }, event);
+}
+
+describe('user page', () => {
+  test('deep link, edit and save, custom data checked, the API error on the field', async () => {
+    const u = await api.create({ name: 'Edit Me', email: 'edit-me@example.com' });
+    const { page, context, trouble } = await watchedPage(browser);
+    await openUser(page, u.id);
+    await page.getByRole('heading', { level: 1, name: 'Edit Me' }).waitFor();
+    assert.deepEqual(await activityEvents(page), ['user.created']);
+    await shot(page, 'user-page');
+
+    await page.getByLabel('Name').fill('Edited Name');
+    await page.getByLabel('Email').fill('edited@example.com');
+    await page.getByLabel('Role').selectOption('admin');
+    await page.getByLabel('Status').selectOption('inactive');
+    await page.getByLabel('Avatar URL').fill('https://example.com/a.png');
+    await page.getByLabel('Custom data').fill('{"plan": "pro", "seats": 3}');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Edited Name' }).waitFor();
+    await waitActivity(page, 'user.updated');
+    const s = await api.get(u.id);
+    assert.equal(s.name, 'Edited Name');
+    assert.equal(s.email, 'edited@example.com');
+    assert.equal(s.role, 'admin');
+    assert.equal(s.status, 'inactive');
+    assert.equal(s.avatar, 'https://example.com/a.png');
+    assert.deepEqual(s.custom_data, { plan: 'pro', seats: 3 });
+
+    // Not JSON, and JSON that is no object: refused before sending.
+    const before = (await api.logs(u.id)).length;
+    for (const bad of ['{"plan": ', '[1, 2]']) {
+      await page.getByLabel('Custom data').fill(bad);
+      await page.getByRole('button', { name: 'Save' }).click();
+      await assertAlert(page, /Custom data/);
+      assert.equal(await page.getByLabel('Custom data').getAttribute('aria-invalid'), 'true');
+    }
+    assert.equal((await api.logs(u.id)).length, before, 'nothing was sent');
+
+    // The API's own rule and message, shown on the field and in the alert.
+    await page.getByLabel('Custom data').fill('{}');
+    await page.getByLabel('Email').fill('not-an-email');
+    await page.getByRole('button', { name: 'Save' }).click();
+    const r = await api.call('PATCH', '/v1/users/' + u.id, { email: 'not-an-email' });
+    await assertAlert(page, new RegExp(r.body.error.message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    assert.equal(await page.getByLabel('Email').getAttribute('aria-invalid'), 'true');
+    assert.equal((await api.get(u.id)).email, 'edited@example.com');
+    assert.deepEqual(trouble.pageErrors, []);
+    await context.close();
+  });
+
+  test('reset password, suspend and unsuspend, identities, activity paged, delete', async () => {
+    const u = await api.create({ name: 'Actions', email: 'actions@example.com' });
+    await api.call('PUT', `/v1/users/${u.id}/identities/github`, { user_id: 'gh-42', details: { login: 'octo' } });
+    await api.call('PUT', `/v1/users/${u.id}/identities/google`, { user_id: 'g-7', details: {} });
+    const { page, context } = await watchedPage(browser);
+    await openUser(page, u.id);
+
+    await page.getByRole('button', { name: 'Reset password' }).click();
+    const dlg = page.getByRole('dialog', { name: 'New password' });
+    const pw = await dlg.getByLabel('Generated password').textContent();
+    assert.ok(pw.length >= 16);
+    await waitActivity(page, 'user.password_changed');
+    assert.equal(await api.verify(u.id, pw), true);
+    await page.keyboard.press('Escape');
+    await page.waitForFunction(() => !document.querySelector('dialog'));
+
+    await page.getByRole('button', { name: 'Suspend' }).click();
+    await page.getByRole('button', { name: 'Unsuspend' }).waitFor();
+    assert.equal((await api.get(u.id)).status, 'suspended');
+    await waitActivity(page, 'user.suspended');
+    await page.getByRole('button', { name: 'Unsuspend' }).click();
+    await page.getByRole('button', { name: 'Suspend' }).waitFor();
+    assert.equal((await api.get(u.id)).status, 'active');
+    await waitActivity(page, 'user.unsuspended');
+
+    const ids = page.getByRole('region', { name: 'Identities' }).getByRole('listitem');
+    assert.equal(await ids.count(), 2);
+    const gh = ids.filter({ hasText: 'github' });
+    assert.match(await gh.textContent(), /gh-42/);
+    await gh.getByRole('button', { name: 'Remove' }).click();
+    await page.waitForFunction(() => document.querySelectorAll('.identities li').length === 1);
+    assert.deepEqual(Object.keys((await api.get(u.id)).identities), ['google']);
+    await waitActivity(page, 'user.identity_removed');
+
+    // Newest first, paged by 10: make it 14 events, then look at page 2.
+    for (let i = 0; i < 5; i++) await api.call('PATCH', '/v1/users/' + u.id, { custom_data: { n: i } });
+    await page.reload();
+    await signInAgain(page);
+    const all = (await api.logs(u.id)).map((e) => e.event);
+    assert.ok(all.length > 10, String(all.length));
+    assert.deepEqual(await activityEvents(page), all.slice(0, 10));
+    const firstDetails = await page.getByRole('region', { name: 'Activity' }).locator('li').first().locator('pre').textContent();
+    assert.match(firstDetails, /"fields"|"n"|custom_data/, 'details are readable');
+    await page.getByRole('button', { name: 'Older events' }).click();
+    await page.waitForFunction(() => document.querySelector('.activity-body .page-info')?.textContent.startsWith('Page 2'));
+    assert.deepEqual(await activityEvents(page), all.slice(10, 20));
+    await page.getByRole('button', { name: 'Newer events' }).click();
+    await page.waitForFunction(() => document.querySelector('.activity-body .page-info')?.textContent.startsWith('Page 1'));
+
+    // Delete asks first: Cancel keeps the user, Delete deletes.
+    await page.getByRole('button', { name: 'Delete' }).click();
+    const ask = page.getByRole('dialog', { name: 'Delete user' });
+    await ask.getByRole('button', { name: 'Cancel' }).click();
+    await page.waitForFunction(() => !document.querySelector('dialog'));
+    assert.ok(await api.get(u.id));
+    await page.getByRole('button', { name: 'Delete' }).click();
+    await ask.getByRole('button', { name: 'Delete' }).click();
+    await page.waitForFunction(() => location.hash === '#/users');
+    assert.equal(await api.get(u.id), null);
+    assert.equal((await api.logs(u.id))[0].event, 'user.deleted');
+    await context.close();
+  });
+
+  test('a save after someone else changed the user is a plain 412 message with Reload', async () => {
+    const u = await api.create({ name: 'Contended', email: 'contended@example.com' });
+    const { page, context } = await watchedPage(browser);
+    await openUser(page, u.id);
+    await api.call('PATCH', '/v1/users/' + u.id, { name: 'Changed Elsewhere' });
+    await page.getByLabel('Role').selectOption('viewer');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await assertAlert(page, /Someone else changed this user/);
+    const s = await api.get(u.id);
+    assert.equal(s.role, 'user', 'the stale save was refused');
+    await page.getByRole('alert').getByRole('button', { name: 'Reload' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Changed Elsewhere' }).waitFor();
+    assert.equal(await page.getByRole('alert').count(), 0);
+    await page.getByLabel('Role').selectOption('viewer');
+    await page.getByRole('button', { name: 'Save' }).click();
+    await waitActivity(page, 'user.updated');
+    assert.equal((await api.get(u.id)).role, 'viewer');
+    await context.close();
+  });
+
+  test('a deep link to no such user says so', async () => {
+    const { page, context } = await watchedPage(browser);
+    await page.goto(srv.base + '/console/#/users/usr_doesnotexist0000');
+    await signInAgain(page);
+    await assertAlert(page, /not found|no such/i);
+    await page.getByText('No such user.').waitFor();
+    await context.close();
+  });
+});
+
+describe('hostile data', () => {
+  test('HTML and script payloads are shown as text; no dialog, no CSP violation, no console error', async () => {
+    const p = '<img src=x onerror=alert(1)>';
+    const s = '"><script>alert(2)</script>';
+    const email = '<svg/onload=alert(3)>@example.com';
+    const u = await api.create({ name: p + s, email, custom_data: { html: p, js: 'javascript:alert(4)', [s]: s } });
+    await api.call('PUT', `/v1/users/${u.id}/identities/github`, { user_id: p, details: { s } });
+    const { page, context, trouble } = await watchedPage(browser);
+    await signIn(page, srv.base);
+    await page.getByRole('searchbox', { name: 'Search' }).fill('<img');
+    const link = page.getByRole('link', { name: p + s });
+    await link.waitFor();
+    assert.equal(await link.textContent(), p + s);
+    assert.equal(await page.getByRole('cell', { name: email }).textContent(), email);
+    await link.click();
+    await page.getByRole('heading', { level: 1, name: p + s }).waitFor();
+    assert.equal(await page.getByLabel('Name').inputValue(), p + s);
+    assert.deepEqual(JSON.parse(await page.getByLabel('Custom data').inputValue()), u.custom_data);
+    const ident = page.getByRole('region', { name: 'Identities' }).getByRole('listitem');
+    assert.match(await ident.textContent(), /github/);
+    assert.match(await ident.textContent(), /alert\(2\)<\/script>/);
+    assert.equal(await page.getByLabel('Email').inputValue(), email);
+    assert.match(await ident.textContent(), /<img src=x onerror=alert\(1\)>/);
+    await waitActivity(page, 'user.identity_linked');
+    await page.waitForTimeout(300);
+    const injected = await page.evaluate(() => ({
+      img: document.querySelectorAll('img[src="x"], main script, main svg, main b, main i').length,
+      scripts: [...document.scripts].map((x) => x.getAttribute('src')),
+    }));
+    assert.equal(injected.img, 0, 'no element from user data');
+    assert.deepEqual(injected.scripts, ['app.js']);
+    assert.deepEqual(trouble.dialogs, []);
+    assert.deepEqual(await trouble.csp(), []);
+    assert.deepEqual(trouble.consoleErrors, []);
+    assert.deepEqual(trouble.pageErrors, []);
+    await context.close();
+  });
+});
