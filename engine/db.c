@@ -528,6 +528,7 @@ static int reserve_put(ud_db *db)
 
 int db_commit(ud_db *db, struct change *ch, struct ud_error *err)
 {
+	const struct record *put;
 	int rc;
 
 	/* The next etag and event id were taken as last + 1; at the top of
@@ -564,9 +565,11 @@ int db_commit(ud_db *db, struct change *ch, struct ud_error *err)
 					    ud_code_name(rc));
 		}
 	}
+	put = ch->type == CH_PUT ? ch->rec : NULL;
 	rc = db_apply_change(db, ch);
 	if (rc)
 		return ud_error_set(err, rc, NULL,
 				    "applying the change failed");
+	db_note_change(db, ch, put);
 	return 0;
 }

@@ -89,6 +89,8 @@ struct ud_db {
 
 	ud_journal_fn journal;
 	void *journal_ctx;
+	ud_change_fn changes; /* the change stream's listener, or NULL */
+	void *changes_ctx;
 	void *ext;
 	void (*ext_close)(void *ext);
 	struct ud_buf enc; /* scratch for encoding change records */
@@ -204,6 +206,10 @@ int db_apply_change_keys(ud_db *db, struct change *ch, const struct db_keys *k);
 /* Journal ch (when a journal is set) then apply it; frees ch->rec on
  * failure.  0 or the journal's / apply's code. */
 int db_commit(ud_db *db, struct change *ch, struct ud_error *err);
+/* Tell the change listener (if any) of ch, just applied; put is the
+ * record a put stored (ch->rec before applying). */
+void db_note_change(ud_db *db, const struct change *ch,
+		    const struct record *put);
 /* max(clock, last time applied). */
 int64_t db_now(const ud_db *db);
 /* Take r out of every index, free it (not journaled, no event). */

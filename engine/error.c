@@ -26,6 +26,7 @@ static const struct {
     [-UD_ECORRUPT] = {"internal_error", 500},
     [-UD_ELOCKED] = {"internal_error", 500},
     [-UD_EINTERNAL] = {"internal_error", 500},
+    [-UD_EGONE] = {"gone", 410},
 };
 
 #define CODE_COUNT (sizeof(code_table) / sizeof(code_table[0]))

@@ -84,4 +84,52 @@ void *ud_db_ext(ud_db *db);
 /* Engine part of ud_stats(); persistence fills the rest. */
 void ud_db_stats(ud_db *db, struct ud_stats *out);
 
+/* ---- the change stream (SPEC §8) -----------------------------------------
+ *
+ * A change is every committed mutation that carries an activity event:
+ * create, update, delete, password, suspension, identity, verification.
+ * Its seq IS the event id: one counter that already rises by one per
+ * change, is never reused, and rides in every log record and snapshot
+ * (CH_COUNTERS keeps it across snapshots that drop the records), so the
+ * change stream needs no counter or record field of its own.  A user's
+ * creation seq is its user.created event id.
+ *
+ * The seq is given, not counted, by whoever supplies a record:
+ * ud_db_apply() takes the event id the record carries (checked to be above
+ * every applied one) and reports the change like a live one.  A follower
+ * that gets its changes from outside (PostgreSQL mode: a seq derived from
+ * the commit LSN) builds records with that seq as event id and applies
+ * them with ud_db_apply(); seqs then only need to increase, not be dense.
+ */
+struct ud_change {
+	uint64_t seq; /* the event id */
+	int event;    /* UD_EV_* */
+	const char *user_id;
+	size_t user_id_len;
+	int64_t at_ms;	     /* the event's time */
+	const void *details; /* the event's details, a msgpack map */
+	size_t details_len;
+	const ud_user *user; /* after the change; NULL after a delete */
+};
+
+/* Told of each change after it is applied in memory (both by the live
+ * operations and ud_db_apply); not of dumps, loads or changes without an
+ * event (a cache load).  Every pointer in *c is borrowed for the call.
+ * The callback must not call back into the store. */
+typedef void (*ud_change_fn)(void *ctx, const struct ud_change *c);
+void ud_db_set_changes(ud_db *db, ud_change_fn fn, void *ctx);
+
+/* The seq of the last change applied (0: none yet). */
+uint64_t ud_db_last_seq(const ud_db *db);
+
+/* The change a log record (as journaled) describes, for rebuilding a
+ * window of changes from the log.  0 and *c (pointers into rec, or owned
+ * by *own: free with ud_change_release), 1 when rec is not a change (no
+ * event), UD_ECORRUPT when it does not decode.  A failed verification's
+ * record carries no user: c->user is then db's current user of that id
+ * (NULL when it is gone). */
+int ud_change_decode(ud_db *db, const void *rec, size_t len,
+		     struct ud_change *c, void **own);
+void ud_change_release(void *own);
+
 #endif

@@ -65,6 +65,8 @@ enum ud_code {
 	UD_ELOCKED = -13, /* internal_error       500: data dir used by another
 			     process */
 	UD_EINTERNAL = -14, /* internal_error       500 */
+	UD_EGONE = -15,	    /* gone                 410: a change stream
+				   resumed from before what is retained */
 };
 
 struct ud_error {
@@ -163,6 +165,10 @@ struct ud_options {
 	/* Argon2id cost; 0 = libsodium's INTERACTIVE limits. */
 	unsigned long long pw_opslimit;
 	size_t pw_memlimit;
+	/* Log records kept on disk past the snapshot that covers them, so the
+	 * change stream can resume across a restart (persistence/retain.h);
+	 * 0 = none (covered segments are removed). */
+	uint64_t changes_keep;
 };
 /* Defaults as above (memory only). */
 extern const struct ud_options ud_options_default;

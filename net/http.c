@@ -15,16 +15,19 @@
 #include "console.h"
 #include "valid.h"
 #include "backoff.h"
+#include "changes.h"
 #include "pwjob.h"
 
 #define HTTP_ASYNC 1
 
 struct http_conn {
 	http_parser parser;
-	struct ud_buf url, body, hname, hval, auth, if_match;
+	struct ud_buf url, body, hname, hval, auth, if_match, last_event_id;
 	struct ud_buf if_none_match; /* console files only */
 	bool has_if_match, in_value, busy, parser_paused, expect_continue;
 	bool gzip_ok; /* Accept-Encoding takes gzip */
+	bool has_last_event_id;
+	bool streaming; /* answered GET /v1/events: input is discarded */
 	size_t header_bytes;
 	int limit_status; /* 413/414/431 when a limit stopped the parser */
 	uint64_t start_ns;
@@ -94,6 +97,8 @@ static const char *reason(int status)
 		return "Method Not Allowed";
 	case 409:
 		return "Conflict";
+	case 410:
+		return "Gone";
 	case 412:
 		return "Precondition Failed";
 	case 413:
@@ -762,6 +767,98 @@ static int h_logs(struct http_req *r)
 	return rc;
 }
 
+/* A seq: decimal digits, at most 2^64 - 1. */
+static int seq_parse(struct http_req *r, const char *field, const char *s,
+		     size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+	if (n == 0 || n > 20)
+		goto bad;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned)(s[i] - '0');
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			goto bad;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+bad:
+	return ud_error_set(&r->err, UD_EINVAL, field,
+			    "%s must be a change seq (a decimal integer)",
+			    field);
+}
+
+static int events_query(struct http_req *r, struct ud_arena *a, bool *has,
+			uint64_t *since, const char **uid, size_t *un)
+{
+	const char *p = r->query, *end = r->query + r->query_len, *k, *v;
+	size_t kl, vl;
+	int rc = 0;
+	while (rc == 0 && query_next(&p, end, &k, &kl, &v, &vl)) {
+		const char *dk, *dv;
+		size_t dkl, dvl;
+		rc = query_decode(r, a, k, kl, &dk, &dkl);
+		rc = rc ? rc : query_decode(r, a, v, vl, &dv, &dvl);
+		if (rc)
+			break;
+		if (!strcmp(dk, "since")) {
+			rc = seq_parse(r, "since", dv, dvl, since);
+			*has = true;
+		} else if (!strcmp(dk, "user_id")) {
+			rc = valid_id(dv, dvl, &r->err);
+			r->err.field = "user_id";
+			*uid = dv, *un = dvl;
+		} else {
+			rc = ud_error_set(&r->err, UD_EINVAL, NULL,
+					  "bad query parameter \"%.60s\"", dk);
+		}
+	}
+	return rc;
+}
+
+/* GET /v1/events: Server-Sent Events (changes.h).  The headers leave with
+ * this iteration's replies; the body is the stream, to the close. */
+static int h_events(struct http_req *r)
+{
+	struct http_conn *hc = r->hc;
+	struct ud_arena arena = {0};
+	const char *uid = NULL;
+	size_t un = 0;
+	bool has = false;
+	uint64_t since = 0, last;
+	int rc = events_query(r, &arena, &has, &since, &uid, &un);
+	if (rc == 0 && !has && hc->has_last_event_id) {
+		rc = seq_parse(r, "Last-Event-ID", hc->last_event_id.data,
+			       hc->last_event_id.len, &since);
+		has = true;
+	}
+	if (rc == 0 && hc->parser.method == HTTP_HEAD)
+		last = changes_last_seq(r->c->srv->changes);
+	else if (rc == 0)
+		rc = changes_watch(r->c->srv->changes, r->c, CHANGES_SSE, has,
+				   since, uid, un, &last, &r->err);
+	ud_arena_free(&arena);
+	if (rc)
+		return rc;
+	metrics_observe(&r->c->srv->metrics, r->route, false, hc->start_ns);
+	evbuffer_add_printf(conn_reply_begin(r->c),
+			    "HTTP/1.1 200 OK\r\n"
+			    "Content-Type: text/event-stream\r\n"
+			    "Cache-Control: no-store\r\n"
+			    "Connection: close\r\n"
+			    "X-Accel-Buffering: no\r\n\r\n"
+			    ": last seq %llu\n\n",
+			    (unsigned long long)last);
+	conn_reply_end(r->c, false);
+	if (hc->parser.method == HTTP_HEAD) {
+		conn_close_when_done(r->c);
+	} else {
+		hc->streaming = true;
+		hc->busy = true; /* no further requests on this connection */
+	}
+	return 0;
+}
+
 static int h_healthz(struct http_req *r)
 {
 	struct ud_buf *b = &r->hc->out;
@@ -824,6 +921,8 @@ static const struct route r_identity = {
     {{HTTP_PUT, h_link, MR_HTTP_IDENTITY_PUT},
      {HTTP_DELETE, h_unlink, MR_HTTP_IDENTITY_DELETE}}};
 static const struct route r_logs = {"GET", {{HTTP_GET, h_logs, MR_HTTP_LOGS}}};
+static const struct route r_events = {"GET",
+				      {{HTTP_GET, h_events, MR_HTTP_EVENTS}}};
 static const struct route r_healthz = {
     "GET", {{HTTP_GET, h_healthz, MR_HTTP_HEALTHZ}}};
 static const struct route r_metrics = {
@@ -898,6 +997,8 @@ static const struct route *route_find(struct http_req *r, const char *p,
 		return &r_metrics;
 	if (seg_eq(p, n, "/v1/logs"))
 		return &r_logs;
+	if (seg_eq(p, n, "/v1/events"))
+		return &r_events;
 	if (seg_eq(p, n, "/v1/users"))
 		return &r_users;
 	if (n > 10 && !memcmp(p, "/v1/users/", 10))
@@ -1026,8 +1127,9 @@ static int on_message_begin(http_parser *p)
 	struct http_conn *hc = c->state;
 	hc->url.len = hc->body.len = hc->hname.len = hc->hval.len = 0;
 	hc->auth.len = hc->if_match.len = hc->if_none_match.len = 0;
+	hc->last_event_id.len = 0;
 	hc->has_if_match = hc->in_value = hc->expect_continue = false;
-	hc->gzip_ok = false;
+	hc->gzip_ok = hc->has_last_event_id = false;
 	hc->header_bytes = 0;
 	return 0;
 }
@@ -1052,6 +1154,10 @@ static int header_done(struct http_conn *hc)
 		 !strncasecmp(hc->hname.data, "if-match", 8)) {
 		dst = &hc->if_match;
 		hc->has_if_match = true;
+	} else if (hc->hname.len == 13 &&
+		   !strncasecmp(hc->hname.data, "last-event-id", 13)) {
+		dst = &hc->last_event_id;
+		hc->has_last_event_id = true;
 	}
 	if (hc->hname.len == 13 &&
 	    !strncasecmp(hc->hname.data, "if-none-match", 13))
@@ -1163,6 +1269,10 @@ static void http_on_read(struct conn *c)
 {
 	struct http_conn *hc = c->state;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
+	if (hc->streaming) { /* a client of the stream has nothing to say */
+		evbuffer_drain(in, evbuffer_get_length(in));
+		return;
+	}
 	while (conn_may_read(c) && !hc->busy) {
 		struct evbuffer_iovec v;
 		if (hc->parser_paused) {
@@ -1209,6 +1319,7 @@ static void http_free(struct conn *c)
 	ud_buf_free(&hc->auth);
 	ud_buf_free(&hc->if_match);
 	ud_buf_free(&hc->if_none_match);
+	ud_buf_free(&hc->last_event_id);
 	ud_buf_free(&hc->out);
 	free(hc);
 }

@@ -22,6 +22,7 @@ static const char *const route_names[MR__COUNT] = {
     [MR_HTTP_HEALTHZ] = "GET /healthz",
     [MR_HTTP_METRICS] = "GET /metrics",
     [MR_HTTP_CONSOLE] = "GET /console/",
+    [MR_HTTP_EVENTS] = "GET /v1/events",
     [MR_HTTP_UNMATCHED] = "unmatched",
     [MR_RPC_UNKNOWN] = "unknown",
     [MR_RPC_AUTH] = "auth",
@@ -41,6 +42,8 @@ static const char *const route_names[MR__COUNT] = {
     [MR_RPC_LOG_LIST] = "log.list",
     [MR_RPC_SERVER_STATS] = "server.stats",
     [MR_RPC_SERVER_SNAPSHOT] = "server.snapshot",
+    [MR_RPC_CHANGES_WATCH] = "changes.watch",
+    [MR_RPC_CHANGES_UNWATCH] = "changes.unwatch",
 };
 
 /* Upper bounds of the latency buckets, seconds. */

@@ -32,6 +32,7 @@ enum metric_route {
 	MR_HTTP_HEALTHZ,
 	MR_HTTP_METRICS,
 	MR_HTTP_CONSOLE,   /* the console's static files */
+	MR_HTTP_EVENTS,
 	MR_HTTP_UNMATCHED, /* 404/405/401 before a route was chosen */
 	MR_RPC_FIRST,
 	MR_RPC_UNKNOWN = MR_RPC_FIRST, /* unknown method, bad frame */
@@ -52,6 +53,8 @@ enum metric_route {
 	MR_RPC_LOG_LIST,
 	MR_RPC_SERVER_STATS,
 	MR_RPC_SERVER_SNAPSHOT,
+	MR_RPC_CHANGES_WATCH,
+	MR_RPC_CHANGES_UNWATCH,
 	MR__COUNT
 };
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backoff.h"
+#include "changes.h"
 #include "codec.h"
 #include "valid.h"
 #include "mpframe.h"
@@ -673,6 +674,36 @@ static int m_snapshot(struct rpc_call *call)
 	return rc ? rc : RPC_ASYNC;
 }
 
+/* changes.watch [since | nil]: {"seq": last}, then notifications. */
+static int m_watch(struct rpc_call *call)
+{
+	const msgpack_object *o = call->argc ? &call->argv[0] : NULL;
+	bool has = o && o->type != MSGPACK_OBJECT_NIL;
+	uint64_t last;
+	int rc = arg_count(call, 0, 1);
+	if (rc)
+		return rc;
+	if (has && o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return ud_error_set(&call->err, UD_EINVAL, "since",
+				    "since must be a change seq or nil");
+	rc = changes_watch(call->c->srv->changes, call->c, CHANGES_RPC, has,
+			   has ? o->via.u64 : 0, NULL, 0, &last, &call->err);
+	if (rc)
+		return rc;
+	msgpack_pack_map(&call->pk, 1);
+	pack_str(&call->pk, "seq");
+	return msgpack_pack_uint64(&call->pk, last);
+}
+
+static int m_unwatch(struct rpc_call *call)
+{
+	int rc = arg_count(call, 0, 0);
+	if (rc)
+		return rc;
+	changes_unwatch(call->c->srv->changes, call->c);
+	return msgpack_pack_true(&call->pk);
+}
+
 static const struct rpc_method methods[] = {
     {"auth", MR_RPC_AUTH, m_auth, false, true},
     {"ping", MR_RPC_PING, m_ping, false, true},
@@ -697,6 +728,8 @@ static const struct rpc_method methods[] = {
     {"log.list", MR_RPC_LOG_LIST, m_log_list, false, false},
     {"server.stats", MR_RPC_SERVER_STATS, m_stats, false, false},
     {"server.snapshot", MR_RPC_SERVER_SNAPSHOT, m_snapshot, false, false},
+    {"changes.watch", MR_RPC_CHANGES_WATCH, m_watch, false, false},
+    {"changes.unwatch", MR_RPC_CHANGES_UNWATCH, m_unwatch, false, false},
 };
 
 static const struct rpc_method *method_find(const char *s, size_t n)

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "changes.h"
 #include "pwjob.h"
 
 struct snap_waiter {
@@ -94,9 +95,18 @@ static void conn_read_set(struct conn *c, bool on)
 	c->reading = on;
 	if (on) {
 		struct timeval tv = {.tv_sec = c->srv->cfg.idle_timeout};
-		event_add(c->rev, c->srv->cfg.idle_timeout ? &tv : NULL);
+		event_add(c->rev,
+			  c->srv->cfg.idle_timeout && !c->watch ? &tv : NULL);
 	} else {
 		event_del(c->rev);
+	}
+}
+
+void conn_set_streaming(struct conn *c)
+{
+	if (c->reading) { /* again, without the idle timeout */
+		conn_read_set(c, false);
+		conn_read_set(c, true);
 	}
 }
 
@@ -406,14 +416,17 @@ static void server_release_held(struct server *srv, int flush_rc)
 	srv->held_head = keep;
 }
 
+/* Changes reach watchers after the replies, once they are in the log. */
 static void server_flush(struct server *srv)
 {
-	if (!srv->held_head)
+	if (!srv->held_head && !changes_pending(srv->changes))
 		return;
 	int rc = ud_flush(srv->db);
 	if (rc)
 		srv->metrics.flush_errors++;
 	server_release_held(srv, rc);
+	if (rc == 0 && srv->changes)
+		changes_publish(srv->changes);
 }
 
 /* ---- snapshots on demand ------------------------------------------------- */
@@ -502,8 +515,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 	ud_tick(srv->db);
 	snap_check(srv);
 	tick_set(srv, srv->snap_waiters != NULL);
-	if (srv->held_head) /* a failed flush is retried */
-		server_flush(srv);
+	/* a failed flush is retried */
+	server_flush(srv);
 }
 
 /* ---- listeners ------------------------------------------------------------
@@ -639,6 +652,7 @@ static int open_store(struct server *srv)
 	srv->dbopt.pw_opslimit = srv->cfg.argon2_ops;
 	srv->dbopt.pw_memlimit = srv->cfg.argon2_mem;
 	srv->dbopt.data_dir = srv->cfg.no_persist ? NULL : srv->cfg.data_dir;
+	srv->dbopt.changes_keep = srv->cfg.changes_keep;
 	pthread_mutex_init(&srv->decoy_lock, NULL);
 	srv->decoy_started =
 	    pthread_create(&srv->decoy_thread, NULL, decoy_thread_cb, srv) == 0;
@@ -718,6 +732,8 @@ int server_start(struct server *srv, const struct server_config *cfg)
 		fprintf(stderr, "userdb-server: out of memory\n");
 		return -1;
 	}
+	if (!(srv->changes = changes_new(srv)))
+		return -1;
 	return server_listen(srv);
 }
 
@@ -749,6 +765,7 @@ void server_run(struct server *srv)
 	while (!srv->stopping) {
 		event_base_loop(srv->base, EVLOOP_ONCE);
 		server_flush(srv);
+		changes_pump(srv->changes);
 	}
 	server_stop_listening(srv);
 	pwjob_release_delayed(srv); /* no back-off while we stop */
@@ -786,6 +803,8 @@ void server_destroy(struct server *srv)
 	while (srv->conns)
 		conn_close(srv->conns);
 	server_release_held(srv, 0); /* drops the list's references */
+	changes_free(srv->changes);
+	srv->changes = NULL;
 	if (srv->sig_term)
 		event_free(srv->sig_term);
 	if (srv->sig_int)

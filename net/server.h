@@ -106,9 +106,11 @@ struct conn {
 	bool authed;		  /* RPC: auth succeeded */
 	unsigned jobs, max_jobs;  /* password jobs in flight, and the cap */
 	int refs;
+	struct watcher *watch; /* a change-stream watcher (changes.h) */
 };
 
 struct snap_waiter;
+struct changes;
 struct pwjob;
 struct backoff;
 
@@ -136,6 +138,7 @@ struct server {
 	struct conn *held_head; /* connections with held replies */
 	struct snap_waiter *snap_waiters;
 	struct backoff *backoff; /* --verify-backoff-ms, else NULL */
+	struct changes *changes; /* the change stream (changes.h) */
 	struct pwjob *delayed;	 /* verifications waiting out a back-off */
 	bool stopping;
 	int rpc_port, http_port; /* as bound */
@@ -170,6 +173,9 @@ void conn_close_when_done(struct conn *c);
 void conn_close_lingering(struct conn *c);
 #define CONN_LINGER_S	2
 #define CONN_LINGER_MAX (64u << 20)
+/* c now streams (a change-stream watcher): the idle timeout no longer
+ * applies to it. */
+void conn_set_streaming(struct conn *c);
 void conn_ref(struct conn *c);
 void conn_unref(struct conn *c);
 /* Run the protocol's on_read again (after a password job finished). */

@@ -31,6 +31,7 @@
 #include "oplog.h"
 #include "persist.h"
 #include "recover.h"
+#include "retain.h"
 #include "snapshot.h"
 #include "userdb.h"
 
@@ -41,7 +42,8 @@ struct persist {
 	struct fault fault;
 	struct oplog *log;
 	struct snap_job job;
-	unsigned interval; /* seconds, 0 = on demand only */
+	unsigned interval;     /* seconds, 0 = on demand only */
+	uint64_t changes_keep; /* log records kept past a snapshot */
 	uint64_t snap_covered;
 	uint64_t snap_done;
 	uint64_t snap_failed;	  /* snapshots that failed to start or finish */
@@ -63,6 +65,13 @@ static int64_t now_ms(clockid_t clk)
 static struct persist *persist_of(ud_db *db)
 {
 	return db ? ud_db_ext(db) : NULL;
+}
+
+const char *persist_dir(ud_db *db)
+{
+	struct persist *p = persist_of(db);
+
+	return p ? p->dir : NULL;
 }
 
 static int apply_cb(void *ctx, const void *rec, size_t len,
@@ -149,7 +158,8 @@ static void snapshot_finished(struct persist *p, const struct snap_result *r)
 	p->last_snapshot_bytes = r->bytes;
 	p->snap_covered = p->job.covered;
 	remove_old_snapshots(p, p->job.covered);
-	oplog_remove_covered(p->log, p->job.covered);
+	oplog_remove_covered(
+	    p->log, retain_upto(p->log, p->job.covered, p->changes_keep));
 }
 
 /* Reap the snapshot child if it has finished (or wait for it). */
@@ -248,7 +258,9 @@ static int persist_recover(struct persist *p, const struct ud_options *opt,
 		/* Left over by a crash between a snapshot's rename and its
 		 * clean-up: the loaded snapshot covers them. */
 		if (r.have_snap)
-			oplog_remove_covered(p->log, r.snap_covered);
+			oplog_remove_covered(p->log,
+					     retain_upto(p->log, r.snap_covered,
+							 p->changes_keep));
 		p->snap_covered = r.snap_covered;
 		last_snapshot_time(p, &r);
 		keep_warnings(p, &r, inprogress);
@@ -270,6 +282,7 @@ static int persist_open(ud_db *db, const struct ud_options *opt,
 	p->db = db;
 	p->lock_fd = -1;
 	p->interval = opt->snapshot_interval;
+	p->changes_keep = opt->changes_keep;
 	p->last_attempt = now_ms(CLOCK_MONOTONIC);
 	fault_init(&p->fault);
 	rc = datadir_create(p->dir, err);

@@ -16,4 +16,8 @@ int persist_fault_set(ud_db *db, const char *spec, struct ud_error *err);
  * call on db. */
 const char *persist_snapshot_error(ud_db *db);
 
+/* The data dir of db (NULL for a store in memory only); valid until
+ * ud_close(). */
+const char *persist_dir(ud_db *db);
+
 #endif

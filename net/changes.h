@@ -1,0 +1,90 @@
+/*
+ * changes.h -- the change stream (SPEC §8): watchers over SSE and RPC, the
+ * window of resumable changes, and sharing one encoding among watchers.
+ *
+ * Source.  The engine tells us of every applied change (journal.h,
+ * ud_db_set_changes); its seq is the event id.  changes_note_cb encodes it
+ * once, as the msgpack map {"seq","event","user_id","at","actor","user"}
+ * (actor: the event's details.actor when present, else nil), and parks it
+ * on the pending list.  Nothing reaches a watcher from there until
+ * changes_publish(), which the server calls after ud_flush() succeeded:
+ * changes leave only once they are in the log, like replies (server.h).
+ *
+ * Window.  Published changes go into a ring of the latest `--changes-keep`
+ * encoded maps, in seq order.  `floor` is the seq below which changes are
+ * no longer known: the last one dropped from the ring (or, at start, the
+ * seq before the first change found in the log).  A resume from since >=
+ * floor misses nothing; since < floor is UD_EGONE (410 `gone`).  At start
+ * the ring is rebuilt from the log segments that persistence keeps for
+ * this (persistence/retain.h), so a resume works across a restart or a
+ * kill -9: a watcher was only ever sent changes already in the log file.
+ * Memory: one malloc'd map per change in the window (about 300-600 bytes
+ * for a typical user), so the default 1M window can cost a few hundred MB
+ * when full.
+ *
+ * Sharing.  Each published change is framed once per protocol (an SSE
+ * event "id: SEQ\nevent: NAME\ndata: JSON\n\n", an RPC notification
+ * [2, "change", [map]]) into a reference-counted chunk added to each live
+ * watcher's output with evbuffer_add_reference: 200 watchers cost 200
+ * pointer appends and the sockets' writes, not 200 encodings.
+ *
+ * Watchers.  A watcher is live when it has been sent everything up to the
+ * ring's end, else behind: changes_pump() (after every loop iteration)
+ * frames the next ring entries into a behind watcher's output while that
+ * output holds less than CHANGES_PUMP_BYTES, so a catch-up of a million
+ * changes is paced by the socket.  A watcher whose output passes
+ * --max-output is closed (and counted as dropped); one so far behind that
+ * the ring dropped its next change is closed too (it reconnects and gets
+ * 410).  Nothing a watcher does blocks writers or other watchers.  A
+ * connection's watcher waits while the connection has held replies, so
+ * the reply to changes.watch (and the SSE headers) leave first.  SSE
+ * watchers get a comment line every CHANGES_HEARTBEAT_S seconds.
+ *
+ * Threads: the loop thread only.
+ */
+#ifndef UD_NET_CHANGES_H
+#define UD_NET_CHANGES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "userdb.h"
+
+#define CHANGES_PUMP_BYTES  (256u << 10)
+#define CHANGES_HEARTBEAT_S 10
+
+struct server;
+struct conn;
+struct changes;
+
+enum changes_proto { CHANGES_SSE, CHANGES_RPC };
+
+/* Hook the stream into srv's store and rebuild the window from the log
+ * (with a data dir).  NULL and a message on stderr on failure. */
+struct changes *changes_new(struct server *srv);
+void changes_free(struct changes *ch);
+
+/* Send what was committed since the last call to the watchers (after a
+ * successful ud_flush). */
+void changes_publish(struct changes *ch);
+/* True while changes wait for changes_publish(). */
+bool changes_pending(const struct changes *ch);
+/* Feed behind watchers, drop closed ones (after each loop iteration). */
+void changes_pump(struct changes *ch);
+
+/* Make c a watcher (replacing its earlier watch) from `since` (has_since
+ * false: from now), only of user_id when uid_len > 0 (borrowed, copied).
+ * *last gets the seq of the last change so far.  0, UD_EGONE when since
+ * is older than the window, UD_EINVAL when since is after the last
+ * change, UD_ENOMEM; err filled. */
+int changes_watch(struct changes *ch, struct conn *c, enum changes_proto p,
+		  bool has_since, uint64_t since, const char *uid,
+		  size_t uid_len, uint64_t *last, struct ud_error *err);
+/* c stops being a watcher (no-op when it is not one). */
+void changes_unwatch(struct changes *ch, struct conn *c);
+
+/* For stats and tests: watchers, the window's bounds. */
+size_t changes_watchers(const struct changes *ch);
+uint64_t changes_last_seq(const struct changes *ch);
+
+#endif
