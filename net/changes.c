@@ -16,6 +16,7 @@
 /* One encoded change: the msgpack map, and where its user_id lies in it. */
 struct entry {
 	uint64_t seq;
+	uint64_t cum; /* bytes of every entry pushed so far, this one's too */
 	char *mp;
 	uint32_t len;
 	uint32_t uid_off;
@@ -47,6 +48,7 @@ struct changes {
 	size_t cap, keep;
 	uint64_t start, count;
 	uint64_t floor; /* resumable: since >= floor */
+	uint64_t bytes; /* of every entry pushed (struct entry.cum) */
 	/* committed, not yet in the log file */
 	struct entry *pending;
 	size_t npending, cappending;
@@ -219,8 +221,22 @@ static void ring_push(struct changes *ch, struct entry *e)
 		ch->start++;
 		ch->count--;
 	}
+	ch->bytes += e->len;
+	e->cum = ch->bytes;
 	*ring_at(ch, ring_end(ch)) = *e;
 	ch->count++;
+}
+
+/* Bytes of the entries from index i to the end: what a watcher at cursor
+ * i still owes its socket, besides its output. */
+static uint64_t ring_lag(const struct changes *ch, uint64_t i)
+{
+	const struct entry *e;
+
+	if (i >= ring_end(ch))
+		return 0;
+	e = ring_at(ch, i);
+	return ch->bytes - (e->cum - e->len);
 }
 
 /* The absolute index of the first entry with seq > since. */
@@ -363,6 +379,11 @@ static void watcher_free(struct changes *ch, struct watcher *w)
 	free(w);
 }
 
+static size_t out_len(const struct watcher *w)
+{
+	return evbuffer_get_length(bufferevent_get_output(w->c->bev));
+}
+
 /* Cut a watcher that cannot keep up (output cap, or fell out of the
  * window). */
 static void watcher_cut(struct changes *ch, struct watcher *w)
@@ -372,9 +393,12 @@ static void watcher_cut(struct changes *ch, struct watcher *w)
 	watcher_free(ch, w);
 }
 
-static size_t out_len(const struct watcher *w)
+/* Output a watcher may hold before it is fed from the window instead. */
+static size_t pump_bytes(const struct changes *ch)
 {
-	return evbuffer_get_length(bufferevent_get_output(w->c->bev));
+	size_t quarter = ch->srv->cfg.max_output / 4;
+
+	return quarter < CHANGES_PUMP_BYTES ? quarter : CHANGES_PUMP_BYTES;
 }
 
 /* May w be sent to now?  (Its connection's held replies go first.) */
@@ -396,7 +420,9 @@ void changes_publish(struct changes *ch)
 		for (w = ch->watchers; w; w = next) {
 			struct chunk **kp = &k[w->proto];
 			next = w->next;
-			if (w->cursor != end || !watcher_ready(w))
+			/* one with much unsent falls behind: pumped */
+			if (w->cursor != end || !watcher_ready(w) ||
+			    out_len(w) >= pump_bytes(ch))
 				continue;
 			w->cursor = end + 1;
 			if (!entry_matches(e, w))
@@ -436,12 +462,15 @@ static void watcher_pump(struct changes *ch, struct watcher *w)
 	struct evbuffer *out = bufferevent_get_output(w->c->bev);
 	struct ud_buf *b = &ch->scratch;
 
-	if (w->cursor < ch->start) {
-		watcher_cut(ch, w); /* the window moved past it */
+	/* The window moved past it, or it owes more than --max-output. */
+	if (w->cursor < ch->start ||
+	    evbuffer_get_length(out) + ring_lag(ch, w->cursor) >
+		ch->srv->cfg.max_output) {
+		watcher_cut(ch, w);
 		return;
 	}
 	while (w->cursor < ring_end(ch) &&
-	       evbuffer_get_length(out) < CHANGES_PUMP_BYTES) {
+	       evbuffer_get_length(out) < pump_bytes(ch)) {
 		const struct entry *e = ring_at(ch, w->cursor++);
 		if (!entry_matches(e, w))
 			continue;
