@@ -53,7 +53,8 @@ void db_note_change(ud_db *db, const struct change *ch,
 	} else {
 		view_of(&tmp, NULL, &c);
 		if (ch->type == CH_EVENT)
-			c.user = (const ud_user *)db_find(db, ch->id, ch->id_len);
+			c.user =
+			    (const ud_user *)db_find(db, ch->id, ch->id_len);
 	}
 	db->changes(db->changes_ctx, &c);
 }

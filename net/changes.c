@@ -35,7 +35,7 @@ struct watcher {
 	struct conn *c; /* referenced */
 	enum changes_proto proto;
 	char uid[UD_ID_MAX + 1];
-	size_t uid_len; /* 0: every user */
+	size_t uid_len;	 /* 0: every user */
 	uint64_t cursor; /* ring index (absolute) of the next change to send */
 	struct watcher *prev, *next;
 };
@@ -146,12 +146,16 @@ static int entry_frame(const struct entry *e, enum changes_proto proto,
 	int n;
 
 	if (proto == CHANGES_RPC)
-		return ud_buf_append(b, "\x93\x02\xa6" "change\x91", 10) ||
+		return ud_buf_append(b,
+				     "\x93\x02\xa6"
+				     "change\x91",
+				     10) ||
 			       ud_buf_append(b, e->mp, e->len)
 			   ? UD_ENOMEM
 			   : 0;
-	n = snprintf(head, sizeof head, "id: %llu\nevent: %s\ndata: ",
-		     (unsigned long long)e->seq, ud_event_name(e->event));
+	n = snprintf(head, sizeof head,
+		     "id: %llu\nevent: %s\ndata: ", (unsigned long long)e->seq,
+		     ud_event_name(e->event));
 	if (ud_buf_append(b, head, (size_t)n) ||
 	    codec_mp_to_json(e->mp, e->len, b) || ud_buf_append(b, "\n\n", 2))
 		return UD_ENOMEM;
@@ -164,7 +168,8 @@ static bool entry_matches(const struct entry *e, const struct watcher *w)
 			       !memcmp(e->mp + e->uid_off, w->uid, w->uid_len));
 }
 
-/* ---- the window ------------------------------------------------------------ */
+/* ---- the window ------------------------------------------------------------
+ */
 
 static struct entry *ring_at(const struct changes *ch, uint64_t i)
 {
@@ -276,15 +281,15 @@ static void note_cb(void *ctx, const struct ud_change *c)
 lost:
 	/* Out of memory: the stream cannot show this change, so no resume
 	 * may pass over it.  Watchers must reload (410 on resume). */
-	fprintf(stderr, "userdb-server: out of memory: change %llu is not "
-			"in the change stream\n",
+	fprintf(stderr,
+		"userdb-server: out of memory: change %llu is not "
+		"in the change stream\n",
 		(unsigned long long)c->seq);
 	ch->floor = c->seq;
 }
 
 /* Rebuild the window from the log segments kept on disk. */
-static int load_cb(void *ctx, uint64_t log_seq, const void *payload,
-		   size_t len)
+static int load_cb(void *ctx, uint64_t log_seq, const void *payload, size_t len)
 {
 	struct changes *ch = ctx;
 	struct ud_change c;
@@ -318,7 +323,8 @@ static void load_window(struct changes *ch)
 			"userdb-server: warning: the change stream cannot "
 			"resume from before seq %llu (%s)\n",
 			(unsigned long long)now,
-			rc ? err.message : "the log does not hold every change");
+			rc ? err.message
+			   : "the log does not hold every change");
 		while (ch->count) {
 			free(ring_at(ch, ch->start)->mp);
 			ch->start++;
@@ -427,16 +433,15 @@ void changes_publish(struct changes *ch)
 			w->cursor = end + 1;
 			if (!entry_matches(e, w))
 				continue;
-			if (!*kp && !(*kp = chunk_new(e, w->proto,
-						      &ch->scratch))) {
+			if (!*kp &&
+			    !(*kp = chunk_new(e, w->proto, &ch->scratch))) {
 				watcher_cut(ch, w);
 				continue;
 			}
 			(*kp)->refs++;
 			if (evbuffer_add_reference(
-				bufferevent_get_output(w->c->bev),
-				(*kp)->data, (*kp)->len, chunk_unref_cb,
-				*kp)) {
+				bufferevent_get_output(w->c->bev), (*kp)->data,
+				(*kp)->len, chunk_unref_cb, *kp)) {
 				(*kp)->refs--;
 				watcher_cut(ch, w);
 			} else if (out_len(w) > ch->srv->cfg.max_output) {
@@ -576,7 +581,8 @@ uint64_t changes_last_seq(const struct changes *ch)
 	return last_seq(ch);
 }
 
-/* ---- life ------------------------------------------------------------------ */
+/* ---- life ------------------------------------------------------------------
+ */
 
 struct changes *changes_new(struct server *srv)
 {

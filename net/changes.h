@@ -29,18 +29,20 @@
  * pointer appends and the sockets' writes, not 200 encodings.
  *
  * Watchers.  A watcher is live when it has been sent everything up to the
- * ring's end and its output holds less than CHANGES_PUMP_BYTES; only live
+ * ring's end and its output holds less than the pump limit
+ * (CHANGES_PUMP_BYTES, at most a quarter of --max-output); only live
  * watchers get the shared chunks.  Others are behind: changes_pump()
  * (after every loop iteration) frames the next ring entries into a behind
- * watcher's output while that output holds less than CHANGES_PUMP_BYTES,
- * so a burst of writes or a catch-up of a million changes is paced by the
- * socket.  What a watcher owes is its output plus the bytes of the ring's
- * entries after its cursor (struct entry.cum); past --max-output it is
- * closed (and counted as dropped), as is one so far behind that the ring
- * dropped its next change (it reconnects and gets 410).  Nothing a watcher does blocks writers or other watchers.  A
- * connection's watcher waits while the connection has held replies, so
- * the reply to changes.watch (and the SSE headers) leave first.  SSE
- * watchers get a comment line every CHANGES_HEARTBEAT_S seconds.
+ * watcher's output while that output is under the pump limit, so a burst
+ * of writes or a catch-up of a million changes is paced by the socket.
+ * What a watcher owes is its output plus the bytes of the ring's entries
+ * after its cursor (struct entry.cum); past --max-output it is closed (and
+ * counted as dropped), as is one so far behind that the ring dropped its
+ * next change (it reconnects and gets 410).  Nothing a watcher does
+ * blocks writers or other watchers.  A connection's watcher waits while
+ * the connection has held replies, so the reply to changes.watch (and the
+ * SSE headers) leave first.  SSE watchers get a comment line every
+ * CHANGES_HEARTBEAT_S seconds.
  *
  * Threads: the loop thread only.
  */

@@ -34,6 +34,7 @@ enum opt_kind {
 	OPT_PORT,
 	OPT_UINT,
 	OPT_SIZE,
+	OPT_COUNT, /* a size_t that may be 0 */
 	OPT_BOOL,
 	OPT_FSYNC,
 	OPT_KEY
@@ -75,7 +76,7 @@ static const struct opt opts[] = {
      "largest RPC frame (1048576)"},
     {"max-output", OPT_SIZE, OFF(max_output), "BYTES",
      "queued reply bytes per connection before it is dropped (16777216)"},
-    {"changes-keep", OPT_SIZE, OFF(changes_keep), "N",
+    {"changes-keep", OPT_COUNT, OFF(changes_keep), "N",
      "latest changes resumable in the change stream (1000000)"},
     {"max-connections", OPT_UINT, OFF(max_connections), "N",
      "open client connections (10000)"},
@@ -157,7 +158,9 @@ static int opt_set(struct server_config *cfg, const struct opt *o,
 		*(unsigned *)p = (unsigned)v;
 		return 0;
 	case OPT_SIZE:
-		if (parse_ull(val, 1ull << 40, &v) || v == 0)
+	case OPT_COUNT:
+		if (parse_ull(val, 1ull << 40, &v) ||
+		    (v == 0 && o->kind == OPT_SIZE))
 			return -1;
 		*(size_t *)p = (size_t)v;
 		return 0;

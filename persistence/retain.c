@@ -22,8 +22,8 @@ struct scan {
 	void *ctx;
 };
 
-static int scan_rec_cb(void *ctx, uint64_t seq, const void *payload,
-		       size_t len, size_t offset)
+static int scan_rec_cb(void *ctx, uint64_t seq, const void *payload, size_t len,
+		       size_t offset)
 {
 	struct scan *s = ctx;
 
