@@ -31,7 +31,7 @@ enum metric_route {
 	MR_HTTP_LOGS,
 	MR_HTTP_HEALTHZ,
 	MR_HTTP_METRICS,
-	MR_HTTP_CONSOLE,   /* the console's static files */
+	MR_HTTP_CONSOLE, /* the console's static files */
 	MR_HTTP_EVENTS,
 	MR_HTTP_UNMATCHED, /* 404/405/401 before a route was chosen */
 	MR_RPC_FIRST,
