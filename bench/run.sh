@@ -9,9 +9,12 @@
 # default build-bench/), then for each system in turn -- never two servers at
 # once, so none steals the other's CPU -- starts it on free loopback ports with
 # its data in a temporary directory, and measures:
-#   load       N users of the benchmark shape, pipelined (userdb-bench --op load)
-#   rss        VmRSS after the load minus VmRSS of the empty server, per user
-#   snapshot   userdb server.snapshot, Redis SAVE, Tarantool box.snapshot(),
+#   load       N users of the benchmark shape, each with an Argon2id
+#              password_hash (97 bytes encoded), pipelined (userdb-bench --op load)
+#   rss        VmRSS after the load minus VmRSS of the empty server, per user;
+#              and once more on a fresh server loaded --no-hashes (rss_nohash)
+#   snapshot   userdb server.snapshot, Redis SAVE, Tarantool box.snapshot()
+#              (time, and the file's size),
 #              of exactly the N loaded users (before any update: userdb keeps
 #              a per-user activity log that updates would grow, which the
 #              peers do not hold, so later the data would differ)
@@ -24,6 +27,10 @@
 #              JSON as a static file, same connections and duration
 #   writes     update and a 90/10 read/update mix, then create
 # then userdb alone (memory only) at smaller sizes for the scaling rows.
+# Every userdb-bench run also reads the server's CPU time (all threads,
+# /proc/PID/task/*/schedstat) over its measured window: server_us_per_op,
+# what a request costs the server, next to ops/s (the load generator shares
+# the two cores, so ops/s alone says as much about it as about the server).
 # Durability is alike for the writes: userdb --fsync everysec, Redis AOF
 # everysec, Tarantool wal_mode=write.  Redis restarts from its RDB (SAVE), with
 # AOF switched back on before the create workload.
@@ -156,6 +163,20 @@ settle() {
 	log "server $SPID still busy after 60 s"
 }
 
+# settle, then wait until $SPID's RSS holds still for 0.5 s (at most 30 s):
+# userdb hashes its decoy password (64 MiB of Argon2id) on a thread just
+# after it starts, which an RSS taken too early would count as "before".
+settle_rss() {
+	local a b i
+	settle
+	for i in $(seq 60); do
+		a=$(rss_kb "$SPID")
+		sleep 0.5
+		b=$(rss_kb "$SPID")
+		[ "$a" = "$b" ] && return 0
+	done
+}
+
 # ---- servers: each sets SPID -----------------------------------------------
 
 start_userdb() { # DIR PORT HTTP_PORT [flags]
@@ -209,6 +230,7 @@ run() { # SYSTEM PORT TAG USERS [userdb-bench args]
 	shift 4
 	local auth=() limit=$((${DUR%.*} + 150))
 	[ "$sys" = userdb ] && auth=(--api-key "$KEY")
+	[ -n "$SPID" ] && auth+=(--server-pid "$SPID")
 	case " $* " in *" load "*) limit=$((users / 1000 + 120)) ;; esac
 	# A server that hangs or dies costs this measurement, not the run.
 	settle
@@ -274,18 +296,45 @@ write_workloads() { # SYSTEM PORT OP...
 	done
 }
 
-snapshot() { # SYSTEM PORT
-	local auth=()
+snapshot() { # SYSTEM PORT DIR
+	local auth=() f
 	[ "$1" = userdb ] && auth=(--api-key "$KEY")
 	settle
 	timeout -k 5 1800 "$BENCH" --proto "$1" --port "$2" "${auth[@]}" \
 		--op snapshot | record snapshot "$1" ||
 		log "FAILED: $1 snapshot"
+	# The newest snapshot file: userdb snap-*.usnap, Redis dump.rdb,
+	# Tarantool *.snap.
+	f=$(ls -t "$3"/snap-*.usnap "$3"/dump.rdb "$3"/*.snap 2>/dev/null | head -1)
+	[ -n "$f" ] && note snapshot_size "$1" \
+		"$(printf '"users":%d,"bytes":%d' "$USERS" "$(stat -c %s "$f")")"
+}
+
+# RSS per user of a fresh server loaded without password hashes.
+nohash_rss() { # SYSTEM
+	local sys=$1 dir=$TMP/$1-nohash port http before after
+	port=$(free_port) http=$(free_port)
+	case $sys in
+	userdb) start_userdb "$dir" "$port" "$http" --data-dir "$dir" ;;
+	*) "start_$sys" "$dir" "$port" ;;
+	esac
+	wait_ready "$sys" "$port" >/dev/null || return 0
+	settle_rss
+	before=$(rss_kb "$SPID")
+	run "$sys" "$port" nohash "$USERS" --op load --pipeline 16 --no-hashes
+	sleep 0.5
+	after=$(rss_kb "$SPID")
+	note rss_nohash "$sys" "$(printf '"users":%d,"rss_before_kb":%d,"rss_after_kb":%d,"bytes_per_user":%.1f' \
+		"$USERS" "$before" "$after" \
+		"$(awk -v a="$after" -v b="$before" -v n="$USERS" \
+			'BEGIN { print (a - b) * 1024 / n }')")"
+	stop_server "$SPID"
+	rm -rf "$dir"
 }
 
 load_and_rss() { # SYSTEM PORT
 	local before after
-	sleep 0.2
+	settle_rss
 	before=$(rss_kb "$SPID")
 	run "$1" "$2" main "$USERS" --op load --pipeline 16
 	sleep 0.5
@@ -325,7 +374,7 @@ bench_userdb() {
 	start_userdb "$dir" "$port" "$http" --data-dir "$dir"
 	wait_ready userdb "$port" >/dev/null
 	load_and_rss userdb "$port"
-	snapshot userdb "$port"
+	snapshot userdb "$port" "$dir"
 	stop_server "$SPID"
 	startup userdb "$port" "$dir" "$port" "$http" --data-dir "$dir"
 	read_workloads userdb "$port"
@@ -336,6 +385,7 @@ bench_userdb() {
 	http_bench userdb "http://127.0.0.1:$http"
 	write_workloads userdb "$port" update mix create
 	stop_server "$SPID"
+	nohash_rss userdb
 }
 
 bench_redis() {
@@ -345,7 +395,7 @@ bench_redis() {
 	start_redis "$dir" "$port"
 	wait_ready redis "$port" >/dev/null
 	load_and_rss redis "$port"
-	snapshot redis "$port"
+	snapshot redis "$port" "$dir"
 	stop_server "$SPID"
 	rm -rf "$dir/appendonlydir" # start-up from the RDB file, as measured
 	startup redis "$port" "$dir" "$port" --appendonly no
@@ -357,6 +407,7 @@ bench_redis() {
 	read_workloads redis "$port"
 	write_workloads redis "$port" update mix create
 	stop_server "$SPID"
+	nohash_rss redis
 }
 
 bench_tarantool() {
@@ -366,12 +417,13 @@ bench_tarantool() {
 	start_tarantool "$dir" "$port"
 	wait_ready tarantool "$port" >/dev/null
 	load_and_rss tarantool "$port"
-	snapshot tarantool "$port"
+	snapshot tarantool "$port" "$dir"
 	stop_server "$SPID"
 	startup tarantool "$port" "$dir" "$port"
 	read_workloads tarantool "$port"
 	write_workloads tarantool "$port" update mix create
 	stop_server "$SPID"
+	nohash_rss tarantool
 }
 
 bench_nginx() {

@@ -38,6 +38,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
@@ -106,6 +107,8 @@ struct opts {
 	int limit;	   /* page size for list and search */
 	int write_pct;	   /* mix: percentage of updates */
 	int show;	   /* one request of --op, print its reply */
+	int hashes;	   /* users carry an Argon2id password_hash */
+	int server_pid;	   /* measure this process's CPU (0: none) */
 };
 
 #define GET_MANY_MAX 64
@@ -575,6 +578,42 @@ static void user_fill(struct user *u, uint64_t i)
 	u->status = statuses[u->status_i];
 }
 
+/* User i's password hash: an encoded Argon2id string of libsodium's
+ * interactive cost with a salt and a hash drawn from i (97 bytes, as
+ * libsodium writes them; never verified, so any bytes do).  Written into
+ * out[100]. */
+static void user_hash(char *out, uint64_t i)
+{
+	static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned char raw[48];
+	uint64_t h = i ^ 0xa5a5a5a5a5a5ull;
+	for (int k = 0; k < 48; k += 8) {
+		uint64_t v = splitmix64(&h);
+		memcpy(raw + k, &v, 8);
+	}
+	int n = sprintf(out, "$argon2id$v=19$m=65536,t=2,p=1$");
+	/* base64 without padding: 16 salt bytes -> 22, 32 hash bytes -> 43 */
+	for (int part = 0; part < 2; part++) {
+		const unsigned char *p = raw + (part ? 16 : 0);
+		int len = part ? 32 : 16, bits = 0;
+		uint32_t acc = 0;
+		if (part)
+			out[n++] = '$';
+		for (int k = 0; k < len; k++) {
+			acc = acc << 8 | p[k];
+			bits += 8;
+			while (bits >= 6) {
+				bits -= 6;
+				out[n++] = b64[(acc >> bits) & 63];
+			}
+		}
+		if (bits)
+			out[n++] = b64[(acc << (6 - bits)) & 63];
+	}
+	out[n] = 0;
+}
+
 /* How many of users [0, n) have this role and status (i%3, i/3%3). */
 static long combo_count(long n, int role, int status)
 {
@@ -720,9 +759,14 @@ static void mp_custom_data(struct buf *b)
 	mp_cstr(b, "b");
 }
 
-static void udb_user_fields(struct buf *b, const struct user *u)
+static void udb_user_fields(struct buf *b, const struct user *u,
+			    const char *hash)
 {
-	mp_map(b, 7);
+	mp_map(b, hash ? 8 : 7);
+	if (hash) {
+		mp_cstr(b, "password_hash");
+		mp_cstr(b, hash);
+	}
 	mp_cstr(b, "id");
 	mp_str(b, u->id, u->id_len);
 	mp_cstr(b, "name");
@@ -808,14 +852,14 @@ static void tnt_select(struct buf *b, uint32_t sync, int index, const char *k1,
 }
 
 static void tnt_insert(struct buf *b, uint32_t sync, const struct user *u,
-		       const char *stamp)
+		       const char *stamp, const char *hash)
 {
 	size_t mark = tnt_begin(b, TNT_INSERT, sync);
 	mp_map(b, 2);
 	mp_uint(b, 0x10);
 	mp_uint(b, TNT_SPACE);
 	mp_uint(b, 0x21); /* TUPLE */
-	mp_array(b, 10);
+	mp_array(b, hash ? 11 : 10);
 	mp_str(b, u->id, u->id_len);
 	mp_str(b, u->email, u->email_len); /* folded: already lower case */
 	mp_cstr(b, u->name);
@@ -826,6 +870,8 @@ static void tnt_insert(struct buf *b, uint32_t sync, const struct user *u,
 	mp_custom_data(b);
 	mp_cstr(b, stamp);
 	mp_cstr(b, stamp);
+	if (hash)
+		mp_cstr(b, hash); /* field 11 */
 	tnt_end(b, mark);
 }
 
@@ -847,9 +893,14 @@ static void tnt_call(struct buf *b, uint32_t sync, const char *fn,
 	tnt_end(b, mark);
 }
 
+/* 18 arguments, 20 with a hash. */
 static void redis_user_fields(struct buf *b, const struct user *u,
-			      const char *stamp)
+			      const char *stamp, const char *hash)
 {
+	if (hash) {
+		resp_cstr(b, "password_hash");
+		resp_cstr(b, hash);
+	}
 	resp_cstr(b, "id");
 	resp_bulk(b, u->id, u->id_len);
 	resp_cstr(b, "name");
@@ -872,12 +923,12 @@ static void redis_user_fields(struct buf *b, const struct user *u,
 
 /* Load: the five plain commands a Redis loader pipelines. */
 static int redis_load(struct buf *b, const struct user *u, uint64_t i,
-		      const char *stamp)
+		      const char *stamp, const char *hash)
 {
-	resp_array(b, 2 + 18);
+	resp_array(b, 2 + 18 + (hash ? 2 : 0));
 	resp_cstr(b, "HSET");
 	resp_fmt(b, "user:%s", u->id);
-	redis_user_fields(b, u, stamp);
+	redis_user_fields(b, u, stamp, hash);
 	resp_array(b, 3);
 	resp_cstr(b, "SET");
 	resp_fmt(b, "email:%s", u->email);
@@ -900,9 +951,9 @@ static int redis_load(struct buf *b, const struct user *u, uint64_t i,
 
 /* Create: one EVALSHA that checks id and email and writes all five keys. */
 static void redis_create(struct buf *b, const char *sha, const struct user *u,
-			 uint64_t i, const char *stamp)
+			 uint64_t i, const char *stamp, const char *hash)
 {
-	resp_array(b, 3 + 5 + 2 + 18);
+	resp_array(b, 3 + 5 + 2 + 18 + (hash ? 2 : 0));
 	resp_cstr(b, "EVALSHA");
 	resp_cstr(b, sha);
 	resp_cstr(b, "5");
@@ -913,7 +964,7 @@ static void redis_create(struct buf *b, const char *sha, const struct user *u,
 	resp_fmt(b, "rs:%s:%s", u->role, u->status);
 	resp_bulk(b, u->id, u->id_len);
 	resp_fmt(b, "%llu", (unsigned long long)i);
-	redis_user_fields(b, u, stamp);
+	redis_user_fields(b, u, stamp, hash);
 }
 
 /* ---- per-protocol operation encoding ------------------------------------ */
@@ -943,6 +994,17 @@ static void make_update_url(struct bench *b, char *out, size_t n, uint64_t i)
 		 (unsigned long long)i, (unsigned long long)k);
 }
 
+/* The hash of the user a create or load slot writes, in tmp[128], or
+ * NULL with --no-hashes. */
+static const char *slot_hash(const struct bench *b, const struct slot *s,
+			     char *tmp)
+{
+	if (!b->o.hashes)
+		return NULL;
+	user_hash(tmp, s->user);
+	return tmp;
+}
+
 static uint32_t enc_userdb(struct worker *w, struct conn *c, uint32_t si,
 			   struct slot *s)
 {
@@ -956,7 +1018,7 @@ static uint32_t enc_userdb(struct worker *w, struct conn *c, uint32_t si,
 	case OP_LOAD:
 	case OP_CREATE:
 		udb_begin(o, id, "user.create", 1);
-		udb_user_fields(o, &u);
+		udb_user_fields(o, &u, slot_hash(b, s, tmp));
 		break;
 	case OP_GET_BY_ID:
 		udb_begin(o, id, "user.get", 1);
@@ -1029,9 +1091,11 @@ static uint32_t enc_redis(struct worker *w, struct conn *c, struct slot *s)
 	user_fill(&u, s->user);
 	switch (s->kind) {
 	case OP_LOAD:
-		return (uint32_t)redis_load(o, &u, s->user, b->stamp);
+		return (uint32_t)redis_load(o, &u, s->user, b->stamp,
+					    slot_hash(b, s, tmp));
 	case OP_CREATE:
-		redis_create(o, b->sha_create, &u, s->user, b->stamp);
+		redis_create(o, b->sha_create, &u, s->user, b->stamp,
+			     slot_hash(b, s, tmp));
 		return 1;
 	case OP_GET_BY_ID:
 		resp_array(o, 2);
@@ -1118,7 +1182,8 @@ static uint32_t enc_tarantool(struct worker *w, struct conn *c, uint32_t si,
 	switch (s->kind) {
 	case OP_LOAD:
 	case OP_CREATE:
-		tnt_insert(o, conn_msgid(c, si), &u, b->stamp);
+		tnt_insert(o, conn_msgid(c, si), &u, b->stamp,
+			   slot_hash(b, s, tmp));
 		return 1;
 	case OP_GET_BY_ID:
 		tnt_select(o, conn_msgid(c, si), TNT_IDX_ID, u.id, u.id_len,
@@ -1718,18 +1783,58 @@ static double cpu_seconds(void)
 		   1e6;
 }
 
+/* Nanoseconds on a CPU that process pid has used, all its threads (the
+ * first field of each /proc/PID/task/TID/schedstat: the scheduler's own
+ * accounting, finer than the clock ticks of /proc/PID/stat).  -1 when it
+ * cannot be read.  A thread that ended meanwhile drops out of the sum; the
+ * servers measured keep theirs for their lifetime. */
+static double proc_cpu_ns(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/task", pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	double sum = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char p[320];
+		unsigned long long ns = 0;
+		snprintf(p, sizeof p, "/proc/%d/task/%s/schedstat", pid,
+			 e->d_name);
+		FILE *f = fopen(p, "r");
+		if (f) {
+			if (fscanf(f, "%llu", &ns) == 1)
+				sum += (double)ns;
+			fclose(f);
+		}
+	}
+	closedir(d);
+	return sum;
+}
+
+static void sleep_until(uint64_t t)
+{
+	uint64_t n;
+	while ((n = now_ns()) < t)
+		usleep((useconds_t)((t - n) / 1000 + 1));
+}
+
 /* client_cpu: the generator's own CPU use over the run, in cores; near 1.0
- * per thread means the client, not the server, was the limit. */
+ * per thread means the client, not the server, was the limit.  server_ns:
+ * the server's CPU over the measured interval, or < 0 when not measured. */
 static void report_print(const struct bench *b, const struct hist *h,
 			 uint64_t ops, uint64_t errors, double secs,
-			 double client_cpu)
+			 double client_cpu, double server_ns)
 {
 	const struct opts *o = &b->o;
 	printf("{\"proto\":\"%s\",\"op\":\"%s\",\"users\":%ld,\"conns\":%d,"
 	       "\"pipeline\":%d,\"threads\":%d,\"seconds\":%.3f,"
 	       "\"ops\":%llu,\"errors\":%llu,\"ops_per_sec\":%.1f,"
 	       "\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-	       "\"max_us\":%.1f,\"client_cpu\":%.2f}\n",
+	       "\"max_us\":%.1f,\"client_cpu\":%.2f",
 	       proto_names[o->proto], op_names[o->op], o->users, o->conns,
 	       o->pipeline, o->threads, secs, (unsigned long long)ops,
 	       (unsigned long long)errors, secs > 0 ? (double)ops / secs : 0,
@@ -1737,6 +1842,12 @@ static void report_print(const struct bench *b, const struct hist *h,
 	       (double)hist_quantile(h, 0.99) / 1e3,
 	       (double)hist_quantile(h, 0.999) / 1e3, (double)h->max / 1e3,
 	       client_cpu);
+	if (server_ns >= 0)
+		printf(",\"server_cpu_s\":%.4f,\"server_cpu_cores\":%.3f,"
+		       "\"server_us_per_op\":%.3f",
+		       server_ns / 1e9, secs > 0 ? server_ns / 1e9 / secs : 0,
+		       ops ? server_ns / 1e3 / (double)ops : 0);
+	printf("}\n");
 }
 
 static void worker_setup(struct bench *b, struct worker *w, int index,
@@ -1794,6 +1905,17 @@ static int run_workload(struct bench *b)
 		ws[t].t_stop = t_stop;
 		pthread_create(&ws[t].thread, NULL, worker_run, &ws[t]);
 	}
+	/* The server's CPU over exactly the window the workers count ops in
+	 * (load: the whole run). */
+	double srv0 = -1, srv1 = -1;
+	if (o->server_pid) {
+		sleep_until(t_measure);
+		srv0 = proc_cpu_ns(o->server_pid);
+		if (t_stop != UINT64_MAX) {
+			sleep_until(t_stop);
+			srv1 = proc_cpu_ns(o->server_pid);
+		}
+	}
 	struct hist *h = calloc(1, sizeof *h);
 	uint64_t ops = 0, errors = 0;
 	int lost = 0;
@@ -1808,8 +1930,11 @@ static int run_workload(struct bench *b)
 	double secs = o->op == OP_LOAD ? (double)(t_end - t0) / 1e9
 				       : (double)(t_stop - t_measure) / 1e9;
 	double wall = (double)(t_end - t0) / 1e9;
+	if (o->server_pid && t_stop == UINT64_MAX)
+		srv1 = proc_cpu_ns(o->server_pid);
 	report_print(b, h, ops, errors, secs,
-		     wall > 0 ? (cpu_seconds() - cpu0) / wall : 0);
+		     wall > 0 ? (cpu_seconds() - cpu0) / wall : 0,
+		     srv0 >= 0 && srv1 >= 0 ? srv1 - srv0 : -1);
 	for (int t = 0; t < nt; t++) {
 		for (int i = 0; i < ws[t].nconns; i++)
 			conn_close(&ws[t].conns[i]);
@@ -2132,6 +2257,11 @@ static void usage(void)
 	    "  --write-pct N     mix: percentage of updates (10)\n"
 	    "  --show            send one --op request (user 7), print the "
 	    "reply\n"
+	    "  --no-hashes       load and create users without a "
+	    "password_hash\n"
+	    "  --server-pid PID  also report the CPU time PID (all threads) "
+	    "used in\n"
+	    "                    the measured interval, and per request\n"
 	    "Prints one JSON object on stdout.  userdb-bench --self-test "
 	    "checks the parsers.\n");
 	exit(2);
@@ -2168,6 +2298,8 @@ static void opts_parse(struct opts *o, int argc, char **argv)
 	    {"write-pct", 1, 0, 'W'},
 	    {"show", 0, 0, 'x'},
 	    {"list-2rtt", 0, 0, 'L'},
+	    {"no-hashes", 0, 0, 'H'},
+	    {"server-pid", 1, 0, 'C'},
 	    {0, 0, 0, 0},
 	};
 	int ch, v;
@@ -2237,6 +2369,12 @@ static void opts_parse(struct opts *o, int argc, char **argv)
 		case 'L':
 			o->list_two_rtt = 1;
 			break;
+		case 'H':
+			o->hashes = 0;
+			break;
+		case 'C':
+			o->server_pid = atoi(optarg);
+			break;
 		default:
 			usage();
 		}
@@ -2265,6 +2403,7 @@ int main(int argc, char **argv)
 	    .many = 10,
 	    .limit = 20,
 	    .write_pct = 10,
+	    .hashes = 1,
 	};
 	if (argc == 2 && !strcmp(argv[1], "--self-test"))
 		return self_test();
