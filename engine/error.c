@@ -27,6 +27,7 @@ static const struct {
     [-UD_ELOCKED] = {"internal_error", 500},
     [-UD_EINTERNAL] = {"internal_error", 500},
     [-UD_EGONE] = {"gone", 410},
+    [-UD_EFORBIDDEN] = {"forbidden", 403},
 };
 
 #define CODE_COUNT (sizeof(code_table) / sizeof(code_table[0]))

@@ -64,9 +64,10 @@ enum ud_code {
 	    -12,	  /* internal_error       500: a data file is damaged */
 	UD_ELOCKED = -13, /* internal_error       500: data dir used by another
 			     process */
-	UD_EINTERNAL = -14, /* internal_error       500 */
-	UD_EGONE = -15,	    /* gone                 410: a change stream
-				   resumed from before what is retained */
+	UD_EINTERNAL = -14,  /* internal_error       500 */
+	UD_EGONE = -15,	     /* gone                 410: a change stream
+				    resumed from before what is retained */
+	UD_EFORBIDDEN = -16, /* forbidden            403: the key's scope */
 };
 
 struct ud_error {

@@ -6,7 +6,8 @@
  * --some-flag has the variable USERDB_SOME_FLAG.  Boolean flags take 1, true
  * or yes in the environment.  USERDB_API_KEY may hold several keys separated
  * by commas; --api-key is repeatable and, when given, replaces the
- * environment's keys.  config_parse never exits; main decides.
+ * environment's keys.  A key may end in :admin, :read or :verify (its
+ * scope, apikey.h).  config_parse never exits; main decides.
  */
 #ifndef UD_NET_CONFIG_H
 #define UD_NET_CONFIG_H
@@ -28,7 +29,10 @@ struct server_config {
 	unsigned snapshot_interval; /* seconds, 0 = on demand only */
 	const char *api_keys[CONFIG_MAX_KEYS];
 	unsigned n_api_keys;
-	const char *socket_path; /* NULL = no Unix socket */
+	const char *api_key_file;	/* NULL = none; see apikey.h */
+	const char *tls_cert, *tls_key; /* PEM files; NULL = plaintext */
+	bool allow_plaintext;		/* a non-loopback bind without TLS */
+	const char *socket_path;	/* NULL = no Unix socket */
 	bool no_persist;
 	/* limits */
 	size_t max_body;	 /* HTTP body bytes, 1 MiB */

@@ -894,6 +894,7 @@ struct route_method {
 	int method;
 	handler_fn fn;
 	enum metric_route route;
+	enum key_scope scope; /* what the key must allow (default admin) */
 };
 
 struct route {
@@ -903,30 +904,31 @@ struct route {
 
 static const struct route r_users = {
     "GET, POST",
-    {{HTTP_GET, h_list, MR_HTTP_USERS_LIST},
-     {HTTP_POST, h_create, MR_HTTP_USERS_CREATE}}};
+    {{HTTP_GET, h_list, MR_HTTP_USERS_LIST, SCOPE_READ},
+     {HTTP_POST, h_create, MR_HTTP_USERS_CREATE, SCOPE_ADMIN}}};
 static const struct route r_user = {
     "GET, PATCH, DELETE",
-    {{HTTP_GET, h_get, MR_HTTP_USER_GET},
-     {HTTP_PATCH, h_update, MR_HTTP_USER_UPDATE},
-     {HTTP_DELETE, h_delete, MR_HTTP_USER_DELETE}}};
+    {{HTTP_GET, h_get, MR_HTTP_USER_GET, SCOPE_READ},
+     {HTTP_PATCH, h_update, MR_HTTP_USER_UPDATE, SCOPE_ADMIN},
+     {HTTP_DELETE, h_delete, MR_HTTP_USER_DELETE, SCOPE_ADMIN}}};
 static const struct route r_password = {
-    "PATCH", {{HTTP_PATCH, h_password, MR_HTTP_PASSWORD_SET}}};
+    "PATCH", {{HTTP_PATCH, h_password, MR_HTTP_PASSWORD_SET, SCOPE_ADMIN}}};
 static const struct route r_verify = {
-    "POST", {{HTTP_POST, h_verify, MR_HTTP_PASSWORD_VERIFY}}};
+    "POST", {{HTTP_POST, h_verify, MR_HTTP_PASSWORD_VERIFY, SCOPE_VERIFY}}};
 static const struct route r_suspend = {
-    "PATCH", {{HTTP_PATCH, h_suspend, MR_HTTP_SUSPEND}}};
+    "PATCH", {{HTTP_PATCH, h_suspend, MR_HTTP_SUSPEND, SCOPE_ADMIN}}};
 static const struct route r_identity = {
     "PUT, DELETE",
-    {{HTTP_PUT, h_link, MR_HTTP_IDENTITY_PUT},
-     {HTTP_DELETE, h_unlink, MR_HTTP_IDENTITY_DELETE}}};
-static const struct route r_logs = {"GET", {{HTTP_GET, h_logs, MR_HTTP_LOGS}}};
-static const struct route r_events = {"GET",
-				      {{HTTP_GET, h_events, MR_HTTP_EVENTS}}};
+    {{HTTP_PUT, h_link, MR_HTTP_IDENTITY_PUT, SCOPE_ADMIN},
+     {HTTP_DELETE, h_unlink, MR_HTTP_IDENTITY_DELETE, SCOPE_ADMIN}}};
+static const struct route r_logs = {
+    "GET", {{HTTP_GET, h_logs, MR_HTTP_LOGS, SCOPE_READ}}};
+static const struct route r_events = {
+    "GET", {{HTTP_GET, h_events, MR_HTTP_EVENTS, SCOPE_READ}}};
 static const struct route r_healthz = {
-    "GET", {{HTTP_GET, h_healthz, MR_HTTP_HEALTHZ}}};
+    "GET", {{HTTP_GET, h_healthz, MR_HTTP_HEALTHZ, SCOPE_READ}}};
 static const struct route r_metrics = {
-    "GET", {{HTTP_GET, h_metrics, MR_HTTP_METRICS}}};
+    "GET", {{HTTP_GET, h_metrics, MR_HTTP_METRICS, SCOPE_READ}}};
 
 static bool seg_eq(const char *s, size_t n, const char *lit)
 {
@@ -1043,18 +1045,21 @@ static void console_serve(struct http_req *r, const char *p, size_t n)
 		  gz ? f->gz_len : f->raw_len, false);
 }
 
-static bool authorized(struct conn *c, struct http_conn *hc)
+/* The key of the request's Authorization header, or NULL. */
+static const struct key_entry *authorized(struct conn *c, struct http_conn *hc)
 {
 	const char *s = hc->auth.data;
 	size_t n = hc->auth.len;
+	int i;
 	if (n < 7 || strncasecmp(s, "Bearer ", 7))
-		return false;
+		return NULL;
 	s += 7, n -= 7;
 	while (n && *s == ' ')
 		s++, n--;
 	while (n && (s[n - 1] == ' ' || s[n - 1] == '\t'))
 		n--;
-	return n > 0 && keyset_check(&c->srv->keys, s, n);
+	i = n > 0 ? keyset_find(&c->srv->keys, s, n, NULL) : -1;
+	return i < 0 ? NULL : &c->srv->keys.e[i];
 }
 
 static void request_run(struct conn *c, struct http_conn *hc)
@@ -1076,7 +1081,8 @@ static void request_run(struct conn *c, struct http_conn *hc)
 		console_serve(&r, url, plen);
 		return;
 	}
-	if (!seg_eq(url, plen, "/healthz") && !authorized(c, hc)) {
+	const struct key_entry *key = NULL;
+	if (!seg_eq(url, plen, "/healthz") && !(key = authorized(c, hc))) {
 		send_error_code(c, MR_HTTP_UNMATCHED, UD_EUNAUTHORIZED, NULL,
 				"missing or wrong api key",
 				"WWW-Authenticate: Bearer\r\n");
@@ -1103,6 +1109,14 @@ static void request_run(struct conn *c, struct http_conn *hc)
 		return;
 	}
 	r.route = m->route;
+	if (key && !scope_allows(key->scope, m->scope)) {
+		char msg[96];
+		scope_denied_message(m->scope, msg, sizeof msg);
+		send_error_code(c, r.route, UD_EFORBIDDEN, NULL, msg, NULL);
+		return;
+	}
+	if (key)
+		server_key_use(c->srv, key);
 	int rc = m->fn(&r);
 	if (rc < 0) {
 		if (!r.err.code)

@@ -5,6 +5,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static const char *const route_names[MR__COUNT] = {
@@ -122,6 +123,34 @@ static int write_routes(const struct metrics *m, struct ud_buf *b)
 			 "%llu\n",
 			 r >= MR_RPC_FIRST ? "rpc" : "http", route_names[r],
 			 (unsigned long long)m->errors[r]);
+	return rc;
+}
+
+unsigned metrics_key_slot(struct metrics *m, const char *name)
+{
+	for (unsigned i = 0; i < m->n_keys; i++)
+		if (!strcmp(m->keys[i].name, name))
+			return i;
+	if (m->n_keys == METRICS_KEYS - 1) {
+		snprintf(m->keys[m->n_keys].name, METRICS_KEY_NAME + 1,
+			 "other");
+		m->n_keys++;
+	}
+	if (m->n_keys == METRICS_KEYS)
+		return METRICS_KEYS - 1;
+	snprintf(m->keys[m->n_keys].name, METRICS_KEY_NAME + 1, "%s", name);
+	return m->n_keys++;
+}
+
+static int write_keys(const struct metrics *m, struct ud_buf *b)
+{
+	int rc = put(b, "# HELP userdb_key_requests_total Authenticated "
+			"requests, by the name of the key (never the key).\n"
+			"# TYPE userdb_key_requests_total counter\n");
+	for (unsigned i = 0; i < m->n_keys && !rc; i++)
+		rc = put(b, "userdb_key_requests_total{key=\"%s\"} %llu\n",
+			 m->keys[i].name,
+			 (unsigned long long)m->keys[i].requests);
 	return rc;
 }
 
@@ -255,5 +284,6 @@ int metrics_write(const struct metrics *m, const struct ud_stats *st,
 	int rc = write_users(st, b);
 	rc = rc ? rc : write_state(m, st, inflight_jobs, b);
 	rc = rc ? rc : write_routes(m, b);
+	rc = rc ? rc : write_keys(m, b);
 	return rc ? rc : write_histograms(m, b);
 }

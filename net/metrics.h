@@ -59,6 +59,15 @@ enum metric_route {
 };
 
 #define METRICS_BUCKETS 14
+/* Distinct key names counted (apikey.h); names past this share the last
+ * slot, labelled "other". */
+#define METRICS_KEYS	 512
+#define METRICS_KEY_NAME 64
+
+struct metrics_key {
+	char name[METRICS_KEY_NAME + 1];
+	uint64_t requests;
+};
 
 struct metrics {
 	uint64_t requests[MR__COUNT];
@@ -72,7 +81,13 @@ struct metrics {
 	uint64_t flush_errors;
 	uint64_t verify_delayed; /* verifications held by the back-off */
 	uint64_t backoff_users;	 /* users with failures counted (gauge) */
+	/* requests by key name (never by key), kept across key reloads */
+	struct metrics_key keys[METRICS_KEYS];
+	unsigned n_keys;
 };
+
+/* The counter slot of a key name (added when new). */
+unsigned metrics_key_slot(struct metrics *m, const char *name);
 
 /* The label of a route ("GET /v1/users/{id}", "user.get"). */
 const char *metrics_route_name(enum metric_route r);

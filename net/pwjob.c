@@ -93,6 +93,9 @@ static void pwjob_done(struct pool_job *pj)
 	struct pwjob *j = (struct pwjob *)pj;
 	ud_db *db = j->srv->db;
 	if (j->rc == 0) {
+		/* the request's key, not whichever ran last, caused this */
+		ud_set_actor(db, j->has_actor ? j->actor : NULL, j->actor_len);
+		server_actor_forget(j->srv);
 		switch (j->kind) {
 		case PWJOB_CREATE:
 			j->rc = apply_create(j);
@@ -140,6 +143,11 @@ struct pwjob *pwjob_new(struct server *srv, struct conn *c,
 	j->body_len = body_len;
 	j->base.work = pwjob_work;
 	j->base.done = pwjob_done;
+	const char *actor = ud_actor(srv->db, &j->actor_len);
+	if (actor && j->actor_len < sizeof j->actor) {
+		memcpy(j->actor, actor, j->actor_len);
+		j->has_actor = true;
+	}
 	if (fail) {
 		pwjob_free(j);
 		return NULL;

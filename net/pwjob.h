@@ -35,6 +35,9 @@ struct pwjob {
 	size_t id_len, pw_len, body_len;
 	bool body_json; /* create: body is JSON (else msgpack map) */
 	char hash[UD_PWHASH_MAX];
+	char actor[KEY_NAME_MAX + 1]; /* the store's actor when queued */
+	size_t actor_len;
+	bool has_actor;
 	/* outcome, valid in finish */
 	int rc;
 	struct ud_error err;

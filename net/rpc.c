@@ -46,6 +46,7 @@ struct rpc_method {
 	int (*fn)(struct rpc_call *call);
 	bool write; /* mutates: reply waits for the log */
 	bool noauth;
+	enum key_scope scope; /* what the key must allow (default admin) */
 };
 
 static void rpc_pwjob_finish(struct pwjob *j);
@@ -210,10 +211,14 @@ static int m_auth(struct rpc_call *call)
 	int rc = arg_count(call, 1, 1);
 	if (rc || (rc = arg_str(call, 0, "api_key", &key, &n)))
 		return rc;
-	if (!keyset_check(&call->c->srv->keys, key, n))
+	uint8_t h[32];
+	int i = keyset_find(&call->c->srv->keys, key, n, h);
+	if (i < 0) {
+		call->c->authed = false;
 		return ud_error_set(&call->err, UD_EUNAUTHORIZED, NULL,
 				    "wrong api key");
-	call->c->authed = true;
+	}
+	conn_key_set(call->c, (unsigned)i, h);
 	return msgpack_pack_true(&call->pk);
 }
 
@@ -705,31 +710,34 @@ static int m_unwatch(struct rpc_call *call)
 }
 
 static const struct rpc_method methods[] = {
-    {"auth", MR_RPC_AUTH, m_auth, false, true},
-    {"ping", MR_RPC_PING, m_ping, false, true},
-    {"user.get", MR_RPC_USER_GET, m_get, false, false},
+    {"auth", MR_RPC_AUTH, m_auth, false, true, SCOPE_ADMIN},
+    {"ping", MR_RPC_PING, m_ping, false, true, SCOPE_ADMIN},
+    {"user.get", MR_RPC_USER_GET, m_get, false, false, SCOPE_READ},
     {"user.get_by_email", MR_RPC_USER_GET_BY_EMAIL, m_get_by_email, false,
-     false},
-    {"user.get_many", MR_RPC_USER_GET_MANY, m_get_many, false, false},
-    {"user.create", MR_RPC_USER_CREATE, m_create, true, false},
-    {"user.update", MR_RPC_USER_UPDATE, m_update, true, false},
-    {"user.delete", MR_RPC_USER_DELETE, m_delete, true, false},
-    {"user.list", MR_RPC_USER_LIST, m_list, false, false},
-    {"user.set_password", MR_RPC_USER_SET_PASSWORD, m_set_password, true,
-     false},
+     false, SCOPE_READ},
+    {"user.get_many", MR_RPC_USER_GET_MANY, m_get_many, false, false,
+     SCOPE_READ},
+    {"user.create", MR_RPC_USER_CREATE, m_create, true, false, SCOPE_ADMIN},
+    {"user.update", MR_RPC_USER_UPDATE, m_update, true, false, SCOPE_ADMIN},
+    {"user.delete", MR_RPC_USER_DELETE, m_delete, true, false, SCOPE_ADMIN},
+    {"user.list", MR_RPC_USER_LIST, m_list, false, false, SCOPE_READ},
+    {"user.set_password", MR_RPC_USER_SET_PASSWORD, m_set_password, true, false,
+     SCOPE_ADMIN},
     {"user.verify_password", MR_RPC_USER_VERIFY_PASSWORD, m_verify_password,
-     true, false},
+     true, false, SCOPE_VERIFY},
     {"user.set_suspended", MR_RPC_USER_SET_SUSPENDED, m_set_suspended, true,
-     false},
+     false, SCOPE_ADMIN},
     {"user.link_identity", MR_RPC_USER_LINK_IDENTITY, m_link_identity, true,
-     false},
+     false, SCOPE_ADMIN},
     {"user.unlink_identity", MR_RPC_USER_UNLINK_IDENTITY, m_unlink_identity,
-     true, false},
-    {"log.list", MR_RPC_LOG_LIST, m_log_list, false, false},
-    {"server.stats", MR_RPC_SERVER_STATS, m_stats, false, false},
-    {"server.snapshot", MR_RPC_SERVER_SNAPSHOT, m_snapshot, false, false},
-    {"changes.watch", MR_RPC_CHANGES_WATCH, m_watch, false, false},
-    {"changes.unwatch", MR_RPC_CHANGES_UNWATCH, m_unwatch, false, false},
+     true, false, SCOPE_ADMIN},
+    {"log.list", MR_RPC_LOG_LIST, m_log_list, false, false, SCOPE_READ},
+    {"server.stats", MR_RPC_SERVER_STATS, m_stats, false, false, SCOPE_READ},
+    {"server.snapshot", MR_RPC_SERVER_SNAPSHOT, m_snapshot, false, false,
+     SCOPE_ADMIN},
+    {"changes.watch", MR_RPC_CHANGES_WATCH, m_watch, false, false, SCOPE_READ},
+    {"changes.unwatch", MR_RPC_CHANGES_UNWATCH, m_unwatch, false, false,
+     SCOPE_READ},
 };
 
 static const struct rpc_method *method_find(const char *s, size_t n)
@@ -767,6 +775,7 @@ static void call_run(struct rpc_call *call, const msgpack_object *method,
 		     const msgpack_object *params)
 {
 	const struct rpc_method *m = NULL;
+	const struct key_entry *key = NULL;
 	int rc;
 	call->rc->res.len = 0;
 	msgpack_packer_init(&call->pk, &call->rc->res, codec_buf_write_cb);
@@ -778,15 +787,21 @@ static void call_run(struct rpc_call *call, const msgpack_object *method,
 	if (!m) {
 		rc = ud_error_set(&call->err, UD_EINVAL, "method",
 				  "unknown method");
-	} else if (!m->noauth && !call->c->authed) {
+	} else if (!m->noauth && !(key = conn_key(call->c))) {
 		rc = ud_error_set(&call->err, UD_EUNAUTHORIZED, NULL,
 				  "call auth with an api key first");
+	} else if (key && !scope_allows(key->scope, m->scope)) {
+		char msg[96];
+		scope_denied_message(m->scope, msg, sizeof msg);
+		rc = ud_error_set(&call->err, UD_EFORBIDDEN, NULL, "%s", msg);
 	} else if (params->type != MSGPACK_OBJECT_ARRAY) {
 		rc = ud_error_set(&call->err, UD_EINVAL, "params",
 				  "params must be an array");
 	} else {
 		call->argv = params->via.array.ptr;
 		call->argc = params->via.array.size;
+		if (key)
+			server_key_use(call->c->srv, key);
 		rc = m->fn(call);
 	}
 	if (rc == RPC_ASYNC)

@@ -22,7 +22,12 @@
  * Auth.  When keys are configured (always, see apikey.h) a connection must
  * call `auth` with a valid key before anything but `ping`; other requests
  * are answered `unauthorized` and notifications dropped.  Unix-socket
- * connections authenticate the same way.
+ * connections authenticate the same way.  Each method names the scope it
+ * needs (apikey.h; the table in rpc.c, admin where it names none), checked
+ * before any work: `forbidden` naming the scope needed.  The key is found
+ * again on every request, so one removed by a SIGHUP reload is
+ * `unauthorized` from its next request on (auth again with a valid key).
+ * A request runs with its key's name as the store's actor.
  *
  * Extensions beyond SPEC §3: user.update and user.delete accept an optional
  * last param {"if_match": etag} (the ETag string as sent over HTTP, with or

@@ -627,6 +627,12 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	srv->stopping = true;
 }
 
+static void sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig, (void)what;
+	server_reload_keys(arg);
+}
+
 const char *server_decoy(struct server *srv)
 {
 	pthread_mutex_lock(&srv->decoy_lock);
@@ -699,10 +705,11 @@ static int server_events(struct server *srv)
 		return -1;
 	srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
 	srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+	srv->sig_hup = evsignal_new(srv->base, SIGHUP, sighup_cb, srv);
 	srv->tick_ev = event_new(srv->base, -1, EV_PERSIST, tick_cb, srv);
-	if (!srv->sig_term || !srv->sig_int || !srv->tick_ev ||
+	if (!srv->sig_term || !srv->sig_int || !srv->tick_ev || !srv->sig_hup ||
 	    event_add(srv->sig_term, NULL) || event_add(srv->sig_int, NULL) ||
-	    event_add(srv->tick_ev, &tick))
+	    event_add(srv->sig_hup, NULL) || event_add(srv->tick_ev, &tick))
 		return -1;
 	srv->pool = pool_new(srv->base, srv->cfg.workers);
 	return srv->pool ? 0 : -1;
@@ -713,6 +720,8 @@ int server_start(struct server *srv, const struct server_config *cfg)
 	memset(srv, 0, sizeof(*srv));
 	srv->cfg = *cfg;
 	signal(SIGPIPE, SIG_IGN);
+	if (server_check_bind(cfg, stderr))
+		return -1;
 	if (sodium_init() < 0) {
 		fprintf(stderr, "userdb-server: libsodium failed to start\n");
 		return -1;
@@ -721,6 +730,7 @@ int server_start(struct server *srv, const struct server_config *cfg)
 		return -1;
 	if (apikey_setup(&srv->keys, &srv->cfg, stdout, stderr))
 		return -1;
+	server_keys_index(srv);
 	if (server_events(srv)) {
 		fprintf(stderr,
 			"userdb-server: cannot set up the event loop\n");
@@ -809,6 +819,8 @@ void server_destroy(struct server *srv)
 		event_free(srv->sig_term);
 	if (srv->sig_int)
 		event_free(srv->sig_int);
+	if (srv->sig_hup)
+		event_free(srv->sig_hup);
 	if (srv->tick_ev)
 		event_free(srv->tick_ev);
 	if (srv->base)

@@ -103,8 +103,11 @@ struct conn {
 	bool lingering;		  /* reading only to discard, writes shut */
 	size_t linger_bytes;	  /* discarded so far */
 	bool paused;		  /* reading stopped for back-pressure */
-	bool authed;		  /* RPC: auth succeeded */
-	unsigned jobs, max_jobs;  /* password jobs in flight, and the cap */
+	bool authed;		  /* RPC: auth succeeded, with key_hash */
+	unsigned key_idx;	  /* its entry in srv->keys while key_gen */
+	uint64_t key_gen;
+	uint8_t key_hash[32];
+	unsigned jobs, max_jobs; /* password jobs in flight, and the cap */
 	int refs;
 	struct watcher *watch; /* a change-stream watcher (changes.h) */
 };
@@ -127,6 +130,9 @@ struct server {
 	bool decoy_started;
 	ud_db *db;
 	struct keyset keys;
+	uint64_t actor_gen; /* ud_set_actor holds keys.e[actor_idx] of this */
+	unsigned actor_idx; /* gen (0: unknown, set it again) */
+	struct event *sig_hup;
 	struct event_base *base;
 	struct pool *pool;
 	struct metrics metrics;
@@ -191,6 +197,24 @@ void conn_job_end(struct conn *c);
 typedef void (*snap_done_fn)(struct conn *c, uint64_t msgid, int rc);
 int server_snapshot_wait(struct server *srv, struct conn *c, uint64_t msgid,
 			 snap_done_fn cb, struct ud_error *err);
+
+/* Keys.  conn_key: the key an RPC connection authenticated with, found
+ * again after a reload; NULL when it has not or its key was removed (then
+ * it is no longer authenticated).  conn_key_set: remember key index i of
+ * srv->keys for c.  server_key_use: a request of key k starts: count it
+ * and make k's name the store's actor.  server_actor_forget: the actor was
+ * set by someone else (a password job), set it again next time. */
+const struct key_entry *conn_key(struct conn *c);
+void conn_key_set(struct conn *c, unsigned i, const uint8_t hash[32]);
+void server_key_use(struct server *srv, const struct key_entry *k);
+void server_actor_forget(struct server *srv);
+/* After srv->keys changed: give each key its counter slot. */
+void server_keys_index(struct server *srv);
+/* Refuse a non-loopback bind without TLS (unless --allow-plaintext), and
+ * one of --tls-cert/--tls-key without the other.  0 or -1 (message). */
+int server_check_bind(const struct server_config *cfg, FILE *err);
+/* SIGHUP: re-read --api-key-file; a file that fails keeps the old keys. */
+void server_reload_keys(struct server *srv);
 
 /* The decoy hash (made on first call if the start-up thread has not made
  * it yet; "" if hashing failed, which ud_password_verify() answers with its

@@ -20,7 +20,7 @@ Test(apikey, set_checks_exact_keys)
 	cr_assert_not(keyset_check(&ks, "alph", 4));
 	cr_assert_not(keyset_check(&ks, "alphaa", 6));
 	cr_assert_not(keyset_check(&ks, "", 0));
-	for (int i = 2; i < CONFIG_MAX_KEYS; i++)
+	for (int i = 2; i < KEYSET_MAX; i++)
 		cr_assert_eq(keyset_add(&ks, "k", 1), 0);
 	cr_assert_eq(keyset_add(&ks, "full", 4), -1);
 }
@@ -57,7 +57,7 @@ Test(apikey, key_file_created_0600_then_reused)
 	cr_assert_eq(apikey_setup(&ks2, &cfg, o, stderr), 0);
 	fclose(o);
 	cr_assert(strstr(out2, "read from"), "%s", out2);
-	cr_assert_eq(memcmp(ks1.hash, ks2.hash, 32), 0, "same key");
+	cr_assert_eq(memcmp(ks1.e[0].hash, ks2.e[0].hash, 32), 0, "same key");
 	char key[128];
 	FILE *f = fopen(path, "r");
 	cr_assert(fgets(key, sizeof key, f));

@@ -1,0 +1,494 @@
+#!/usr/bin/python3
+"""Scoped keys (SPEC section 11) against the real userdb-server, over both
+protocols, with clients written here (python3-msgpack, http.client):
+
+- what each scope may do: every RPC method and every HTTP route under an
+  admin, a read and a verify key (a table; 403/forbidden naming the scope);
+- --api-key KEY:SCOPE, --api-key-file (mode and parse checks, messages that
+  name the line and never the key);
+- actors: details.actor of every event is the key's name or key-N;
+- /metrics counts requests per key name, and never shows a key;
+- SIGHUP rotation under load: no connection dropped, a removed key fails
+  from its next request on, a new key works at once, a bad file keeps the
+  old set and says why;
+- a non-loopback --bind without TLS is refused unless --allow-plaintext.
+
+Prints "N passed, M failed" and exits non-zero on any failure."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import msgpack
+
+SERVER = os.environ.get("USERDB_SERVER", "build/userdb-server")
+ADMIN = "admin-flag-key-0123456789"
+READ = "read-flag-key-0123456789"
+FILE_VERIFY = "verify-file-key-0123456789"
+FILE_CONSOLE = "console-file-key-0123456789"
+FILE_READ = "unnamed-read-file-key-012345"
+SECRETS = [ADMIN, READ, FILE_VERIFY, FILE_CONSOLE, FILE_READ]
+FAST = ["--argon2-ops", "1", "--argon2-mem", "8192", "--workers", "1"]
+
+
+def write_keyfile(path, text, mode=0o600):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.chmod(tmp, mode)
+    os.rename(tmp, path)
+
+
+class Server:
+    def __init__(self, *extra, expect_ready=True):
+        self.dir = tempfile.mkdtemp(prefix="userdb-keys-")
+        self.errpath = os.path.join(self.dir, "stderr")
+        self.err = open(self.errpath, "w")
+        args = [SERVER, "--port", "0", "--http-port", "0", "--no-persist"]
+        args += FAST + list(extra)
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
+                                     stderr=self.err, text=True)
+        self.lines = []
+        self.cond = threading.Condition()
+        self.rpc = self.http = None
+        threading.Thread(target=self._read, daemon=True).start()
+        if expect_ready:
+            self.wait_line("ready", 10)
+            line = [l for l in self.lines if "ready" in l][0]
+            for word in line.split():
+                if word.startswith("rpc="):
+                    self.rpc = ("127.0.0.1", int(word.rsplit(":", 1)[1]))
+                if word.startswith("http="):
+                    self.http = ("127.0.0.1", int(word.rsplit(":", 1)[1]))
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+
+    def wait_line(self, text, timeout, start=0):
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                hits = [l for l in self.lines[start:] if text in l]
+                if hits:
+                    return hits[0]
+                left = deadline - time.time()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise AssertionError("no %r line; stdout %r stderr %r" %
+                                         (text, self.lines, self.stderr()))
+                self.cond.wait(left)
+
+    def stderr(self):
+        self.err.flush()
+        with open(self.errpath) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return rc
+
+
+class Rpc:
+    def __init__(self, addr, key=None):
+        self.s = socket.create_connection(addr)
+        self.s.settimeout(20)
+        self.unpacker = msgpack.Unpacker(raw=False)
+        self.next_id = 1
+        if key:
+            self.ok("auth", key)
+
+    def send(self, method, params):
+        msgid = self.next_id
+        self.next_id += 1
+        self.s.sendall(msgpack.packb([0, msgid, method, params]))
+        return msgid
+
+    def recv(self):
+        while True:
+            for msg in self.unpacker:
+                return msg
+            data = self.s.recv(65536)
+            if not data:
+                raise EOFError("connection closed")
+            self.unpacker.feed(data)
+
+    def call(self, method, *params):
+        msgid = self.send(method, list(params))
+        msg = self.recv()
+        assert msg[0] == 1 and msg[1] == msgid, msg
+        return msg[2], msg[3]
+
+    def ok(self, method, *params):
+        err, res = self.call(method, *params)
+        assert err is None, (method, err)
+        return res
+
+    def close(self):
+        self.s.close()
+
+
+def http_req(addr, method, path, key=None, body=None):
+    c = http.client.HTTPConnection(*addr, timeout=20)
+    headers = {"Authorization": "Bearer " + key} if key else {}
+    if body is not None:
+        body = json.dumps(body)
+        headers["Content-Type"] = "application/json"
+    c.request(method, path, body=body, headers=headers)
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    try:
+        return r.status, json.loads(data) if data else None, data
+    except ValueError:
+        return r.status, None, data
+
+
+results = {"passed": 0, "failed": 0}
+
+
+def test(fn):
+    try:
+        fn()
+        results["passed"] += 1
+        print("ok", fn.__name__)
+    except Exception as e:  # report and go on
+        results["failed"] += 1
+        print("FAIL", fn.__name__, repr(e))
+    return fn
+
+
+tmp = tempfile.mkdtemp(prefix="userdb-keyfile-")
+KEYFILE = os.path.join(tmp, "keys")
+write_keyfile(KEYFILE, "# services\n\n%s verify svc-verify\n"
+              "   # the console\n%s admin console\n%s read\n" %
+              (FILE_VERIFY, FILE_CONSOLE, FILE_READ))
+srv = Server("--api-key", ADMIN, "--api-key", READ + ":read",
+             "--api-key-file", KEYFILE)
+admin = Rpc(srv.rpc, ADMIN)
+victim = admin.ok("user.create", {"name": "Victim", "email": "v@x.com",
+                                  "password": "correct horse"})
+VID = victim["id"]
+
+# ---- the scope table ------------------------------------------------------
+# (method, params, scope needed); params made fresh for each key so that an
+# allowed write has something to act on.
+SCOPES = {"admin": ADMIN, "read": READ, "verify": FILE_VERIFY}
+
+
+def rpc_table(n):
+    uid = VID
+    return [
+        ("user.get", [uid], "read"),
+        ("user.get_by_email", ["v@x.com"], "read"),
+        ("user.get_many", [[uid]], "read"),
+        ("user.list", [{}], "read"),
+        ("log.list", [{"user_id": uid}], "read"),
+        ("server.stats", [], "read"),
+        ("user.verify_password", [uid, "correct horse"], "verify"),
+        ("user.create", [{"name": "N", "email": "t%s@x.com" % n}], "admin"),
+        ("user.update", [uid, {"name": "Victim"}], "admin"),
+        ("user.set_password", [uid, "correct horse"], "admin"),
+        ("user.set_suspended", [uid, False], "admin"),
+        ("user.link_identity", [uid, "gh", {"user_id": "1", "details": {}}],
+         "admin"),
+        ("user.unlink_identity", [uid, "gh"], "admin"),
+        ("server.snapshot", [], "admin"),
+        ("user.delete", ["usr_doesnotexist" + n], "admin"),
+    ]
+
+
+def allows(have, need):
+    return have == "admin" or have == need or need == "read"
+
+
+@test
+def every_rpc_method_under_each_scope():
+    for scope, key in SCOPES.items():
+        c = Rpc(srv.rpc, key)
+        for method, params, need in rpc_table(scope):
+            err, _ = c.call(method, *params)
+            if allows(scope, need):
+                assert not err or err["code"] != "forbidden", \
+                    (scope, method, err)
+            else:
+                assert err and err["code"] == "forbidden", (scope, method,
+                                                            err)
+                assert "scope " + need in err["message"], err
+        c.close()
+    # nothing a lesser key asked for happened
+    assert Rpc(srv.rpc, ADMIN).ok("user.get_by_email", "tadmin@x.com")
+    for scope in ("read", "verify"):
+        err, _ = Rpc(srv.rpc, ADMIN).call("user.get_by_email",
+                                          "t%s@x.com" % scope)
+        assert err["code"] == "not_found", err
+
+
+def http_table(n):
+    u = "/v1/users/" + VID
+    return [
+        ("GET", "/v1/users", None, "read"),
+        ("GET", u, None, "read"),
+        ("GET", "/v1/logs?user_id=" + VID, None, "read"),
+        ("GET", "/metrics", None, "read"),
+        ("POST", u + "/password/verify", {"password": "correct horse"},
+         "verify"),
+        ("POST", "/v1/users", {"name": "H", "email": "h%s@x.com" % n},
+         "admin"),
+        ("PATCH", u, {"name": "Victim"}, "admin"),
+        ("PATCH", u + "/password", {"password": "correct horse"}, "admin"),
+        ("PATCH", u + "/is-suspended", {"is_suspended": False}, "admin"),
+        ("PUT", u + "/identities/gh", {"user_id": "1", "details": {}},
+         "admin"),
+        ("DELETE", u + "/identities/gh", None, "admin"),
+        ("DELETE", "/v1/users/usr_nobody" + n, None, "admin"),
+    ]
+
+
+@test
+def every_http_route_under_each_scope():
+    for scope, key in SCOPES.items():
+        for method, path, body, need in http_table(scope):
+            status, doc, raw = http_req(srv.http, method, path, key, body)
+            if allows(scope, need):
+                assert status != 403, (scope, method, path, raw)
+            else:
+                assert status == 403, (scope, method, path, status, raw)
+                assert doc["error"]["code"] == "forbidden", doc
+                assert "scope " + need in doc["error"]["message"], doc
+    status, _, _ = http_req(srv.http, "GET", "/healthz")
+    assert status == 200
+    for scope in ("read", "verify"):
+        status, _, _ = http_req(srv.http, "GET", "/v1/users?email=h%s@x.com"
+                                % scope, ADMIN)
+        _, doc, _ = http_req(srv.http, "GET", "/v1/users?email=h%s@x.com" %
+                             scope, ADMIN)
+        assert doc["pagination"]["total"] == 0, doc
+
+
+@test
+def wrong_key_is_401_not_403():
+    status, doc, _ = http_req(srv.http, "GET", "/v1/users", "nope")
+    assert status == 401, status
+    c = Rpc(srv.rpc)
+    err, _ = c.call("auth", "nope")
+    assert err["code"] == "unauthorized"
+    err, _ = c.call("user.get", VID)
+    assert err["code"] == "unauthorized"
+
+
+def events(uid):
+    return Rpc(srv.rpc, ADMIN).ok("log.list", {"user_id": uid,
+                                               "limit": 100})["data"]
+
+
+@test
+def activity_events_name_their_key():
+    con = Rpc(srv.rpc, FILE_CONSOLE)
+    u = con.ok("user.create", {"name": "Act", "email": "act@x.com"})
+    ev = events(u["id"])
+    assert ev[0]["event"] == "user.created", ev
+    assert ev[0]["details"]["actor"] == "console", ev
+    Rpc(srv.rpc, ADMIN).ok("user.update", u["id"], {"name": "Act2"})
+    Rpc(srv.rpc, ADMIN).ok("user.set_password", u["id"], "a long password")
+    ok = Rpc(srv.rpc, FILE_VERIFY).ok("user.verify_password", u["id"],
+                                      "a long password")
+    assert ok is True
+    status, _, raw = http_req(srv.http, "PATCH", "/v1/users/%s/is-suspended"
+                              % u["id"], FILE_CONSOLE, {"is_suspended": True})
+    assert status == 200, raw
+    ev = events(u["id"])
+    got = [(e["event"], e["details"].get("actor")) for e in ev]
+    assert got == [("user.suspended", "console"),
+                   ("user.password_verified", "svc-verify"),
+                   ("user.password_changed", "key-1"),
+                   ("user.updated", "key-1"),
+                   ("user.created", "console")], got
+    # the unnamed file key is key-5: two flags, then the file's third key
+    status, doc, raw = http_req(srv.http, "GET", "/metrics", FILE_READ)
+    assert status == 200, raw
+    text = raw.decode()
+    assert 'userdb_key_requests_total{key="key-5"}' in text, text[-800:]
+    assert 'userdb_key_requests_total{key="svc-verify"}' in text
+    assert 'userdb_key_requests_total{key="key-2"}' in text
+    for secret in SECRETS:
+        assert secret not in text
+
+
+@test
+def metrics_count_each_key_name():
+    def count(name):
+        _, _, raw = http_req(srv.http, "GET", "/metrics", ADMIN)
+        for line in raw.decode().splitlines():
+            if line.startswith('userdb_key_requests_total{key="%s"}' % name):
+                return int(line.split()[-1])
+        return 0
+    before = count("key-2")
+    c = Rpc(srv.rpc, READ)
+    for _ in range(25):
+        c.ok("user.get", VID)
+    c.close()
+    assert count("key-2") == before + 25, (before, count("key-2"))
+
+
+# ---- start-up checks ---------------------------------------------------------
+
+def refused(args, want):
+    s = Server(*args, expect_ready=False)
+    rc = s.proc.wait(timeout=10)
+    err = s.stderr()
+    s.stop()
+    assert rc != 0, "started: %r" % args
+    assert want in err, err
+    for secret in SECRETS:
+        assert secret not in err, err
+    return err
+
+
+@test
+def key_file_mode_and_lines_are_checked():
+    bad = os.path.join(tmp, "bad")
+    write_keyfile(bad, "%s admin\n" % FILE_CONSOLE, 0o640)
+    refused(["--api-key-file", bad], "mode 0640")
+    write_keyfile(bad, "%s admin\n" % FILE_CONSOLE, 0o604)
+    refused(["--api-key-file", bad], "group and others")
+    cases = [
+        ("# c\n%s admin\n%s superuser\n", "line 3", "unknown scope"),
+        ("%s\n", "line 1", "expected KEY SCOPE [NAME]"),
+        ("%s read a b\n", "line 1", "expected KEY SCOPE [NAME]"),
+        ("%s read bad/name\n", "line 1", "a name is"),
+        ("%s read\n%s admin\n", "line 2", "twice"),
+        ("# only comments\n\n", "holds no key", ""),
+    ]
+    for text, where, what in cases:
+        n = text.count("%s")
+        write_keyfile(bad, text % tuple([FILE_CONSOLE] * n))
+        err = refused(["--api-key-file", bad], where)
+        assert what in err, err
+    refused(["--api-key-file", os.path.join(tmp, "missing")],
+            "cannot read key file")
+    # 0400 is fine, and CRLF lines too
+    write_keyfile(bad, "%s read ro\r\n" % FILE_READ, 0o400)
+    s = Server("--api-key-file", bad)
+    assert Rpc(s.rpc, FILE_READ).ok("server.stats")
+    err, _ = Rpc(s.rpc, FILE_READ).call("user.create",
+                                         {"name": "n", "email": "n@x.com"})
+    assert err["code"] == "forbidden", err
+    assert s.stop() == 0
+
+
+@test
+def api_key_flag_takes_a_scope():
+    s = Server("--api-key", "plain-admin-key", "--api-key", "ro-key:read",
+               "--api-key", "odd:key:verify")
+    assert Rpc(s.rpc, "plain-admin-key").ok("user.create",
+                                            {"name": "a", "email": "a@x.com"})
+    err, _ = Rpc(s.rpc, "ro-key").call("user.create",
+                                       {"name": "b", "email": "b@x.com"})
+    assert err["code"] == "forbidden", err
+    err, _ = Rpc(s.rpc, "odd:key").call("user.delete", "usr_x")
+    assert err["code"] == "forbidden", err
+    err, _ = Rpc(s.rpc).call("auth", "ro-key:read")
+    assert err["code"] == "unauthorized", "the scope is not part of the key"
+    assert s.stop() == 0
+
+
+@test
+def non_loopback_bind_needs_tls_or_allow_plaintext():
+    refused(["--bind", "0.0.0.0", "--api-key", "k"], "without TLS")
+    refused(["--bind", "::", "--api-key", "k"], "--allow-plaintext")
+    refused(["--tls-cert", "/nonexistent", "--api-key", "k"],
+            "go together")
+    s = Server("--bind", "0.0.0.0", "--allow-plaintext", "--api-key", "k")
+    assert s.stop() == 0
+    s = Server("--bind", "127.0.0.2", "--api-key", "k")
+    assert s.stop() == 0
+
+
+# ---- SIGHUP rotation -------------------------------------------------------
+
+@test
+def sighup_rotates_keys_under_load():
+    kf = os.path.join(tmp, "rot")
+    keep, old, new = "keep-key-000000000001", "old-key-00000000002", \
+        "new-key-00000000003"
+    write_keyfile(kf, "%s admin keep\n%s read old\n" % (keep, old))
+    s = Server("--api-key-file", kf)
+    stop = threading.Event()
+    failures, done = [], [0]
+
+    def load():  # pipelined gets on one connection through every reload
+        try:
+            c = Rpc(s.rpc, keep)
+            uid = c.ok("user.create", {"name": "L", "email": "l@x.com"})["id"]
+            while not stop.is_set():
+                ids = [c.send("user.get", [uid]) for _ in range(16)]
+                for msgid in ids:
+                    m = c.recv()
+                    if m[1] != msgid or m[2] is not None:
+                        failures.append(m)
+                done[0] += 16
+        except Exception as e:
+            failures.append(repr(e))
+
+    t = threading.Thread(target=load)
+    t.start()
+    old_c = Rpc(s.rpc, old)
+    assert old_c.ok("server.stats")
+    mark = len(s.lines)
+    write_keyfile(kf, "%s admin keep\n%s verify new\n" % (keep, new))
+    s.proc.send_signal(signal.SIGHUP)
+    s.wait_line("api keys reloaded", 5, mark)
+    # the removed key fails from its next request, on the same connection
+    err, _ = old_c.call("server.stats")
+    assert err and err["code"] == "unauthorized", err
+    err, _ = Rpc(s.rpc).call("auth", old)
+    assert err["code"] == "unauthorized"
+    status, _, _ = http_req(s.http, "GET", "/v1/users", old)
+    assert status == 401
+    # the new key works at once, with its scope and name
+    n = Rpc(s.rpc, new)
+    assert n.ok("user.list", {})["pagination"]["total"] == 1
+    err, _ = n.call("user.create", {"name": "x", "email": "x@x.com"})
+    assert err["code"] == "forbidden"
+    # a bad file keeps the old set and says why
+    for text, mode, why in [("%s admin keep\n%s nope\n" % (keep, new),
+                             0o600, "line 2"),
+                            ("%s admin keep\n" % keep, 0o644, "mode 0644")]:
+        write_keyfile(kf, text, mode)
+        s.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while why not in s.stderr() and time.time() < deadline:
+            time.sleep(0.02)
+        err_text = s.stderr()
+        assert why in err_text and "old keys stay" in err_text, err_text
+        assert new not in err_text and keep not in err_text
+        assert n.ok("user.list", {})
+        s.lines_before = len(s.lines)
+    time.sleep(0.2)
+    stop.set()
+    t.join(20)
+    assert not failures, failures[:3]
+    assert done[0] > 100, done
+    assert s.stop() == 0
+
+
+admin.close()
+rc = srv.stop()
+shutil.rmtree(tmp, ignore_errors=True)
+if rc != 0:
+    results["failed"] += 1
+    print("FAIL sigterm exit status", rc)
+print("%d passed, %d failed" % (results["passed"], results["failed"]))
+sys.exit(1 if results["failed"] else 0)
