@@ -206,6 +206,8 @@ def rpc_table(n):
         ("user.unlink_identity", [uid, "gh"], "admin"),
         ("server.snapshot", [], "admin"),
         ("user.delete", ["usr_doesnotexist" + n], "admin"),
+        ("changes.watch", [None], "read"),
+        ("changes.unwatch", [], "read"),
     ]
 
 
@@ -269,6 +271,13 @@ def every_http_route_under_each_scope():
                 assert "scope " + need in doc["error"]["message"], doc
     status, _, _ = http_req(srv.http, "GET", "/healthz")
     assert status == 200
+    for key in SCOPES.values():  # the change stream: a read
+        s = socket.create_connection(srv.http, timeout=10)
+        s.sendall(("GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                   "Bearer %s\r\n\r\n" % key).encode())
+        head = s.recv(4096).decode("latin-1")
+        s.close()
+        assert head.startswith("HTTP/1.1 200"), head
     for scope in ("read", "verify"):
         status, _, _ = http_req(srv.http, "GET", "/v1/users?email=h%s@x.com"
                                 % scope, ADMIN)
