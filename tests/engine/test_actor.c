@@ -104,6 +104,7 @@ Test(actor, every_event_names_its_actor_and_survives_replay_and_dump)
 	ud_db_free(copy);
 	ud_db_free(db);
 	ud_db_free(mirror);
+	ud_buf_free(&m.last);
 }
 
 Test(actor, one_run_per_change_of_actor)
