@@ -112,6 +112,7 @@ export function render(main, ctx, params) {
   }
 
   load();
+  if (!params.toString()) main.querySelector('h1').focus();
 }
 
 function row(u) {

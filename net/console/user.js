@@ -23,6 +23,7 @@ export async function render(main, ctx, id) {
   }
   const page = new UserPage(main, ctx, id);
   page.show(cur.user, cur.etag);
+  main.querySelector('h1').focus();
 }
 
 class UserPage {

@@ -431,3 +431,113 @@ describe('hostile data', () => {
     await context.close();
   });
 });
+
+describe('keyboard, widths and colour schemes', () => {
+  test('keyboard only: sign in, add a user, open it, Escape closes dialogs', async () => {
+    const { page, context } = await watchedPage(browser);
+    await page.goto(srv.base + '/console/');
+    await page.getByLabel('API key').waitFor();
+    await page.keyboard.type(KEY); // the key field has the focus
+    await page.keyboard.press('Enter');
+    await page.getByRole('columnheader', { name: 'Email' }).waitFor();
+    const focusOn = async (name, max = 15) => {
+      for (let i = 0; i < max; i++) {
+        await page.keyboard.press('Tab');
+        const t = await page.evaluate(() => document.activeElement.textContent.trim() || document.activeElement.getAttribute('aria-label') || document.activeElement.id);
+        if (t === name) return;
+      }
+      throw new Error('Tab never reached ' + name);
+    };
+    await focusOn('Add user');
+    await page.keyboard.press('Enter');
+    const dlg = page.getByRole('dialog', { name: 'Add user' });
+    await dlg.waitFor();
+    await page.keyboard.type('Keyboard User');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('keyboard@example.com');
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('ArrowDown'); // Role: user -> admin
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('a password typed');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => !document.querySelector('dialog'));
+    const u = (await api.call('GET', '/v1/users?email=keyboard@example.com')).body.data[0];
+    assert.equal(u.name, 'Keyboard User');
+    assert.equal(u.role, 'admin');
+    assert.equal(await api.verify(u.id, 'a password typed'), true);
+    await page.getByRole('link', { name: 'Keyboard User' }).waitFor();
+    await page.getByRole('link', { name: 'Keyboard User' }).focus();
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Keyboard User' }).waitFor();
+    await focusOn('Delete', 20);
+    await page.keyboard.press('Enter');
+    await page.getByRole('dialog', { name: 'Delete user' }).waitFor();
+    await page.keyboard.press('Escape');
+    await page.waitForFunction(() => !document.querySelector('dialog'));
+    assert.ok(await api.get(u.id), 'Escape deleted nothing');
+    await context.close();
+  });
+
+  for (const [w, hgt] of [[1280, 900], [390, 844]]) {
+    test(`the list and a user's page fit ${w} px`, async () => {
+      const { page, context } = await watchedPage(browser, { viewport: { width: w, height: hgt } });
+      await signIn(page, srv.base);
+      await page.getByRole('searchbox', { name: 'Search' }).fill('listing');
+      await page.waitForFunction(() => document.querySelectorAll('tbody tr').length === 20);
+      const fits = () => page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1);
+      assert.ok(await fits(), 'no sideways scrolling of the page');
+      for (const name of ['Add user', 'Next page']) assert.ok(await page.getByRole('button', { name }).isVisible(), name);
+      await shot(page, w < 500 ? 'list-phone' : 'list');
+      await page.getByRole('link', { name: 'Listing 24' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Listing 24' }).waitFor();
+      assert.ok(await fits());
+      assert.ok(await page.getByRole('button', { name: 'Save' }).isVisible());
+      if (w < 500) await shot(page, 'user-page-phone');
+      await context.close();
+    });
+  }
+
+  test('dark and light follow the system setting', async () => {
+    const bg = async (scheme) => {
+      const { page, context } = await watchedPage(browser, { colorScheme: scheme });
+      await signIn(page, srv.base);
+      await page.getByRole('columnheader', { name: 'Email' }).waitFor();
+      const c = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      if (scheme === 'dark') await shot(page, 'list-dark');
+      await context.close();
+      const [r, g, b] = c.match(/\d+/g).map(Number);
+      return (r + g + b) / 3;
+    };
+    assert.ok(await bg('light') > 200);
+    assert.ok(await bg('dark') < 60);
+  });
+});
+
+describe('read-only key', () => {
+  test('a key that may not write gets a console without write controls', async (t) => {
+    const ro = 'console-test-read-key';
+    const s2 = await startServer(['--api-key', KEY, '--api-key', ro + ':read']).catch(() => null);
+    if (!s2) return t.skip('this server has no scoped keys (--api-key KEY:read)');
+    try {
+      const api2 = client(s2.base, ro);
+      if ((await api2.call('GET', '/v1/users')).status !== 200) return t.skip('this server has no scoped keys (--api-key KEY:read)');
+      const u = await client(s2.base).create({ name: 'Read Only', email: 'ro@example.com' });
+      assert.equal((await api2.call('PATCH', '/v1/users/' + u.id, { name: 'x' })).status, 403);
+      const { page, context } = await watchedPage(browser);
+      await signIn(page, s2.base, ro);
+      await page.getByText('Read-only key').waitFor();
+      await page.getByRole('link', { name: 'Read Only' }).waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Add user' }).count(), 0);
+      await page.getByRole('link', { name: 'Read Only' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Read Only' }).waitFor();
+      for (const name of ['Save', 'Reset password', 'Suspend', 'Delete']) {
+        assert.equal(await page.getByRole('button', { name }).count(), 0, name);
+      }
+      assert.equal(await page.getByLabel('Name').getAttribute('readonly'), '');
+      assert.equal((await client(s2.base).get(u.id)).name, 'Read Only');
+      await context.close();
+    } finally {
+      await s2.stop();
+    }
+  });
+});
