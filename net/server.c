@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "backoff.h"
+#include "tls.h"
 #include "changes.h"
 #include "pwjob.h"
 
@@ -90,6 +91,19 @@ static size_t conn_queued(const struct conn *c)
  * connection is being read. */
 static void conn_read_set(struct conn *c, bool on)
 {
+	if (c->tls && !c->closed && c->reading != on) { /* tls.h */
+		struct timeval rd = {.tv_sec = c->srv->cfg.idle_timeout};
+		struct timeval wr = {.tv_sec = c->srv->cfg.write_timeout};
+		c->reading = on;
+		bufferevent_set_timeouts(
+		    c->bev, c->srv->cfg.idle_timeout && !c->watch ? &rd : NULL,
+		    c->srv->cfg.write_timeout ? &wr : NULL);
+		if (on)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
 	if (c->closed || c->reading == on || !c->rev) /* !rev: tests' fakes */
 		return;
 	c->reading = on;
@@ -227,6 +241,8 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
+	if (what == BEV_EVENT_CONNECTED) /* a TLS handshake completed */
+		return;
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (what & BEV_EVENT_WRITING)
 			c->srv->metrics.connections_dropped++;
@@ -277,6 +293,13 @@ static void conn_socket_read_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* A TLS connection's input grew (the filter decrypted a record). */
+static void conn_tls_read_cb(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	conn_resume(arg);
+}
+
 static void conn_set_timeouts(struct conn *c)
 {
 	const struct server_config *cfg = &c->srv->cfg;
@@ -285,7 +308,7 @@ static void conn_set_timeouts(struct conn *c)
 }
 
 static void conn_open(struct server *srv, evutil_socket_t fd,
-		      const struct conn_proto *proto)
+		      const struct conn_proto *proto, bool tls)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c)
@@ -295,15 +318,22 @@ static void conn_open(struct server *srv, evutil_socket_t fd,
 	c->refs = 1;
 	c->max_jobs = proto == &http_proto ? 1 : CONN_RPC_JOBS;
 	c->held = evbuffer_new();
-	c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST,
-			   conn_socket_read_cb, c);
-	if (!c->held || !c->bev || !c->rev || proto->init(c)) {
+	c->tls = tls;
+	if (tls) {
+		c->bev = tls_bev_new(srv, fd);
+		fd = -1; /* closed by tls_bev_new or with the bev */
+	} else {
+		c->bev = bufferevent_socket_new(srv->base, fd,
+						BEV_OPT_CLOSE_ON_FREE);
+		c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST,
+				   conn_socket_read_cb, c);
+	}
+	if (!c->held || !c->bev || (!c->rev && !tls) || proto->init(c)) {
 		if (c->rev)
 			event_free(c->rev);
 		if (c->bev)
 			bufferevent_free(c->bev);
-		else
+		else if (fd >= 0)
 			evutil_closesocket(fd);
 		if (c->held)
 			evbuffer_free(c->held);
@@ -316,13 +346,20 @@ static void conn_open(struct server *srv, evutil_socket_t fd,
 	srv->conns = c;
 	srv->metrics.connections_open++;
 	srv->metrics.connections_total++;
-	bufferevent_setcb(c->bev, NULL, conn_write_cb, conn_event_cb, c);
+	bufferevent_setcb(c->bev, tls ? conn_tls_read_cb : NULL, conn_write_cb,
+			  conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, CONN_HIGH_WATER / 2, 0);
 	conn_set_timeouts(c);
 	conn_read_set(c, true);
 	return;
 fail:
 	evutil_closesocket(fd);
+}
+
+static void conn_open_tls(struct server *srv, evutil_socket_t fd,
+			  const struct conn_proto *proto)
+{
+	conn_open(srv, fd, proto, true);
 }
 
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
@@ -339,7 +376,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	}
-	conn_open(srv, fd, proto);
+	if (srv->tls_ctx && sa->sa_family != AF_UNIX)
+		tls_gate(srv, fd, proto, conn_open_tls); /* tls.h */
+	else
+		conn_open(srv, fd, proto, false);
 }
 
 static void rpc_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
@@ -368,7 +408,8 @@ static void http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
 static struct evbuffer *conn_send_held(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (evbuffer_get_length(out) == 0 && evbuffer_get_length(c->held))
+	if (evbuffer_get_length(out) == 0 && evbuffer_get_length(c->held) &&
+	    !c->tls) /* a TLS filter encrypts what reaches its output */
 		evbuffer_write(c->held, bufferevent_getfd(c->bev));
 	evbuffer_add_buffer(out, c->held);
 	/* Paused for what was queued, and the socket took enough of it that
@@ -604,6 +645,9 @@ static int server_listen(struct server *srv)
 	}
 	host_port(srv->cfg.bind, srv->rpc_port, rpc, sizeof rpc);
 	host_port(srv->cfg.bind, srv->http_port, http, sizeof http);
+	if (srv->tls_ctx)
+		printf("tls only on both ports, certificate %s\n",
+		       srv->cfg.tls_cert);
 	printf("rpc listening on %s\nhttp listening on %s\n", rpc, http);
 	if (srv->cfg.socket_path)
 		printf("rpc listening on unix:%s\n", srv->cfg.socket_path);
@@ -631,6 +675,7 @@ static void sighup_cb(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig, (void)what;
 	server_reload_keys(arg);
+	tls_reload(arg);
 }
 
 const char *server_decoy(struct server *srv)
@@ -721,6 +766,9 @@ int server_start(struct server *srv, const struct server_config *cfg)
 	srv->cfg = *cfg;
 	signal(SIGPIPE, SIG_IGN);
 	if (server_check_bind(cfg, stderr))
+		return -1;
+	if (cfg->tls_cert &&
+	    !(srv->tls_ctx = tls_ctx_new(cfg->tls_cert, cfg->tls_key, stderr)))
 		return -1;
 	if (sodium_init() < 0) {
 		fprintf(stderr, "userdb-server: libsodium failed to start\n");
@@ -821,6 +869,8 @@ void server_destroy(struct server *srv)
 		event_free(srv->sig_int);
 	if (srv->sig_hup)
 		event_free(srv->sig_hup);
+	tls_ctx_free(srv->tls_ctx);
+	srv->tls_ctx = NULL;
 	if (srv->tick_ev)
 		event_free(srv->tick_ev);
 	if (srv->base)

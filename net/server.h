@@ -103,6 +103,7 @@ struct conn {
 	bool lingering;		  /* reading only to discard, writes shut */
 	size_t linger_bytes;	  /* discarded so far */
 	bool paused;		  /* reading stopped for back-pressure */
+	bool tls;		  /* bev is an OpenSSL filter (tls.h) */
 	bool authed;		  /* RPC: auth succeeded, with key_hash */
 	unsigned key_idx;	  /* its entry in srv->keys while key_gen */
 	uint64_t key_gen;
@@ -133,6 +134,7 @@ struct server {
 	uint64_t actor_gen; /* ud_set_actor holds keys.e[actor_idx] of this */
 	unsigned actor_idx; /* gen (0: unknown, set it again) */
 	struct event *sig_hup;
+	struct ssl_ctx_st *tls_ctx; /* --tls-cert: new connections' context */
 	struct event_base *base;
 	struct pool *pool;
 	struct metrics metrics;

@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev libxxhash-dev
       libcriterion-dev libsodium-dev libjansson-dev libutf8proc-dev libhttp-parser-dev libzstd-dev python3
       python3-msgpack curl clang-format postgresql-15 libpq-dev
-      libsystemd-dev systemd help2man dpkg-dev file adduser)
+      libsystemd-dev systemd help2man dpkg-dev file adduser libssl-dev openssl)
 # The console (net/console_pack.c links zlib; tests/console runs chromium
 # through node >= 20).  npm: part of NodeSource's nodejs; Debian has it apart.
 pkgs+=(zlib1g-dev chromium nodejs)

@@ -1,0 +1,354 @@
+#!/usr/bin/python3
+"""TLS on both ports (SPEC section 11) against the real userdb-server, with a
+test CA the suite makes with the openssl command line:
+
+- HTTPS with curl --cacert and with Python's http.client over ssl;
+- MessagePack-RPC over TLS with Python's ssl + python3-msgpack (auth,
+  pipelined gets);
+- the client side refuses a certificate from another CA and an expired one;
+- TLS 1.1 is refused; plaintext HTTP, plaintext RPC and garbage on the TLS
+  ports get no plaintext answer and are closed, and the server goes on;
+- SIGHUP loads a new certificate (new connections get it, open ones go on);
+  a bad one keeps the old and says why; an unusable certificate at start
+  is refused.
+
+Prints "N passed, M failed" and exits non-zero on any failure."""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import msgpack
+
+SERVER = os.environ.get("USERDB_SERVER", "build/userdb-server")
+KEY = "tls-test-key-0123456789"
+TMP = tempfile.mkdtemp(prefix="userdb-tls-")
+
+
+def sh(*args):
+    subprocess.run(args, cwd=TMP, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+CA_CNF = """[ca]
+default_ca = d
+[d]
+database = ./index-%(n)s.txt
+new_certs_dir = .
+serial = ./serial-%(n)s
+default_md = sha256
+policy = p
+copy_extensions = copy
+unique_subject = no
+[p]
+commonName = supplied
+"""
+
+
+def make_ca(name):
+    with open(os.path.join(TMP, name + ".cnf"), "w") as f:
+        f.write(CA_CNF % {"n": name})
+    open(os.path.join(TMP, "index-%s.txt" % name), "w").close()
+    with open(os.path.join(TMP, "serial-%s" % name), "w") as f:
+        f.write("01\n")
+    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:P-256", "-nodes", "-keyout", name + ".key",
+       "-out", name + ".pem", "-days", "2", "-subj", "/CN=" + name)
+    return os.path.join(TMP, name + ".pem")
+
+
+def make_cert(ca, name, dates=("-days", "2")):
+    sh("openssl", "req", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:P-256", "-nodes", "-keyout", name + ".key",
+       "-out", name + ".csr", "-subj", "/CN=localhost", "-addext",
+       "subjectAltName=DNS:localhost,IP:127.0.0.1")
+    sh("openssl", "ca", "-batch", "-config", ca + ".cnf", "-cert",
+       ca + ".pem", "-keyfile", ca + ".key", "-in", name + ".csr", "-out",
+       name + ".pem", "-notext", *dates)
+    return os.path.join(TMP, name + ".pem"), os.path.join(TMP, name + ".key")
+
+
+CA = make_ca("ca")
+OTHER_CA = make_ca("otherca")
+CERT, CERT_KEY = make_cert("ca", "server")
+CERT2, CERT2_KEY = make_cert("otherca", "server2")
+OLD, OLD_KEY = make_cert("ca", "expired", ("-startdate", "20200101000000Z",
+                                           "-enddate", "20200102000000Z"))
+LIVE_CERT, LIVE_KEY = os.path.join(TMP, "live.pem"), os.path.join(TMP,
+                                                                  "live.key")
+shutil.copy(CERT, LIVE_CERT)
+shutil.copy(CERT_KEY, LIVE_KEY)
+
+
+class Server:
+    def __init__(self, cert, key, expect_ready=True):
+        self.errpath = os.path.join(TMP, "stderr-%d" % time.monotonic_ns())
+        self.err = open(self.errpath, "w")
+        args = [SERVER, "--port", "0", "--http-port", "0", "--no-persist",
+                "--api-key", KEY, "--tls-cert", cert, "--tls-key", key]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
+                                     stderr=self.err, text=True)
+        self.lines = []
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+        if expect_ready:
+            line = self.wait_line("ready", 10)
+            for word in line.split():
+                if word.startswith("rpc="):
+                    self.rpc = ("127.0.0.1", int(word.rsplit(":", 1)[1]))
+                if word.startswith("http="):
+                    self.http = ("127.0.0.1", int(word.rsplit(":", 1)[1]))
+
+    def _read(self):
+        for line in self.proc.stdout:
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+
+    def wait_line(self, text, timeout):
+        deadline = time.time() + timeout
+        with self.cond:
+            while True:
+                hits = [l for l in self.lines if text in l]
+                if hits:
+                    return hits[0]
+                left = deadline - time.time()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise AssertionError("no %r: %r %r" % (
+                        text, self.lines, self.stderr()))
+                self.cond.wait(left)
+
+    def stderr(self):
+        self.err.flush()
+        with open(self.errpath) as f:
+            return f.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=10)
+
+
+def client_ctx(ca=CA, **kw):
+    ctx = ssl.create_default_context(cafile=ca)
+    for k, v in kw.items():
+        setattr(ctx, k, v)
+    return ctx
+
+
+class Rpc:
+    def __init__(self, addr, ctx=None, host="localhost"):
+        raw = socket.create_connection(addr, timeout=20)
+        self.s = (ctx or client_ctx()).wrap_socket(raw, server_hostname=host)
+        self.unpacker = msgpack.Unpacker(raw=False)
+        self.next_id = 1
+
+    def send(self, method, params):
+        msgid = self.next_id
+        self.next_id += 1
+        self.s.sendall(msgpack.packb([0, msgid, method, params]))
+        return msgid
+
+    def recv(self):
+        while True:
+            for msg in self.unpacker:
+                return msg
+            data = self.s.recv(65536)
+            if not data:
+                raise EOFError("closed")
+            self.unpacker.feed(data)
+
+    def ok(self, method, *params):
+        msgid = self.send(method, list(params))
+        m = self.recv()
+        assert m[1] == msgid and m[2] is None, m
+        return m[3]
+
+
+results = {"passed": 0, "failed": 0}
+
+
+def test(fn):
+    try:
+        fn()
+        results["passed"] += 1
+        print("ok", fn.__name__)
+    except Exception as e:
+        results["failed"] += 1
+        print("FAIL", fn.__name__, repr(e))
+    return fn
+
+
+srv = Server(LIVE_CERT, LIVE_KEY)
+
+
+@test
+def https_with_curl_cacert():
+    url = "https://localhost:%d/v1/users" % srv.http[1]
+    out = subprocess.run(["curl", "-sS", "--cacert", CA, "-H",
+                          "Authorization: Bearer " + KEY, "-d",
+                          '{"name":"Tee","email":"tee@x.com"}', "-H",
+                          "Content-Type: application/json", url],
+                         capture_output=True, text=True, timeout=20)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["data"]["name"] == "Tee", out.stdout
+    # without the CA curl refuses the certificate
+    out = subprocess.run(["curl", "-sS", url], capture_output=True,
+                         text=True, timeout=20)
+    assert out.returncode == 60, (out.returncode, out.stderr)
+
+
+@test
+def https_with_python_http_client():
+    c = http.client.HTTPSConnection("localhost", srv.http[1],
+                                    context=client_ctx(), timeout=20)
+    for _ in range(3):  # keep-alive over one TLS connection
+        c.request("GET", "/v1/users?email=tee@x.com",
+                  headers={"Authorization": "Bearer " + KEY})
+        r = c.getresponse()
+        body = json.loads(r.read())
+        assert r.status == 200 and body["pagination"]["total"] == 1, body
+    assert c.sock.version() in ("TLSv1.2", "TLSv1.3"), c.sock.version()
+    c.close()
+
+
+@test
+def rpc_over_tls_with_python_ssl_and_msgpack():
+    c = Rpc(srv.rpc)
+    assert c.ok("ping") == "pong"
+    assert c.ok("auth", KEY) is True
+    u = c.ok("user.get_by_email", "TEE@x.com")
+    ids = [c.send("user.get", [u["id"]]) for _ in range(500)]
+    for msgid in ids:  # pipelined, in order, all answered
+        m = c.recv()
+        assert m[1] == msgid and m[3]["email"] == "tee@x.com", m
+    big = c.ok("user.update", u["id"], {"custom_data": {"x": "y" * 6000}})
+    assert len(big["custom_data"]["x"]) == 6000
+    c.s.close()
+
+
+@test
+def client_refuses_wrong_and_expired_certificates():
+    for ctx in (client_ctx(OTHER_CA),):
+        try:
+            Rpc(srv.rpc, ctx)
+            raise AssertionError("a certificate of another CA was accepted")
+        except ssl.SSLCertVerificationError as e:
+            assert "certificate verify failed" in str(e), e
+    try:  # the name must match too
+        Rpc(srv.rpc, host="elsewhere.example")
+        raise AssertionError("a wrong host name was accepted")
+    except ssl.SSLCertVerificationError:
+        pass
+    old = Server(OLD, OLD_KEY)
+    try:
+        try:
+            Rpc(old.rpc)
+            raise AssertionError("an expired certificate was accepted")
+        except ssl.SSLCertVerificationError as e:
+            assert "expired" in str(e), e
+        out = subprocess.run(["curl", "-sS", "--cacert", CA,
+                              "https://localhost:%d/healthz" % old.http[1]],
+                             capture_output=True, text=True, timeout=20)
+        assert out.returncode == 60 and "expired" in out.stderr, out.stderr
+    finally:
+        old.stop()
+
+
+@test
+def tls_1_1_is_refused():
+    ctx = client_ctx()
+    ctx.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    try:
+        Rpc(srv.rpc, ctx)
+        raise AssertionError("TLS 1.1 accepted")
+    except (ssl.SSLError, ConnectionResetError):
+        pass
+
+
+def closed_without_plaintext_reply(port, data):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    got = b""
+    try:
+        s.sendall(data)
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            got += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    s.close()
+    # at most a TLS alert record (content type 21), never HTTP or msgpack
+    assert not got or got[0] == 21, got[:80]
+
+
+@test
+def plaintext_and_garbage_on_tls_ports_are_dropped():
+    t0 = time.time()
+    closed_without_plaintext_reply(srv.http[1],
+                                   b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    closed_without_plaintext_reply(srv.rpc[1], msgpack.packb([0, 1, "ping",
+                                                              []]))
+    closed_without_plaintext_reply(srv.rpc[1], os.urandom(5000))
+    # a TLS-looking record header with nonsense after it
+    closed_without_plaintext_reply(srv.http[1], b"\x16\x03\x01\x00\x40" +
+                                   os.urandom(64))
+    assert time.time() - t0 < 8, "a bad client was left hanging"
+    c = Rpc(srv.rpc)
+    assert c.ok("ping") == "pong", "the server goes on"
+
+
+@test
+def sighup_reloads_the_certificate():
+    before = Rpc(srv.rpc)
+    before.ok("auth", KEY)
+    shutil.copy(CERT2, LIVE_CERT)
+    shutil.copy(CERT2_KEY, LIVE_KEY)
+    srv.proc.send_signal(signal.SIGHUP)
+    srv.wait_line("tls certificate reloaded", 5)
+    after = Rpc(srv.rpc, client_ctx(OTHER_CA))
+    assert after.ok("ping") == "pong"
+    try:
+        Rpc(srv.rpc)  # the old CA no longer vouches for the new certificate
+        raise AssertionError("old certificate still served")
+    except ssl.SSLCertVerificationError:
+        pass
+    assert before.ok("server.stats")["users"] == 1, "open connection goes on"
+    with open(LIVE_CERT, "w") as f:
+        f.write("not a certificate\n")
+    srv.proc.send_signal(signal.SIGHUP)
+    deadline = time.time() + 5
+    while "certificate not reloaded" not in srv.stderr() and \
+            time.time() < deadline:
+        time.sleep(0.02)
+    assert "certificate not reloaded" in srv.stderr(), srv.stderr()
+    assert Rpc(srv.rpc, client_ctx(OTHER_CA)).ok("ping") == "pong"
+
+
+@test
+def unusable_certificate_is_refused_at_start():
+    for cert, key, want in [(os.path.join(TMP, "nope.pem"), CERT_KEY,
+                             "cannot use certificate"),
+                            (CERT, CERT2_KEY, "mismatch")]:
+        s = Server(cert, key, expect_ready=False)
+        assert s.proc.wait(timeout=10) != 0
+        assert want in s.stderr(), s.stderr()
+
+
+rc = srv.stop()
+if rc != 0:
+    results["failed"] += 1
+    print("FAIL sigterm exit status", rc)
+shutil.rmtree(TMP, ignore_errors=True)
+print("%d passed, %d failed" % (results["passed"], results["failed"]))
+sys.exit(1 if results["failed"] else 0)
