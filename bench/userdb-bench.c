@@ -40,6 +40,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -57,6 +58,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <openssl/ssl.h>
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -92,6 +94,7 @@ struct opts {
 	const char *host;
 	int port;
 	const char *api_key;
+	int tls;	   /* --tls: userdb over TLS (no certificate check) */
 	long users;	   /* users loaded: keys are drawn from [0, users) */
 	long create_base;  /* first index used by create */
 	int conns;	   /* connections in total */
@@ -648,6 +651,7 @@ struct slot {
 
 struct conn {
 	int fd;
+	SSL *ssl; /* --tls: the connection's TLS session, else NULL */
 	struct buf in, out;
 	struct slot *slots;
 	uint32_t seq;
@@ -719,10 +723,47 @@ static int tcp_connect(const char *host, int port)
 	return fd;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+/* read(2) / write(2), or through TLS when c->ssl: -1 with errno EAGAIN
+ * when TLS wants the socket first (either way), as a socket would. */
+static SSL_CTX *tls_ctx;
+
+static ssize_t io_rw(struct conn *c, void *p, size_t n, int wr)
+{
+	if (!c->ssl)
+		return wr ? write(c->fd, p, n) : read(c->fd, p, n);
+	int k = wr ? SSL_write(c->ssl, p, (int)(n > INT_MAX ? INT_MAX : n))
+		   : SSL_read(c->ssl, p, (int)(n > INT_MAX ? INT_MAX : n));
+	if (k > 0)
+		return k;
+	int e = SSL_get_error(c->ssl, k);
+	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+		errno = EAGAIN;
+		return -1;
+	}
+	errno = EIO;
+	return e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+}
+
+static int tls_start(struct conn *c)
+{
+	if (!tls_ctx) {
+		tls_ctx = SSL_CTX_new(TLS_client_method());
+		if (!tls_ctx)
+			return -1;
+		SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
+	}
+	c->ssl = SSL_new(tls_ctx);
+	if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
+		return -1;
+	SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+				 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	return SSL_connect(c->ssl) == 1 ? 0 : -1; /* the socket blocks yet */
+}
+
+static int write_all(struct conn *c, const uint8_t *p, size_t n)
 {
 	while (n) {
-		ssize_t k = write(fd, p, n);
+		ssize_t k = io_rw(c, (void *)p, n, 1);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
@@ -1499,7 +1540,7 @@ static int conn_flush(struct worker *w, struct conn *c)
 {
 	size_t off = 0;
 	while (off < c->out.len) {
-		ssize_t k = write(c->fd, c->out.p + off, c->out.len - off);
+		ssize_t k = io_rw(c, c->out.p + off, c->out.len - off, 1);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0 && errno == EAGAIN)
@@ -1525,7 +1566,7 @@ static int conn_read(struct worker *w, struct conn *c)
 	for (;;) {
 		buf_reserve(&c->in, 65536);
 		ssize_t k =
-		    read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len);
+		    io_rw(c, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0 && errno == EAGAIN)
@@ -1537,7 +1578,7 @@ static int conn_read(struct worker *w, struct conn *c)
 		if (used < 0)
 			return -1;
 		buf_consume(&c->in, (size_t)used);
-		if ((size_t)k < 65536)
+		if ((size_t)k < 65536 && !c->ssl) /* TLS may hold more */
 			break;
 	}
 	return 0;
@@ -1599,7 +1640,7 @@ static void *worker_run(void *arg)
  * reply is at c->in.p) or -1.  Blocking socket. */
 static long sync_call(enum proto proto, struct conn *c, struct resp_reply *rr)
 {
-	if (write_all(c->fd, c->out.p, c->out.len) < 0)
+	if (write_all(c, c->out.p, c->out.len) < 0)
 		return -1;
 	c->out.len = 0;
 	c->in.len = 0;
@@ -1617,7 +1658,7 @@ static long sync_call(enum proto proto, struct conn *c, struct resp_reply *rr)
 			return k;
 		buf_reserve(&c->in, 65536);
 		ssize_t r =
-		    read(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len);
+		    io_rw(c, c->in.p + c->in.len, c->in.cap - c->in.len, 0);
 		if (r <= 0)
 			return -1;
 		c->in.len += (size_t)r;
@@ -1643,6 +1684,10 @@ static int conn_open(struct bench *b, struct conn *c)
 	c->fd = tcp_connect(b->o.host, b->o.port);
 	if (c->fd < 0)
 		return -1;
+	if (b->o.tls && tls_start(c)) {
+		fprintf(stderr, "userdb-bench: TLS handshake failed\n");
+		return -1;
+	}
 	if (b->o.proto == PROTO_TARANTOOL) {
 		uint8_t greeting[128];
 		size_t got = 0;
@@ -1669,6 +1714,9 @@ static int conn_open(struct bench *b, struct conn *c)
 
 static void conn_close(struct conn *c)
 {
+	if (c->ssl)
+		SSL_free(c->ssl);
+	c->ssl = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	free(c->in.p);
@@ -2244,6 +2292,7 @@ static void usage(void)
 	    "  --create-base N   first user number for create (10^9)\n"
 	    "  --conns C         connections (50)\n"
 	    "  --pipeline P      operations in flight per connection (1)\n"
+	    "  --tls             userdb over TLS (no certificate check)\n"
 	    "  --threads T       event-loop threads (1)\n"
 	    "  --duration S      seconds measured (3)\n"
 	    "  --warmup S        seconds before measuring (0.5)\n"
@@ -2278,29 +2327,18 @@ static int lookup(const char *s, const char *const *names, int n)
 static void opts_parse(struct opts *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"proto", 1, 0, 'P'},
-	    {"op", 1, 0, 'o'},
-	    {"host", 1, 0, 'h'},
-	    {"port", 1, 0, 'p'},
-	    {"api-key", 1, 0, 'k'},
-	    {"users", 1, 0, 'n'},
-	    {"create-base", 1, 0, 'b'},
-	    {"conns", 1, 0, 'c'},
-	    {"pipeline", 1, 0, 'd'},
-	    {"threads", 1, 0, 't'},
-	    {"duration", 1, 0, 's'},
-	    {"warmup", 1, 0, 'w'},
-	    {"timeout", 1, 0, 'T'},
-	    {"seed", 1, 0, 'S'},
-	    {"email-2rtt", 0, 0, 'e'},
-	    {"many", 1, 0, 'm'},
-	    {"limit", 1, 0, 'l'},
-	    {"write-pct", 1, 0, 'W'},
-	    {"show", 0, 0, 'x'},
-	    {"list-2rtt", 0, 0, 'L'},
-	    {"no-hashes", 0, 0, 'H'},
-	    {"server-pid", 1, 0, 'C'},
-	    {0, 0, 0, 0},
+	    {"proto", 1, 0, 'P'},	{"op", 1, 0, 'o'},
+	    {"host", 1, 0, 'h'},	{"port", 1, 0, 'p'},
+	    {"api-key", 1, 0, 'k'},	{"users", 1, 0, 'n'},
+	    {"create-base", 1, 0, 'b'}, {"conns", 1, 0, 'c'},
+	    {"pipeline", 1, 0, 'd'},	{"threads", 1, 0, 't'},
+	    {"duration", 1, 0, 's'},	{"warmup", 1, 0, 'w'},
+	    {"timeout", 1, 0, 'T'},	{"seed", 1, 0, 'S'},
+	    {"email-2rtt", 0, 0, 'e'},	{"many", 1, 0, 'm'},
+	    {"limit", 1, 0, 'l'},	{"write-pct", 1, 0, 'W'},
+	    {"show", 0, 0, 'x'},	{"list-2rtt", 0, 0, 'L'},
+	    {"no-hashes", 0, 0, 'H'},	{"server-pid", 1, 0, 'C'},
+	    {"tls", 0, 0, 'Z'},		{0, 0, 0, 0},
 	};
 	int ch, v;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -2323,6 +2361,9 @@ static void opts_parse(struct opts *o, int argc, char **argv)
 			break;
 		case 'k':
 			o->api_key = optarg;
+			break;
+		case 'Z':
+			o->tls = 1;
 			break;
 		case 'n':
 			o->users = atol(optarg);
