@@ -6,7 +6,7 @@
 # --version, the conffile, the installed unit (systemd-analyze verify), an
 # embedding program built with the system's pkg-config, and the server run
 # as the unit runs it (its ExecStart, user, Environment= and EnvironmentFile)
-# up to `ready` and a write; then `dpkg --purge` and check that nothing is
+# up to `ready`, a write and its ExecReload (SIGHUP: still serving); then `dpkg --purge` and check that nothing is
 # left.  Needs root (or sudo -n); exits 77 (skipped) without.  One run at a
 # time per machine (flock); refuses to run over an installed userdb.
 set -euo pipefail
@@ -120,13 +120,22 @@ key=$($SUDO cat "$state/api-key")
 code=$(curl -s -o "$work/create.json" -w '%{http_code}' -X POST "http://$http/v1/users" \
 	-H "Authorization: Bearer $key" -d '{"name":"Deb","email":"deb@example.com"}')
 [ "$code" = 201 ] || { cat "$work/create.json"; fail "create answered $code"; }
-$SUDO kill -TERM "$pid"
+# systemctl reload: the unit's ExecReload with $MAINPID; the server stays up
+reload=$(sed -n 's/^ExecReload=//p' "$unit")
+mainpid=$pid
+[ -z "$SUDO" ] || mainpid=$(pgrep -P "$pid" -x userdb-server)
+$SUDO ${reload//\$MAINPID/$mainpid} || fail "ExecReload $reload"
+sleep 0.5
+kill -0 "$pid" 2>/dev/null || { cat "$out"; fail "the server died on ExecReload"; }
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://$http/healthz")
+[ "$code" = 200 ] || fail "healthz after reload answered $code"
+$SUDO kill -TERM "$mainpid"
 wait "$pid" || fail "the server did not exit 0 on SIGTERM"
 pid=
 [ "$(stat -c %U "$state")" = "$user" ] || fail "$state not owned by $user"
 $SUDO runuser -u "$user" -- /usr/bin/userdb-check "$state" >"$work/check.out" ||
 	{ cat "$work/check.out"; fail "userdb-check $state"; }
-echo "ran $exec_start as $user: ready, a create, SIGTERM, userdb-check clean"
+echo "ran $exec_start as $user: ready, a create, ExecReload, SIGTERM, userdb-check clean"
 
 # ---- purge --------------------------------------------------------------------
 $SUDO dpkg --purge userdb >"$work/purge.log" 2>&1 || { cat "$work/purge.log"; fail purge; }
