@@ -142,6 +142,12 @@ int codec_mp_check(const void *mp, size_t n, int max_depth, size_t max_json,
 int codec_json_to_mp(const json_t *v, struct ud_buf *b, const char *field,
 		     struct ud_error *err);
 
+/* ud_fields_from_json() for a create whose body jansson already parsed
+ * (an import line, net/bulk.c); strings are copied into arena, root is
+ * only read. */
+int fields_from_jansson(json_t *root, struct ud_fields *out,
+			struct ud_arena *arena, struct ud_error *err);
+
 /* Append s[0..n) as a quoted JSON string: '"', '\\' and control characters
  * escaped, UTF-8 passed through, invalid UTF-8 replaced by U+FFFD. */
 int codec_json_string(struct ud_buf *b, const char *s, size_t n);

@@ -228,6 +228,16 @@ int ud_fields_from_json(const char *body, size_t len, bool for_create,
 	return ud_fields_validate(out, for_create, err);
 }
 
+int fields_from_jansson(json_t *root, struct ud_fields *out,
+			struct ud_arena *arena, struct ud_error *err)
+{
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	rc = json_fields(root, true, out, arena, err);
+	return rc ? rc : ud_fields_validate(out, true, err);
+}
+
 /* ---- msgpack ------------------------------------------------------------ */
 
 static int mp_value(const struct field_def *d, struct codec_mp_cur *c,

@@ -41,6 +41,7 @@ struct server_config {
 	size_t max_frame;	 /* RPC frame bytes, 1 MiB */
 	size_t max_output;	 /* queued reply bytes per connection, 16 MiB */
 	size_t changes_keep;	 /* changes resumable in the stream, 1000000 */
+	size_t max_import;	 /* POST /v1/users/import body bytes, 4 GiB */
 	unsigned max_connections;
 	unsigned idle_timeout;	/* seconds without a request, 300 */
 	unsigned write_timeout; /* seconds a reader may stall us, 30 */

@@ -16,6 +16,7 @@
 #include "valid.h"
 #include "backoff.h"
 #include "changes.h"
+#include "bulk.h"
 #include "pwjob.h"
 
 #define HTTP_ASYNC 1
@@ -31,7 +32,9 @@ struct http_conn {
 	size_t header_bytes;
 	int limit_status; /* 413/414/431 when a limit stopped the parser */
 	uint64_t start_ns;
-	struct ud_buf out; /* response body being built */
+	struct ud_buf out;	    /* response body being built */
+	struct bulk_import *import; /* this request is an import (bulk.h) */
+	uint64_t import_bytes;	    /* body bytes fed to it */
 };
 
 struct http_req {
@@ -885,6 +888,45 @@ static int h_metrics(struct http_req *r)
 	return 0;
 }
 
+/* ---- bulk export and import (bulk.h) ------------------------------------- */
+
+static void export_done(struct conn *c, bool ok)
+{
+	struct http_conn *hc = c->state;
+	hc->busy = false;
+	if (ok && !http_should_keep_alive(&hc->parser))
+		conn_close_when_done(c);
+	else if (ok)
+		conn_resume(c);
+}
+
+static int h_export(struct http_req *r)
+{
+	bool keep =
+	    http_should_keep_alive(&r->hc->parser) && !r->c->srv->stopping;
+	int rc = bulk_export_start(r->c, r->query, r->query_len, keep,
+				   export_done, &r->err);
+	if (rc)
+		return rc;
+	r->hc->busy = true;
+	return HTTP_ASYNC;
+}
+
+static int h_import(struct http_req *r)
+{
+	struct http_conn *hc = r->hc;
+	int rc = hc->import ? bulk_import_finish(hc->import, &hc->out, &r->err)
+			    : ud_error_set(&r->err, UD_EINTERNAL, NULL,
+					   "import not set up");
+	bulk_import_free(hc->import);
+	hc->import = NULL;
+	if (rc)
+		return rc;
+	metrics_observe(&r->c->srv->metrics, r->route, false, hc->start_ns);
+	send_json(r->c, 200, NULL, true);
+	return 0;
+}
+
 /* ---- routing
  * ------------------------------------------------------------------ */
 
@@ -929,6 +971,10 @@ static const struct route r_healthz = {
     "GET", {{HTTP_GET, h_healthz, MR_HTTP_HEALTHZ, SCOPE_READ}}};
 static const struct route r_metrics = {
     "GET", {{HTTP_GET, h_metrics, MR_HTTP_METRICS, SCOPE_READ}}};
+static const struct route r_export = {
+    "GET", {{HTTP_GET, h_export, MR_HTTP_EXPORT, SCOPE_READ}}};
+static const struct route r_import = {
+    "POST", {{HTTP_POST, h_import, MR_HTTP_IMPORT, SCOPE_ADMIN}}};
 
 static bool seg_eq(const char *s, size_t n, const char *lit)
 {
@@ -1003,6 +1049,10 @@ static const struct route *route_find(struct http_req *r, const char *p,
 		return &r_events;
 	if (seg_eq(p, n, "/v1/users"))
 		return &r_users;
+	if (seg_eq(p, n, "/v1/users/export"))
+		return &r_export;
+	if (seg_eq(p, n, "/v1/users/import"))
+		return &r_import;
 	if (n > 10 && !memcmp(p, "/v1/users/", 10))
 		return route_user(r, p + 10, n - 10);
 	return NULL;
@@ -1145,6 +1195,9 @@ static int on_message_begin(http_parser *p)
 	hc->has_if_match = hc->in_value = hc->expect_continue = false;
 	hc->gzip_ok = hc->has_last_event_id = false;
 	hc->header_bytes = 0;
+	bulk_import_free(hc->import);
+	hc->import = NULL;
+	hc->import_bytes = 0;
 	return 0;
 }
 
@@ -1217,14 +1270,44 @@ static int on_header_value(http_parser *p, const char *at, size_t n)
 	return ud_buf_append(&hc->hval, at, n) ? -1 : 0;
 }
 
+/* The request's key if it may import (admin scope), else NULL. */
+static const struct key_entry *import_key(struct conn *c, struct http_conn *hc)
+{
+	const struct key_entry *k = authorized(c, hc);
+	return k && scope_allows(k->scope, SCOPE_ADMIN) ? k : NULL;
+}
+
+/* An authorized POST /v1/users/import streams its body into an import
+ * (bulk.h) under --max-import instead of collecting it under --max-body.
+ * Anything else, an unauthorized import too, takes the usual path. */
+static int import_begin(struct conn *c, struct http_conn *hc)
+{
+	const char *url = hc->url.data ? hc->url.data : "";
+	const char *q = memchr(url, '?', hc->url.len);
+	size_t plen = q ? (size_t)(q - url) : hc->url.len;
+	if (hc->parser.method != HTTP_POST ||
+	    !seg_eq(url, plen, "/v1/users/import") || !import_key(c, hc))
+		return 0;
+	hc->import = bulk_import_new(c->srv, q ? q + 1 : "",
+				     q ? hc->url.len - plen - 1 : 0);
+	return hc->import ? 0 : -1;
+}
+
 static int on_headers_complete(http_parser *p)
 {
 	struct conn *c = p->data;
 	struct http_conn *hc = c->state;
 	if (hc->in_value && header_done(hc))
 		return -1;
-	if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
-	    p->content_length > c->srv->cfg.max_body)
+	if (import_begin(c, hc))
+		return -1;
+	if (hc->import) {
+		if (!(p->flags & F_CHUNKED) &&
+		    p->content_length != ULLONG_MAX &&
+		    p->content_length > c->srv->cfg.max_import)
+			return limit_hit(p, 413);
+	} else if (!(p->flags & F_CHUNKED) && p->content_length != ULLONG_MAX &&
+		   p->content_length > c->srv->cfg.max_body)
 		return limit_hit(p, 413);
 	if (hc->expect_continue && !c->on_held) /* nothing may overtake it */
 		evbuffer_add(bufferevent_get_output(c->bev),
@@ -1236,6 +1319,21 @@ static int on_body(http_parser *p, const char *at, size_t n)
 {
 	struct conn *c = p->data;
 	struct http_conn *hc = c->state;
+	if (hc->import) {
+		hc->import_bytes += n;
+		if (hc->import_bytes > c->srv->cfg.max_import)
+			return limit_hit(p, 413);
+		/* Lines are applied between other clients' requests: name
+		 * this key as the actor again each time.  A key removed
+		 * meanwhile (SIGHUP) applies nothing more; the request then
+		 * ends in 401. */
+		const struct key_entry *k = import_key(c, hc);
+		if (k) {
+			server_key_use(c->srv, k);
+			bulk_import_feed(hc->import, at, n);
+		}
+		return 0;
+	}
 	if (hc->body.len + n > c->srv->cfg.max_body)
 		return limit_hit(p, 413);
 	return ud_buf_append(&hc->body, at, n) ? -1 : 0;
@@ -1335,6 +1433,7 @@ static void http_free(struct conn *c)
 	ud_buf_free(&hc->if_none_match);
 	ud_buf_free(&hc->last_event_id);
 	ud_buf_free(&hc->out);
+	bulk_import_free(hc->import);
 	free(hc);
 }
 

@@ -33,6 +33,9 @@ enum metric_route {
 	MR_HTTP_METRICS,
 	MR_HTTP_CONSOLE, /* the console's static files */
 	MR_HTTP_EVENTS,
+	MR_HTTP_EXPORT,
+	MR_HTTP_IMPORT,
+	MR_HTTP_OPENAPI,
 	MR_HTTP_UNMATCHED, /* 404/405/401 before a route was chosen */
 	MR_RPC_FIRST,
 	MR_RPC_UNKNOWN = MR_RPC_FIRST, /* unknown method, bad frame */
