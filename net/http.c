@@ -1328,8 +1328,9 @@ static int on_body(http_parser *p, const char *at, size_t n)
 		 * meanwhile (SIGHUP) applies nothing more; the request then
 		 * ends in 401. */
 		const struct key_entry *k = import_key(c, hc);
-		if (k) {
-			server_key_use(c->srv, k);
+		if (k) { /* not server_key_use: that counts a request */
+			ud_set_actor(c->srv->db, k->name, k->name_len);
+			server_actor_forget(c->srv);
 			bulk_import_feed(hc->import, at, n);
 		}
 		return 0;

@@ -296,8 +296,14 @@ def t_hostile(S):
 
 
 def t_max_import(tmp):
-    S = Server(extra=["--max-import", "1000"])
+    S = Server(extra=["--max-import", "1000", "--api-key", "reader:read"])
     try:
+        r = call(S, "POST", "/v1/users/import", body=b'{"name":"a","email":"r@b.com"}\n',
+                 key="reader")
+        check(r.status == 403 and r.json["error"]["code"] == "forbidden",
+              "a read key may not import", r.body)
+        r = call(S, "GET", "/v1/users/export", key="reader")
+        check(r.status == 200, "a read key may export", r.status)
         r, d = import_(S, ndjson([{"name": "a", "email": "a%d@b.com" % i}
                                   for i in range(10)]))
         check(r.status == 200 and d.get("created") == 10, "under --max-import", d)
