@@ -405,11 +405,16 @@ static void http_accept_cb(struct evconnlistener *l, evutil_socket_t fd,
  * goes to the output as before.  A paused connection is woken through
  * the write callback, deferred, as if the bufferevent had drained it (a
  * closing one is closed by the caller once its output is empty). */
+#define CONN_TLS_COALESCE (16u << 10) /* a TLS record's payload */
 static struct evbuffer *conn_send_held(struct conn *c)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
-	if (evbuffer_get_length(out) == 0 && evbuffer_get_length(c->held) &&
-	    !c->tls) /* a TLS filter encrypts what reaches its output */
+	size_t held = evbuffer_get_length(c->held);
+	if (c->tls && held > 0 && held <= CONN_TLS_COALESCE)
+		/* one chain: one SSL_write, so one record and one write(2) for
+		 * the batch instead of one per reply (tls.h) */
+		evbuffer_pullup(c->held, -1);
+	else if (evbuffer_get_length(out) == 0 && held && !c->tls)
 		evbuffer_write(c->held, bufferevent_getfd(c->bev));
 	evbuffer_add_buffer(out, c->held);
 	/* Paused for what was queued, and the socket took enough of it that
