@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "codec.h"
 #include "journal.h"
@@ -55,6 +57,9 @@ struct changes {
 	struct watcher *watchers;
 	size_t nwatchers;
 	struct event *heartbeat;
+	struct event *batch; /* deliver() once CHANGES_BATCH_US have passed */
+	uint64_t sent;	     /* ring index of the first entry not delivered */
+	uint64_t next_deliver_us; /* no delivery before (deliver()) */
 	struct ud_buf scratch;
 };
 
@@ -187,13 +192,28 @@ static uint64_t last_seq(const struct changes *ch)
 	return ch->count ? ring_at(ch, ring_end(ch) - 1)->seq : ch->floor;
 }
 
+/* The ring holds the window, and at least what one delivery needs. */
+static size_t ring_max(const struct changes *ch)
+{
+	return ch->keep > CHANGES_RING_MIN ? ch->keep : CHANGES_RING_MIN;
+}
+
+/* Resumable: since >= this.  Past the last `keep` entries when the ring
+ * holds more (a small --changes-keep). */
+static uint64_t floor_seq(const struct changes *ch)
+{
+	if (ch->count > ch->keep)
+		return ring_at(ch, ring_end(ch) - ch->keep - 1)->seq;
+	return ch->floor;
+}
+
 static int ring_grow(struct changes *ch)
 {
 	size_t cap = ch->cap ? ch->cap * 2 : 1024;
 	struct entry *r;
 
-	if (cap > ch->keep)
-		cap = ch->keep;
+	if (cap > ring_max(ch))
+		cap = ring_max(ch);
 	if (!(r = calloc(cap, sizeof(*r))))
 		return UD_ENOMEM;
 	for (uint64_t i = ch->start; i < ring_end(ch); i++)
@@ -207,12 +227,7 @@ static int ring_grow(struct changes *ch)
 /* Take e into the window (its mp too), dropping the oldest past keep. */
 static void ring_push(struct changes *ch, struct entry *e)
 {
-	if (ch->keep == 0) {
-		ch->floor = e->seq;
-		free(e->mp);
-		return;
-	}
-	if (ch->count == ch->cap && ch->cap < ch->keep)
+	if (ch->count == ch->cap && ch->cap < ring_max(ch))
 		ring_grow(ch); /* on failure the window just stays smaller */
 	if (ch->cap == 0) {
 		ch->floor = e->seq;
@@ -351,20 +366,6 @@ static void chunk_unref_cb(const void *data, size_t len, void *extra)
 		free(k);
 }
 
-static struct chunk *chunk_new(const struct entry *e, enum changes_proto p,
-			       struct ud_buf *b)
-{
-	struct chunk *k;
-
-	b->len = 0;
-	if (entry_frame(e, p, b) || !(k = malloc(sizeof(*k) + b->len)))
-		return NULL;
-	k->refs = 1;
-	k->len = b->len;
-	memcpy(k->data, b->data, b->len);
-	return k;
-}
-
 static void chunk_unref(struct chunk *k)
 {
 	if (k)
@@ -413,46 +414,152 @@ static bool watcher_ready(const struct watcher *w)
 	return !w->c->closed && !w->c->on_held;
 }
 
+/* Frames of entries [from, end) for proto, as one shared chunk. */
+static struct chunk *chunk_new(const struct changes *ch, uint64_t from,
+			       uint64_t end, enum changes_proto p,
+			       struct ud_buf *b)
+{
+	struct chunk *k;
+
+	b->len = 0;
+	for (uint64_t i = from; i < end; i++)
+		if (entry_frame(ring_at(ch, i), p, b))
+			return NULL;
+	if (!(k = malloc(sizeof(*k) + b->len)))
+		return NULL;
+	k->refs = 1;
+	k->len = b->len;
+	memcpy(k->data, b->data, b->len);
+	return k;
+}
+
+/* Queue p[0..n) on w (part of k, or copied when k is NULL).  With nothing
+ * queued before it, it is written to the socket at once: handing it to the
+ * bufferevent would arm and disarm its write event around the write (two
+ * epoll_ctl(2) calls per watcher and delivery; see conn_send_held). */
+static int send_bytes(struct watcher *w, struct chunk *k, const char *p,
+		      size_t n)
+{
+	struct evbuffer *out = bufferevent_get_output(w->c->bev);
+
+	if (evbuffer_get_length(out) == 0) {
+		ssize_t m = send(bufferevent_getfd(w->c->bev), p, n,
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (m > 0) { /* else the bufferevent meets the error */
+			p += m;
+			n -= (size_t)m;
+		}
+	}
+	if (n == 0)
+		return 0;
+	if (!k)
+		return evbuffer_add(out, p, n);
+	k->refs++;
+	if (evbuffer_add_reference(out, p, n, chunk_unref_cb, k) == 0)
+		return 0;
+	k->refs--;
+	return -1;
+}
+
+/* A filtered watcher gets its own copies of the entries that match. */
+static int send_filtered(struct changes *ch, struct watcher *w, uint64_t from,
+			 uint64_t end)
+{
+	struct ud_buf *b = &ch->scratch;
+
+	b->len = 0;
+	for (uint64_t i = from; i < end; i++) {
+		const struct entry *e = ring_at(ch, i);
+		if (entry_matches(e, w) && entry_frame(e, w->proto, b))
+			return -1;
+	}
+	return b->len ? send_bytes(w, NULL, b->data, b->len) : 0;
+}
+
+/* Send one live watcher the entries [from, end): the shared chunk of its
+ * protocol (made on first use), or its own copies when it filters. */
+static void send_live(struct changes *ch, struct watcher *w, uint64_t from,
+		      uint64_t end, struct chunk **kp)
+{
+	int rc;
+
+	w->cursor = end;
+	if (w->uid_len) {
+		rc = send_filtered(ch, w, from, end);
+	} else if (!*kp &&
+		   !(*kp = chunk_new(ch, from, end, w->proto, &ch->scratch))) {
+		rc = -1;
+	} else {
+		rc = send_bytes(w, *kp, (*kp)->data, (*kp)->len);
+	}
+	if (rc || out_len(w) > ch->srv->cfg.max_output)
+		watcher_cut(ch, w);
+}
+
+/* CPU time of this thread: a delivery's cost, whatever the scheduler
+ * did meanwhile on a busy machine. */
+static uint64_t thread_cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Send the window's entries not broadcast yet to every live watcher. */
+static void deliver(struct changes *ch)
+{
+	uint64_t from = ch->sent, end = ring_end(ch);
+	struct chunk *k[2] = {NULL, NULL};
+	struct watcher *w, *next;
+
+	uint64_t t0 = metrics_now_ns() / 1000, cpu0 = thread_cpu_us(), took;
+
+	ch->sent = end;
+	if (from < ch->start)
+		from = ch->start; /* dropped before we got to them */
+	for (w = ch->watchers; w && from < end; w = next) {
+		next = w->next;
+		/* one with much unsent falls behind: pumped */
+		if (w->cursor == from && watcher_ready(w) &&
+		    out_len(w) < pump_bytes(ch))
+			send_live(ch, w, from, end, &k[w->proto]);
+	}
+	chunk_unref(k[0]);
+	chunk_unref(k[1]);
+	/* Deliveries take at most a fifth of the loop's time: with many
+	 * watchers they come less often and carry more changes each. */
+	took = thread_cpu_us() - cpu0;
+	if (took > CHANGES_PAUSE_MAX_US / 4)
+		took = CHANGES_PAUSE_MAX_US / 4;
+	ch->next_deliver_us =
+	    t0 + (4 * took > CHANGES_BATCH_US ? 4 * took : CHANGES_BATCH_US);
+}
+
+static void deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	deliver(arg);
+}
+
 void changes_publish(struct changes *ch)
 {
-	struct chunk *k[2];
+	uint64_t now = metrics_now_ns() / 1000;
 
-	for (size_t i = 0; i < ch->npending; i++) {
-		struct entry *e = &ch->pending[i];
-		uint64_t end = ring_end(ch);
-		struct watcher *w, *next;
-
-		k[0] = k[1] = NULL;
-		for (w = ch->watchers; w; w = next) {
-			struct chunk **kp = &k[w->proto];
-			next = w->next;
-			/* one with much unsent falls behind: pumped */
-			if (w->cursor != end || !watcher_ready(w) ||
-			    out_len(w) >= pump_bytes(ch))
-				continue;
-			w->cursor = end + 1;
-			if (!entry_matches(e, w))
-				continue;
-			if (!*kp &&
-			    !(*kp = chunk_new(e, w->proto, &ch->scratch))) {
-				watcher_cut(ch, w);
-				continue;
-			}
-			(*kp)->refs++;
-			if (evbuffer_add_reference(
-				bufferevent_get_output(w->c->bev), (*kp)->data,
-				(*kp)->len, chunk_unref_cb, *kp)) {
-				(*kp)->refs--;
-				watcher_cut(ch, w);
-			} else if (out_len(w) > ch->srv->cfg.max_output) {
-				watcher_cut(ch, w);
-			}
-		}
-		chunk_unref(k[0]);
-		chunk_unref(k[1]);
-		ring_push(ch, e);
-	}
+	for (size_t i = 0; i < ch->npending; i++)
+		ring_push(ch, &ch->pending[i]);
 	ch->npending = 0;
+	if (!ch->watchers) {
+		ch->sent = ring_end(ch);
+	} else if (now >= ch->next_deliver_us) {
+		deliver(ch);
+	} else if (!evtimer_pending(ch->batch, NULL)) {
+		uint64_t wait = ch->next_deliver_us - now;
+		struct timeval tv = {.tv_sec = (time_t)(wait / 1000000),
+				     .tv_usec = (suseconds_t)(wait % 1000000)};
+		evtimer_add(ch->batch, &tv);
+	}
 }
 
 bool changes_pending(const struct changes *ch)
@@ -474,7 +581,7 @@ static void watcher_pump(struct changes *ch, struct watcher *w)
 		watcher_cut(ch, w);
 		return;
 	}
-	while (w->cursor < ring_end(ch) &&
+	while (w->cursor < ch->sent &&
 	       evbuffer_get_length(out) < pump_bytes(ch)) {
 		const struct entry *e = ring_at(ch, w->cursor++);
 		if (!entry_matches(e, w))
@@ -500,8 +607,8 @@ void changes_pump(struct changes *ch)
 		next = w->next;
 		if (w->c->closed)
 			watcher_free(ch, w);
-		else if (watcher_ready(w) && w->cursor != ring_end(ch))
-			watcher_pump(ch, w);
+		else if (watcher_ready(w) && w->cursor < ch->sent)
+			watcher_pump(ch, w); /* behind what was delivered */
 	}
 }
 
@@ -529,13 +636,13 @@ int changes_watch(struct changes *ch, struct conn *c, enum changes_proto p,
 	struct watcher *w = c->watch;
 
 	*last = last_seq(ch);
-	if (has_since && since < ch->floor)
+	if (has_since && since < floor_seq(ch))
 		return ud_error_set(err, UD_EGONE, "since",
 				    "changes after seq %llu are no longer "
 				    "retained (the oldest resumable seq is "
 				    "%llu): reload and watch from now",
 				    (unsigned long long)since,
-				    (unsigned long long)ch->floor);
+				    (unsigned long long)floor_seq(ch));
 	if (has_since && since > *last)
 		return ud_error_set(err, UD_EINVAL, "since",
 				    "seq %llu is after the last change (%llu)",
@@ -594,9 +701,11 @@ struct changes *changes_new(struct server *srv)
 	ch->srv = srv;
 	ch->keep = srv->cfg.changes_keep;
 	ch->heartbeat = event_new(srv->base, -1, EV_PERSIST, heartbeat_cb, ch);
-	if (!ch->heartbeat || event_add(ch->heartbeat, &tv))
+	ch->batch = evtimer_new(srv->base, deliver_cb, ch);
+	if (!ch->heartbeat || !ch->batch || event_add(ch->heartbeat, &tv))
 		goto fail;
 	load_window(ch);
+	ch->sent = ring_end(ch);
 	ud_db_set_changes(srv->db, note_cb, ch);
 	return ch;
 fail:
@@ -619,6 +728,8 @@ void changes_free(struct changes *ch)
 		free(ch->pending[i].mp);
 	if (ch->heartbeat)
 		event_free(ch->heartbeat);
+	if (ch->batch)
+		event_free(ch->batch);
 	free(ch->ring);
 	free(ch->pending);
 	ud_buf_free(&ch->scratch);

@@ -22,11 +22,21 @@
  * for a typical user), so the default 1M window can cost a few hundred MB
  * when full.
  *
- * Sharing.  Each published change is framed once per protocol (an SSE
- * event "id: SEQ\nevent: NAME\ndata: JSON\n\n", an RPC notification
- * [2, "change", [map]]) into a reference-counted chunk added to each live
- * watcher's output with evbuffer_add_reference: 200 watchers cost 200
- * pointer appends and the sockets' writes, not 200 encodings.
+ * Sharing and batching.  Published changes are delivered to watchers at
+ * most once per CHANGES_BATCH_US, and after a pause of at least four
+ * times the last delivery's own CPU time (at most CHANGES_PAUSE_MAX_US):
+ * at once when that time has passed, else from a timer.  So delivering
+ * takes at most about a fifth of the loop thread however many watchers
+ * there are; under load a delivery carries more changes instead.  The
+ * changes since the last delivery are framed once per protocol (SSE
+ * events "id: SEQ\nevent: NAME\ndata: JSON\n\n", RPC notifications
+ * [2, "change", [map]]) into one reference-counted chunk that is added to
+ * each live watcher's output with evbuffer_add_reference (or written to
+ * its socket at once when nothing is queued before it).  200 watchers
+ * cost 200 pointer appends or writes per delivery, not per change, and no
+ * encoding each; a watcher with a user_id filter gets its own copies of
+ * what matches.  The ring holds at least CHANGES_RING_MIN entries for this
+ * even when --changes-keep is smaller (resumes still honour it).
  *
  * Watchers.  A watcher is live when it has been sent everything up to the
  * ring's end and its output holds less than the pump limit
@@ -54,8 +64,11 @@
 
 #include "userdb.h"
 
-#define CHANGES_PUMP_BYTES  (256u << 10)
-#define CHANGES_HEARTBEAT_S 10
+#define CHANGES_PUMP_BYTES   (256u << 10)
+#define CHANGES_BATCH_US     1000  /* deliveries at most this often */
+#define CHANGES_RING_MIN     65536 /* entries kept for delivery anyway */
+#define CHANGES_PAUSE_MAX_US 20000 /* the longest pause between deliveries */
+#define CHANGES_HEARTBEAT_S  10
 
 struct server;
 struct conn;
