@@ -792,14 +792,16 @@ int change_commit(ud_db *db, struct change *ch, const struct db_keys *k,
 		ch->rec_borrowed = false;
 	}
 	if (rc == 0) {
-		const struct record *put = ch->type == CH_PUT ? ch->rec : NULL;
+		struct db_note note;
+
+		db_note_prepare(ch, &note);
 
 		rc = db_apply_change_keys(db, ch, k);
 		if (rc)
 			ud_error_set(err, rc, NULL,
 				     "change record does not fit the state");
 		else
-			db_note_change(db, ch, put);
+			db_note_change(db, ch, &note);
 	}
 	change_release(ch);
 	return rc;

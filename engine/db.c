@@ -528,7 +528,7 @@ static int reserve_put(ud_db *db)
 
 int db_commit(ud_db *db, struct change *ch, struct ud_error *err)
 {
-	const struct record *put;
+	struct db_note note;
 	int rc;
 
 	/* The next etag and event id were taken as last + 1; at the top of
@@ -565,11 +565,11 @@ int db_commit(ud_db *db, struct change *ch, struct ud_error *err)
 					    ud_code_name(rc));
 		}
 	}
-	put = ch->type == CH_PUT ? ch->rec : NULL;
+	db_note_prepare(ch, &note);
 	rc = db_apply_change(db, ch);
 	if (rc)
 		return ud_error_set(err, rc, NULL,
 				    "applying the change failed");
-	db_note_change(db, ch, put);
+	db_note_change(db, ch, &note);
 	return 0;
 }

@@ -206,10 +206,18 @@ int db_apply_change_keys(ud_db *db, struct change *ch, const struct db_keys *k);
 /* Journal ch (when a journal is set) then apply it; frees ch->rec on
  * failure.  0 or the journal's / apply's code. */
 int db_commit(ud_db *db, struct change *ch, struct ud_error *err);
-/* Tell the change listener (if any) of ch, just applied; put is the
- * record a put stored (ch->rec before applying). */
+/* What the change listener needs of ch that applying it may free: the
+ * record a put stores, a delete's id (it may point into the record). */
+struct db_note {
+	const struct record *put;
+	char id[UD_ID_MAX];
+	size_t id_len;
+};
+/* Fill n from ch before applying it; then, once applied, tell the change
+ * listener (if any). */
+void db_note_prepare(const struct change *ch, struct db_note *n);
 void db_note_change(ud_db *db, const struct change *ch,
-		    const struct record *put);
+		    const struct db_note *n);
 /* max(clock, last time applied). */
 int64_t db_now(const ud_db *db);
 /* Take r out of every index, free it (not journaled, no event). */

@@ -4,6 +4,7 @@
  * log record.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "db.h"
 
@@ -37,8 +38,17 @@ static void view_of(const struct change *ch, const struct record *user,
 	}
 }
 
-void db_note_change(ud_db *db, const struct change *ch,
-		    const struct record *put)
+void db_note_prepare(const struct change *ch, struct db_note *n)
+{
+	n->put = ch->type == CH_PUT ? ch->rec : NULL;
+	n->id_len = 0;
+	if (ch->type != CH_PUT && ch->id && ch->id_len <= sizeof(n->id)) {
+		memcpy(n->id, ch->id, ch->id_len);
+		n->id_len = ch->id_len;
+	}
+}
+
+void db_note_change(ud_db *db, const struct change *ch, const struct db_note *n)
 {
 	struct change tmp;
 	struct ud_change c;
@@ -48,13 +58,14 @@ void db_note_change(ud_db *db, const struct change *ch,
 		return;
 	tmp = *ch;
 	if (ch->type == CH_PUT) {
-		tmp.rec = (struct record *)put; /* applying took ch->rec */
-		view_of(&tmp, put, &c);
+		tmp.rec = (struct record *)n->put; /* applying took ch->rec */
+		view_of(&tmp, n->put, &c);
 	} else {
+		tmp.id = n->id; /* a delete freed the record ch->id was in */
+		tmp.id_len = n->id_len;
 		view_of(&tmp, NULL, &c);
 		if (ch->type == CH_EVENT)
-			c.user =
-			    (const ud_user *)db_find(db, ch->id, ch->id_len);
+			c.user = (const ud_user *)db_find(db, n->id, n->id_len);
 	}
 	db->changes(db->changes_ctx, &c);
 }

@@ -666,7 +666,8 @@ int changes_watch(struct changes *ch, struct conn *c, enum changes_proto p,
 		conn_set_streaming(c);
 	}
 	w->proto = p;
-	memcpy(w->uid, uid, uid_len);
+	if (uid_len)
+		memcpy(w->uid, uid, uid_len);
 	w->uid_len = uid_len;
 	w->cursor = has_since ? ring_find(ch, since) : ring_end(ch);
 	return 0;
