@@ -42,8 +42,8 @@ static void listen_cb(void *ctx, const struct ud_change *c)
 		cr_assert_eq(v.id_len, c->user_id_len);
 		cr_assert(!memcmp(v.id, c->user_id, v.id_len));
 	}
-	h->actor[h->n] = c->details_len &&
-			 memmem(c->details, c->details_len, "actor", 5);
+	h->actor[h->n] =
+	    c->details_len && memmem(c->details, c->details_len, "actor", 5);
 	h->n++;
 }
 
@@ -78,9 +78,8 @@ static size_t one_of_each(ud_db *db, char *id)
 	cr_assert_eq(ud_user_link_identity(db, id, n, "github", 6, "g1", 2,
 					   "\x80", 1, NULL, &err),
 		     0, "%s", err.message);
-	cr_assert_eq(ud_user_unlink_identity(db, id, n, "github", 6, NULL,
-					     &err),
-		     0);
+	cr_assert_eq(
+	    ud_user_unlink_identity(db, id, n, "github", 6, NULL, &err), 0);
 	cr_assert_eq(ud_user_record_verify(db, id, n, true, &err), 0);
 	cr_assert_eq(ud_user_record_verify(db, id, n, false, &err), 0);
 	cr_assert_eq(ud_user_delete(db, id, n, 0, &err), 0);
@@ -93,9 +92,10 @@ Test(stream, every_change_once_in_order_with_seq_the_event_id)
 	struct heard h = {0};
 	char id[UD_ID_MAX + 1];
 	static const int want[] = {
-	    UD_EV_CREATED,	   UD_EV_UPDATED,	  UD_EV_SUSPENDED,
-	    UD_EV_IDENTITY_LINKED, UD_EV_IDENTITY_REMOVED,
-	    UD_EV_PASSWORD_VERIFIED, UD_EV_PASSWORD_VERIFIED, UD_EV_DELETED};
+	    UD_EV_CREATED,	     UD_EV_UPDATED,
+	    UD_EV_SUSPENDED,	     UD_EV_IDENTITY_LINKED,
+	    UD_EV_IDENTITY_REMOVED,  UD_EV_PASSWORD_VERIFIED,
+	    UD_EV_PASSWORD_VERIFIED, UD_EV_DELETED};
 
 	ud_db_set_changes(db, listen_cb, &h);
 	cr_assert_eq(ud_db_last_seq(db), 0);
@@ -147,9 +147,9 @@ Test(stream, log_records_decode_to_the_same_changes_and_apply_reports_them)
 		cr_assert(!memcmp(c.user_id, id, c.user_id_len));
 		cr_assert_eq(c.user != NULL, live.has_user[i], "user %zu", i);
 		ud_change_release(own);
-		cr_assert_eq(ud_db_apply(follower, t.rec[i].data, t.rec[i].len,
-					 &err),
-			     0, "%s", err.message);
+		cr_assert_eq(
+		    ud_db_apply(follower, t.rec[i].data, t.rec[i].len, &err), 0,
+		    "%s", err.message);
 	}
 	cr_assert_eq(applied.n, n);
 	cr_assert(!memcmp(applied.seq, live.seq, sizeof live.seq));
