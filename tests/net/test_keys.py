@@ -336,6 +336,23 @@ def activity_events_name_their_key():
 
 
 @test
+def the_change_stream_names_the_actor():
+    w = Rpc(srv.rpc, READ)
+    w.ok("changes.watch", None)
+    con = Rpc(srv.rpc, FILE_CONSOLE)
+    u = con.ok("user.create", {"name": "Str", "email": "str@x.com"})
+    Rpc(srv.rpc, ADMIN).ok("user.delete", u["id"])
+    got = []
+    while len(got) < 2:
+        m = w.recv()
+        assert m[0] == 2 and m[1] == "change", m
+        got.append((m[2][0]["event"], m[2][0]["actor"]))
+    assert got == [("user.created", "console"),
+                   ("user.deleted", "key-1")], got
+    w.close()
+
+
+@test
 def metrics_count_each_key_name():
     def count(name):
         _, _, raw = http_req(srv.http, "GET", "/metrics", ADMIN)
