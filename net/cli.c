@@ -22,12 +22,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "cli_bulk.h"
 #include "codec.h"
 #include "userdb.h"
 #include "userdb_version.h"
 
 struct cli {
-	const char *host, *port, *socket_path, *data_dir;
+	const char *host, *port, *http_port, *socket_path, *data_dir;
 	char key[512];
 	int fd;
 	msgpack_unpacker unp;
@@ -37,7 +38,9 @@ struct cli {
 static void usage(FILE *out)
 {
 	fputs("usage: userdb-cli [--host H] [--port N | --socket PATH]\n"
-	      "                  [--api-key KEY | --data-dir DIR] COMMAND ...\n"
+	      "                  [--http-port N] [--api-key KEY | --data-dir "
+	      "DIR]\n"
+	      "                  COMMAND ...\n"
 	      "commands:\n"
 	      "  ping | stats | snapshot\n"
 	      "  get ID | get-by-email EMAIL | delete ID\n"
@@ -50,8 +53,12 @@ static void usage(FILE *out)
 	      "  suspend ID | unsuspend ID | logs USER_ID [--page N] "
 	      "[--limit N]\n"
 	      "  call METHOD JSON-PARAMS\n"
+	      "  export [FILE] | import FILE [--on-conflict fail|skip|update]\n"
+	      "       (over HTTP, --http-port; exit 0 good, 1 lines failed, "
+	      "2 could not run)\n"
 	      "  --help | --version\n"
-	      "environment: USERDB_API_KEY, USERDB_PORT, USERDB_SOCKET\n",
+	      "environment: USERDB_API_KEY, USERDB_PORT, USERDB_HTTP_PORT, "
+	      "USERDB_SOCKET\n",
 	      out);
 }
 
@@ -297,6 +304,8 @@ static int parse_opts(struct cli *c, int argc, char **argv)
 			c->host = v;
 		else if (!strcmp(o, "port"))
 			c->port = v;
+		else if (!strcmp(o, "http-port"))
+			c->http_port = v;
 		else if (!strcmp(o, "socket"))
 			c->socket_path = v;
 		else if (!strcmp(o, "data-dir"))
@@ -318,6 +327,8 @@ int main(int argc, char **argv)
 	if (getenv("USERDB_PORT"))
 		c.port = getenv("USERDB_PORT");
 	c.socket_path = getenv("USERDB_SOCKET");
+	c.http_port =
+	    getenv("USERDB_HTTP_PORT") ? getenv("USERDB_HTTP_PORT") : "8080";
 	if (argc == 2 && !strcmp(argv[1], "--version")) {
 		printf("userdb-cli %s\n", UD_VERSION_TEXT);
 		return 0;
@@ -328,6 +339,11 @@ int main(int argc, char **argv)
 		return first < 0 || first >= argc ? 2 : 0;
 	}
 	find_key(&c);
+	if (!strcmp(argv[first], "export") || !strcmp(argv[first], "import")) {
+		struct cli_bulk b = {c.host, c.http_port, c.key};
+		return cli_bulk_run(&b, argv[first], argc - first - 1,
+				    argv + first + 1);
+	}
 	if (c.socket_path ? connect_unix(&c) : connect_tcp(&c)) {
 		fprintf(stderr, "userdb-cli: cannot connect: %s\n",
 			strerror(errno));

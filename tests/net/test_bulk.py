@@ -528,12 +528,6 @@ def t_cli(S, tmp):
         T.stop()
 
 
-def cli_has_bulk():
-    # TODO(bulk): drop once userdb-cli export/import landed with this test.
-    p = subprocess.run([CLI, "--help"], capture_output=True, text=True)
-    return "export" in p.stdout + p.stderr
-
-
 def main():
     global SPEC
     tmp = tempfile.mkdtemp(prefix="userdb-bulk-")
@@ -545,8 +539,7 @@ def main():
         t_hostile(S)
         t_export(S)
         t_export_point_in_time(S)
-        if cli_has_bulk():
-            t_cli(S, tmp)
+        t_cli(S, tmp)
         t_max_import(tmp)
         t_round_trip(tmp)
         t_crash_mid_import(tmp)
