@@ -91,10 +91,11 @@ static int encode_put(const struct change *ch, struct ud_buf *b)
 {
 	const struct record *r = ch->rec;
 	struct record_parts pt;
-	char *p, *start;
+	char *p, *start, pwbuf[UD_PWHASH_MAX];
 	size_t need;
 
 	record_parts(r, &pt);
+	pt.pw = record_parts_pw_text(&pt, pwbuf, &pt.pw_len);
 	need = PUT_FIXED + pt.id_len + pt.name_len + pt.email_len +
 	       pt.avatar_len + pt.custom_len + pt.ident_len + pt.pw_len +
 	       (ch->has_event ? ch->ev.details_len : 0);
@@ -336,6 +337,7 @@ static struct record *rd_user(struct rd *r)
 	p.custom = rd_bytes(r, &p.custom_len, false);
 	p.ident = rd_bytes(r, &p.ident_len, false);
 	p.pw = rd_bytes(r, &p.pw_len, true);
+	p.pw_packed = false; /* text in a change record */
 	u[0] = rd_uint(r);
 	u[1] = rd_uint(r);
 	for (i = 0; i < 3; i++)
@@ -548,8 +550,10 @@ static int check_fields(const struct record *r, struct ud_error *err)
 {
 	struct record_parts p;
 	struct ud_error e;
+	char pwbuf[UD_PWHASH_MAX];
 
 	record_parts(r, &p);
+	p.pw = record_parts_pw_text(&p, pwbuf, &p.pw_len);
 	if (valid_id(p.id, p.id_len, &e) ||
 	    valid_name(p.name, p.name_len, &e) ||
 	    valid_email(p.email, p.email_len, &e) ||

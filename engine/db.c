@@ -356,8 +356,8 @@ static int put_replace(ud_db *db, struct record *old, struct record *r,
 	}
 	index_replace(&db->by_id, old, r);
 	r->slot = old->slot;
-	r->flags =
-	    (r->flags & REC_AVATAR) | (old->flags & (REC_HAS_LOG | REC_LOADED));
+	r->flags = (r->flags & (REC_AVATAR | REC_PW_PACKED)) |
+		   (old->flags & (REC_HAS_LOG | REC_LOADED));
 	order_set_item(&db->order, r->slot, r);
 	order_set_cell(&db->order, r->slot, cell_of(r));
 	if (!same_text(old, r)) {

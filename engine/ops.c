@@ -373,7 +373,7 @@ int ud_user_set_password_hash(ud_db *db, const char *id, size_t len,
 	if (!(old = find_user(db, id, len, err)))
 		return UD_ENOTFOUND;
 	record_parts(old, &p);
-	p.pw = hash, p.pw_len = hash_len;
+	p.pw = hash, p.pw_len = hash_len, p.pw_packed = false;
 	now = db_now(db);
 	return commit_put(db, rebuild(db, old, &p, now), UD_EV_PASSWORD_CHANGED,
 			  now, NULL, out, err);
@@ -398,11 +398,17 @@ int ud_user_password_hash_copy(ud_db *db, const char *id, size_t len,
 			       char out[UD_PWHASH_MAX])
 {
 	struct record *r = db_find(db, id, len);
+	struct record_parts p;
+	const char *pw;
+	size_t n;
 
 	if (!r)
 		return UD_ENOTFOUND;
-	memcpy(out, record_pw(r), r->pw_len);
-	out[r->pw_len] = '\0';
+	record_parts(r, &p);
+	pw = record_parts_pw_text(&p, out, &n);
+	if (n && pw != out)
+		memcpy(out, pw, n);
+	out[n] = '\0';
 	return 0;
 }
 

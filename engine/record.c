@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pwpack.h"
 #include "record.h"
 
 static const char empty_map[1] = {(char)0x80};
@@ -25,8 +26,9 @@ static int parts_fit(const struct record_parts *p)
 	       p->ident_len <= REC_IDENT_LEN_MAX && p->pw_len <= REC_PW_LEN_MAX;
 }
 
-/* The stored form of parts: absent maps are {}, absent strings empty. */
-static void parts_norm(struct record_parts *p)
+/* The stored form of parts: absent maps are {}, absent strings empty, a
+ * text hash packed into pw_buf[PWPACK_MAX] when it packs exactly. */
+static void parts_norm(struct record_parts *p, uint8_t *pw_buf)
 {
 	if (!p->custom || !p->custom_len) {
 		p->custom = empty_map;
@@ -38,6 +40,16 @@ static void parts_norm(struct record_parts *p)
 	}
 	if (!p->pw)
 		p->pw_len = 0;
+	if (p->pw_len && !p->pw_packed) {
+		size_t n = pwpack_encode(p->pw, p->pw_len, pw_buf);
+		if (n) {
+			p->pw = (const char *)pw_buf;
+			p->pw_len = n;
+			p->pw_packed = true;
+		}
+	}
+	if (!p->pw_len)
+		p->pw_packed = false;
 	if (!p->avatar)
 		p->avatar_len = 0;
 }
@@ -45,8 +57,9 @@ static void parts_norm(struct record_parts *p)
 size_t record_need(const struct record_parts *in)
 {
 	struct record_parts p = *in;
+	uint8_t pw_buf[PWPACK_MAX];
 
-	parts_norm(&p);
+	parts_norm(&p, pw_buf);
 	if (!parts_fit(&p))
 		return 0;
 	return sizeof(struct record) + p.id_len + p.name_len + p.email_len +
@@ -57,9 +70,10 @@ struct record *record_init(void *mem, const struct record_parts *in)
 {
 	struct record_parts p = *in;
 	struct record *r = mem;
+	uint8_t pw_buf[PWPACK_MAX];
 	char *w;
 
-	parts_norm(&p);
+	parts_norm(&p, pw_buf);
 	memset(r, 0, sizeof(*r));
 	r->id_len = p.id_len & REC_ID_LEN_MAX;
 	r->name_len = p.name_len & REC_NAME_LEN_MAX;
@@ -71,6 +85,8 @@ struct record *record_init(void *mem, const struct record_parts *in)
 	r->last_sign_in_ms = -1;
 	if (p.avatar)
 		r->flags |= REC_AVATAR;
+	if (p.pw_packed)
+		r->flags |= REC_PW_PACKED;
 	w = put(r->data, p.id, p.id_len);
 	w = put(w, p.name, p.name_len);
 	w = put(w, p.email, p.email_len);
@@ -105,6 +121,24 @@ void record_parts(const struct record *r, struct record_parts *p)
 	p->ident_len = r->ident_len;
 	p->pw = r->pw_len ? record_pw(r) : NULL;
 	p->pw_len = r->pw_len;
+	p->pw_packed = (r->flags & REC_PW_PACKED) != 0;
+}
+
+const char *record_parts_pw_text(const struct record_parts *p,
+				 char out[UD_PWHASH_MAX], size_t *len)
+{
+	if (!p->pw_len || !p->pw) {
+		*len = 0;
+		return NULL;
+	}
+	if (!p->pw_packed) {
+		*len = p->pw_len;
+		return p->pw;
+	}
+	/* Packed only when it unpacks exactly (pwpack_encode), so this
+	 * cannot fail for a record built here. */
+	*len = pwpack_decode((const uint8_t *)p->pw, p->pw_len, out);
+	return out;
 }
 
 size_t record_size(const struct record *r)

@@ -7,7 +7,9 @@
  *     id | name | email | avatar | custom_data | identities | password hash
  *
  * Lengths live in the header; custom_data and identities are msgpack maps
- * (an empty map is the single byte 0x80).  Times are Unix ms.  Nothing
+ * (an empty map is the single byte 0x80).  The password hash is kept
+ * packed (pwpack.h: 56 bytes for libsodium's 97-byte string) when it packs
+ * exactly, flagged REC_PW_PACKED, else as its text.  Times are Unix ms. Nothing
  * points out of a record, so freeing it is one free().
  *
  * Invariants:
@@ -25,6 +27,7 @@
 #ifndef UD_RECORD_H
 #define UD_RECORD_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +37,7 @@ enum record_flag {
 	REC_HAS_LOG = 1u << 0, /* the activity log holds this user's events */
 	REC_LOADED = 1u << 1, /* filled by the cache loader: no created event */
 	REC_AVATAR = 1u << 2, /* avatar present (may not be empty) */
+	REC_PW_PACKED = 1u << 3, /* the hash is pwpack.h's binary form */
 };
 
 /* Largest value of each packed header field.  The lengths cover what
@@ -108,6 +112,7 @@ struct record_parts {
 	size_t ident_len;
 	const char *pw; /* NULL or "": no password */
 	size_t pw_len;
+	bool pw_packed; /* pw is packed (pwpack.h), not text */
 };
 
 /* Allocate a record holding copies of parts; header fields other than the
@@ -119,8 +124,13 @@ struct record *record_new(const struct record_parts *p);
  * it in mem (that many bytes, aligned like a struct record). */
 size_t record_need(const struct record_parts *p);
 struct record *record_init(void *mem, const struct record_parts *p);
-/* Fill parts with pointers into r (borrowed from r). */
+/* Fill parts with pointers into r (borrowed from r); the hash as stored
+ * (pw_packed says which form). */
 void record_parts(const struct record *r, struct record_parts *p);
+/* The hash of parts as text, into out[UD_PWHASH_MAX]: p->pw itself when
+ * it is text, else unpacked into out.  *len gets its length (0: none). */
+const char *record_parts_pw_text(const struct record_parts *p,
+				 char out[UD_PWHASH_MAX], size_t *len);
 /* A copy of r with the same header and bytes; NULL when out of memory. */
 struct record *record_dup(const struct record *r);
 /* Bytes allocated for r (header + data), as counted in stats. */

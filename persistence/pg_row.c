@@ -133,10 +133,11 @@ int pg_row_put(const struct pg_val *v, uint64_t seq, struct ud_buf *out,
 	    (rc = json_col(&v[PGU_IDENT], "identities", &ident, err)))
 		goto done;
 	p = (struct record_parts){
-	    v[PGU_ID].s,     v[PGU_ID].n,    v[PGU_NAME].s,   v[PGU_NAME].n,
-	    v[PGU_EMAIL].s,  v[PGU_EMAIL].n, v[PGU_AVATAR].s, v[PGU_AVATAR].n,
-	    custom.data,     custom.len,     ident.data,      ident.len,
-	    v[PGU_PWHASH].s, v[PGU_PWHASH].n};
+	    v[PGU_ID].s,     v[PGU_ID].n,     v[PGU_NAME].s,
+	    v[PGU_NAME].n,   v[PGU_EMAIL].s,  v[PGU_EMAIL].n,
+	    v[PGU_AVATAR].s, v[PGU_AVATAR].n, custom.data,
+	    custom.len,	     ident.data,      ident.len,
+	    v[PGU_PWHASH].s, v[PGU_PWHASH].n, false};
 	ch.rec = record_new(&p);
 	if (!ch.rec) {
 		rc = BADROW("id", "a column is longer than a user holds");
