@@ -71,17 +71,21 @@ static int walk_user_cb(const ud_user *u, void *ctx)
 	struct export_walk *w = ctx;
 	const struct record *r = (const struct record *)u;
 	struct record_parts p;
+	char pwbuf[UD_PWHASH_MAX];
+	const char *pw;
+	size_t pw_len;
 	if ((w->role >= 0 && (int)r->role != w->role) ||
 	    (w->status >= 0 && (int)r->status != w->status))
 		return 0;
 	if (ud_user_write_json(u, &w->b))
 		return -1;
 	record_parts(r, &p);
-	w->b.len--; /* the closing brace */
+	pw = record_parts_pw_text(&p, pwbuf, &pw_len); /* may be packed */
+	w->b.len--;				       /* the closing brace */
 	if (ud_buf_append(&w->b, ",\"password_hash\":", 17))
 		return -1;
-	if (p.pw_len ? codec_json_string(&w->b, p.pw, p.pw_len)
-		     : ud_buf_append(&w->b, "null", 4))
+	if (pw_len ? codec_json_string(&w->b, pw, pw_len)
+		   : ud_buf_append(&w->b, "null", 4))
 		return -1;
 	if (ud_buf_append(&w->b, "}\n", 2))
 		return -1;
