@@ -323,15 +323,15 @@ static int key_file_create(const char *path, const char *key, FILE *err)
 	return rc;
 }
 
-/* Flags, then the key file, into ks (emptied first).  0 or -1. */
+/* Flags, then the key file, into ks (emptied first, generation gen).  0 or
+ * -1. */
 static int keys_build(struct keyset *ks, const struct server_config *cfg,
-		      FILE *err)
+		      uint64_t gen, FILE *err)
 {
-	static uint64_t gen;
 	enum key_scope scope;
 
 	ks->n = 0;
-	ks->gen = ++gen;
+	ks->gen = gen;
 	for (unsigned i = 0; i < cfg->n_api_keys; i++) {
 		size_t n = apikey_split_flag(cfg->api_keys[i], &scope);
 		if (n == 0) {
@@ -362,7 +362,7 @@ int apikey_reload(struct keyset *ks, const struct server_config *cfg, FILE *err)
 		fprintf(err, "userdb-server: out of memory\n");
 		return -1;
 	}
-	if (keys_build(fresh, cfg, err) || fresh->n == 0) {
+	if (keys_build(fresh, cfg, ks->gen + 1, err) || fresh->n == 0) {
 		sodium_memzero(fresh, sizeof(*fresh));
 		free(fresh);
 		return -1;
@@ -377,7 +377,7 @@ int apikey_setup(struct keyset *ks, const struct server_config *cfg, FILE *out,
 {
 	char key[512], path[4096];
 
-	if (keys_build(ks, cfg, err))
+	if (keys_build(ks, cfg, 1, err))
 		return -1;
 	if (cfg->api_key_file)
 		fprintf(out, "api keys read from %s (%u keys)\n",
