@@ -270,6 +270,8 @@ def test_exact_sequence():
           "no password in a change")
     check(all(set(c) == {"seq", "event", "user_id", "at", "actor", "user"}
               for _, _, c in got), "a change has the six keys")
+    check(all(c["actor"] == "key-1" for _, _, c in got),
+          "actor: the --api-key key is key-1")
     # curl -N saw the same bytes as events
     time.sleep(0.3)
     curl.terminate()
@@ -441,6 +443,43 @@ def test_slow_and_vanished():
     check(srv.stop() == 0, "stop")
 
 
+def test_actor_and_scope():
+    d = tempfile.mkdtemp(prefix="userdb-changes-")
+    os.chmod(d, 0o700)
+    kf = os.path.join(d, "keys")
+    with open(kf, "w") as f:
+        f.write("writer-key-0123456789 admin billing-svc\n"
+                "reader-key-0123456789 read\n")
+    os.chmod(kf, 0o600)
+    srv = Server(None, "--api-key-file", kf, "--no-persist")
+    c = http.client.HTTPConnection("127.0.0.1", srv.http, timeout=10)
+    c.request("GET", "/v1/events",
+              headers={"Authorization": "Bearer reader-key-0123456789"})
+    r = c.getresponse()
+    check(r.status == 200, "a read key may watch")
+    r.fp.readline()
+    r.fp.readline()
+    w = http.client.HTTPConnection("127.0.0.1", srv.http, timeout=10)
+    w.request("POST", "/v1/users", body=json.dumps(
+        {"name": "A", "email": "actor@x.com"}),
+        headers={"Authorization": "Bearer writer-key-0123456789"})
+    check(w.getresponse().status == 201, "create with the named key")
+    w.close()
+    ev = {}
+    while True:
+        line = r.fp.readline().decode().rstrip("\n")
+        if not line:
+            break
+        k, _, v = line.partition(": ")
+        ev[k] = v
+    ch = json.loads(ev.get("data", "{}"))
+    check(ch.get("actor") == "billing-svc",
+          "actor is the key's name (%r)" % ch.get("actor"))
+    c.close()
+    srv.stop()
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def test_heartbeat():
     srv = Server(None, "--no-persist")
     s = Sse(srv, timeout=20)
@@ -456,7 +495,7 @@ def test_heartbeat():
 
 def main():
     for t in (test_exact_sequence, test_restart_resume, test_gone,
-              test_slow_and_vanished, test_heartbeat):
+              test_slow_and_vanished, test_actor_and_scope, test_heartbeat):
         try:
             t()
         except Exception as e:  # a crash is a failure, not a stop
