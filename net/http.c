@@ -904,6 +904,13 @@ static int h_export(struct http_req *r)
 {
 	bool keep =
 	    http_should_keep_alive(&r->hc->parser) && !r->c->srv->stopping;
+	if (r->method == HTTP_HEAD) { /* the head only: no writer to fork */
+		metrics_observe(&r->c->srv->metrics, r->route, false,
+				r->hc->start_ns);
+		http_send(r->c, 200, NULL, "application/x-ndjson", "", 0,
+			  false);
+		return 0;
+	}
 	int rc = bulk_export_start(r->c, r->query, r->query_len, keep,
 				   export_done, &r->err);
 	if (rc)

@@ -341,6 +341,10 @@ def t_export(S):
     check(r.status == 400, "export takes no page", r.body)
     r = call(S, "GET", "/v1/users/export", key=None)
     check(r.status == 401, "export needs the key", r.body)
+    r = call(S, "HEAD", "/v1/users/export", check_doc=False)
+    check(r.status == 200 and r.body == b"" and
+          r.headers.get("content-type", "").startswith("application/x-ndjson"),
+          "HEAD of the export: the head only", (r.status, r.body[:80]))
     # keep-alive: a request after an export on the same connection
     conn = http.client.HTTPConnection("127.0.0.1", S.http, timeout=60)
     h = {"Authorization": "Bearer " + KEY}
