@@ -75,6 +75,8 @@ static const struct opt opts[] = {
      "also serve RPC on this Unix socket"},
     {"no-persist", OPT_BOOL, OFF(no_persist), NULL,
      "memory only: no data dir, nothing written"},
+    {"postgres", OPT_STR, OFF(postgres), "CONNINFO",
+     "PostgreSQL is the system of record (libpq conninfo or URI)"},
     {"max-body", OPT_SIZE, OFF(max_body), "BYTES",
      "largest HTTP body (1048576)"},
     {"max-header", OPT_SIZE, OFF(max_header), "BYTES",

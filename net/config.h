@@ -34,6 +34,7 @@ struct server_config {
 	bool allow_plaintext;		/* a non-loopback bind without TLS */
 	const char *socket_path;	/* NULL = no Unix socket */
 	bool no_persist;
+	const char *postgres; /* --postgres CONNINFO, NULL = off (SPEC §7) */
 	/* limits */
 	size_t max_body;	 /* HTTP body bytes, 1 MiB */
 	size_t max_header;	 /* HTTP header block bytes, 16 KiB */

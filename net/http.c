@@ -17,6 +17,7 @@
 #include "backoff.h"
 #include "changes.h"
 #include "bulk.h"
+#include "pgmode.h"
 #include "pwjob.h"
 
 #define HTTP_ASYNC 1
@@ -881,7 +882,8 @@ static int h_metrics(struct http_req *r)
 	ud_stats(srv->db, &st);
 	srv->metrics.backoff_users = backoff_users(srv->backoff);
 	metrics_observe(&srv->metrics, r->route, false, r->hc->start_ns);
-	if (metrics_write(&srv->metrics, &st, pool_inflight(srv->pool), b))
+	if (metrics_write(&srv->metrics, &st, pool_inflight(srv->pool), b) ||
+	    pgmode_metrics(srv, b))
 		return ud_error_set(&r->err, UD_ENOMEM, NULL, "out of memory");
 	http_send(r->c, 200, NULL, "text/plain; version=0.0.4; charset=utf-8",
 		  b->data, b->len, false);

@@ -23,6 +23,7 @@
 #include "backoff.h"
 #include "tls.h"
 #include "changes.h"
+#include "pgmode.h"
 #include "pwjob.h"
 
 struct snap_waiter {
@@ -168,6 +169,8 @@ void conn_reply_end(struct conn *c, bool write)
 	if (c->closed)
 		return;
 	c->held_write |= write;
+	if (write && srv->pg)
+		pgmode_note_reply(c);
 	if (!c->on_held) {
 		c->on_held = true;
 		conn_ref(c);
@@ -438,7 +441,14 @@ static void server_release_held(struct server *srv, int flush_rc)
 	srv->held_head = NULL;
 	while (c) {
 		struct conn *next = c->held_next;
-		if (!c->closed && flush_rc && c->held_write) {
+		int pg = !c->closed && c->held_write && srv->pg
+			     ? pgmode_may_release(c)
+			     : 1;
+		if (pg < 0) {
+			conn_close(c); /* its write was refused or lost */
+			c->pg_failed = false;
+		}
+		if (!c->closed && (flush_rc || pg == 0) && c->held_write) {
 			c->held_next = keep;
 			keep = c;
 			c = next;
@@ -446,6 +456,7 @@ static void server_release_held(struct server *srv, int flush_rc)
 		}
 		c->on_held = false;
 		c->held_write = false;
+		c->pg_first = c->pg_last = 0;
 		if (!c->closed) {
 			struct evbuffer *out = conn_send_held(c);
 			if (evbuffer_get_length(out) > srv->cfg.max_output) {
@@ -465,6 +476,7 @@ static void server_release_held(struct server *srv, int flush_rc)
 /* Changes reach watchers after the replies, once they are in the log. */
 static void server_flush(struct server *srv)
 {
+	pgmode_flush(srv);
 	if (!srv->held_head && !changes_pending(srv->changes))
 		return;
 	int rc = ud_flush(srv->db);
@@ -559,6 +571,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct server *srv = arg;
 	ud_tick(srv->db);
+	pgmode_tick(srv);
 	snap_check(srv);
 	tick_set(srv, srv->snap_waiters != NULL);
 	/* a failed flush is retried */
@@ -712,6 +725,8 @@ static int open_store(struct server *srv)
 	pthread_mutex_init(&srv->decoy_lock, NULL);
 	srv->decoy_started =
 	    pthread_create(&srv->decoy_thread, NULL, decoy_thread_cb, srv) == 0;
+	if (srv->cfg.postgres)
+		return pgmode_open(srv);
 	if (srv->dbopt.data_dir && mkdir(srv->dbopt.data_dir, 0700) &&
 	    errno != EEXIST) {
 		fprintf(stderr, "userdb-server: cannot create %s: %s\n",
@@ -797,6 +812,8 @@ int server_start(struct server *srv, const struct server_config *cfg)
 	}
 	if (!(srv->changes = changes_new(srv)))
 		return -1;
+	if (srv->pg && pgmode_start(srv))
+		return -1;
 	return server_listen(srv);
 }
 
@@ -880,6 +897,7 @@ void server_destroy(struct server *srv)
 		event_free(srv->tick_ev);
 	if (srv->base)
 		event_base_free(srv->base);
+	pgmode_close(srv); /* before the store: it journals into it */
 	if (srv->db)
 		ud_close(srv->db);
 	srv->db = NULL;

@@ -108,6 +108,9 @@ struct conn {
 	unsigned key_idx;	  /* its entry in srv->keys while key_gen */
 	uint64_t key_gen;
 	uint8_t key_hash[32];
+	/* PostgreSQL mode: the serials of the held write replies (pgmode.h) */
+	uint64_t pg_first, pg_last;
+	bool pg_failed;
 	unsigned jobs, max_jobs; /* password jobs in flight, and the cap */
 	int refs;
 	struct watcher *watch; /* a change-stream watcher (changes.h) */
@@ -149,6 +152,8 @@ struct server {
 	struct changes *changes; /* the change stream (changes.h) */
 	struct pwjob *delayed;	 /* verifications waiting out a back-off */
 	bool stopping;
+	struct pgmode *pg;	 /* --postgres, else NULL (pgmode.h) */
+	uint64_t pg_seen;	 /* last write serial a reply was noted for */
 	int rpc_port, http_port; /* as bound */
 };
 

@@ -32,6 +32,8 @@
  *     unique index keeps guarding SQL writes.  lower() is not userdb's
  *     folding for every script; a duplicate only the real folding reveals
  *     is refused by the engine when the row is applied (counted, skipped).
+ *   migration 4: the version moves only when a field a client sees
+ *     changed (userdb's own failed-verification count update keeps it).
  *
  * Migrations.  Numbered 1..PG_SCHEMA_VERSION, each one transaction that
  * takes a transaction-scoped advisory lock (PG_MIGRATE_LOCK), re-reads the
@@ -62,7 +64,7 @@
 
 #include "userdb.h"
 
-#define PG_SCHEMA_VERSION 3
+#define PG_SCHEMA_VERSION 4
 #define PG_MIGRATE_LOCK	  7420117 /* pg_advisory_xact_lock key */
 
 /* Connect with conninfo (a libpq keyword string or URI), blocking.  NULL and

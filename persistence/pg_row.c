@@ -4,6 +4,7 @@
 #include "pg_row.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,7 @@
 #include "codec.h"
 #include "db.h"
 #include "record.h"
+#include "text.h"
 
 #define BADROW(field, ...) ud_error_set(err, UD_EINVAL, field, __VA_ARGS__)
 
@@ -210,4 +212,135 @@ int pg_row_counters(uint64_t last_etag, uint64_t last_event, int64_t last_ms,
 			    .last_ms = last_ms};
 
 	return change_encode(&ch, out);
+}
+
+/* ---- records into rows -------------------------------------------------- */
+
+/* Offsets into txt are stored first and turned into pointers at the end,
+ * since txt may move while it grows. */
+struct pb {
+	struct pg_row_params *o;
+	size_t off[PG_ROW_PARAMS];
+	bool null[PG_ROW_PARAMS], in_txt[PG_ROW_PARAMS];
+	int rc;
+};
+
+static void pb_raw(struct pb *b, const char *s, size_t n)
+{
+	int i = b->o->n++;
+
+	b->null[i] = !s;
+	b->o->p[i] = s;
+	b->o->len[i] = (int)n;
+}
+
+static void pb_txt(struct pb *b, const char *s, size_t n)
+{
+	int i = b->o->n++;
+
+	b->in_txt[i] = true;
+	b->off[i] = b->o->txt.len;
+	b->o->len[i] = (int)n;
+	if (ud_buf_append(&b->o->txt, s, n) || ud_buf_append(&b->o->txt, "", 1))
+		b->rc = UD_ENOMEM;
+}
+
+static void pb_int(struct pb *b, int64_t v)
+{
+	char t[24];
+
+	pb_txt(b, t, (size_t)snprintf(t, sizeof t, "%lld", (long long)v));
+}
+
+static void pb_json(struct pb *b, const void *mp, size_t n)
+{
+	size_t at = b->o->txt.len;
+	int i = b->o->n++;
+
+	b->in_txt[i] = true;
+	b->off[i] = at;
+	if (!mp || !n)
+		mp = "\x80", n = 1;
+	if (codec_mp_to_json(mp, n, &b->o->txt) ||
+	    ud_buf_append(&b->o->txt, "", 1))
+		b->rc = b->rc ? b->rc : UD_EINVAL;
+	b->o->len[i] = (int)(b->o->txt.len - at - 1);
+}
+
+static void pb_user(struct pb *b, const struct record *r)
+{
+	struct record_parts p;
+	char fold[UD_EMAIL_MAX * 4 + 16];
+	size_t fn;
+
+	record_parts(r, &p);
+	pb_raw(b, p.id, p.id_len);
+	pb_raw(b, p.name, p.name_len);
+	pb_raw(b, p.email, p.email_len);
+	fn = text_fold(p.email, p.email_len, fold, sizeof fold);
+	if (fn > sizeof fold)
+		b->rc = UD_EINVAL;
+	pb_txt(b, fold, fn > sizeof fold ? 0 : fn);
+	pb_raw(b, ud_role_name(r->role), strlen(ud_role_name(r->role)));
+	pb_raw(b, ud_status_name(r->status), strlen(ud_status_name(r->status)));
+	pb_raw(b, p.avatar, p.avatar_len);
+	pb_json(b, p.custom, p.custom_len);
+	pb_json(b, p.ident, p.ident_len);
+	pb_raw(b, p.pw_len ? p.pw : NULL, p.pw_len);
+	pb_int(b, r->last_sign_in_ms);
+	pb_int(b, r->created_ms);
+	pb_int(b, r->updated_ms);
+	pb_int(b, (int64_t)r->etag);
+	pb_int(b, r->failed_verifies);
+}
+
+static void pb_event(struct pb *b, const struct change_event *e)
+{
+	const char *name = ud_event_name(e->type);
+
+	pb_raw(b, name, strlen(name));
+	pb_int(b, e->ms);
+	pb_json(b, e->details, e->details_len);
+}
+
+int pg_row_params(const void *rec, size_t n, uint64_t old_version,
+		  uint32_t failed_verifies, struct pg_row_params *out)
+{
+	struct pb b = {.o = out};
+	struct change ch;
+
+	memset(out, 0, sizeof(*out));
+	if (change_decode(rec, n, &ch))
+		return UD_EINVAL;
+	if (ch.type == CH_PUT && ch.has_event) {
+		out->kind = old_version ? PGS_UPDATE : PGS_CREATE;
+		pb_user(&b, ch.rec);
+		pb_event(&b, &ch.ev);
+		if (old_version)
+			pb_int(&b, (int64_t)old_version);
+	} else if ((ch.type == CH_DEL || ch.type == CH_EVENT) && ch.has_event) {
+		out->kind = ch.type == CH_DEL ? PGS_DELETE : PGS_EVENT;
+		pb_txt(&b, ch.id, ch.id_len);
+		pb_int(&b, ch.type == CH_DEL ? (int64_t)old_version
+					     : failed_verifies);
+		pb_event(&b, &ch.ev);
+	} else if (ch.type != CH_COUNTERS && ch.type != CH_ACTORS) {
+		b.rc = UD_EINVAL;
+	}
+	/* CH_PUT's strings point into ch.rec, freed below: keep copies */
+	for (int i = 0; i < out->n && !b.rc; i++)
+		if (!b.in_txt[i] && !b.null[i]) {
+			const char *s = out->p[i];
+			b.in_txt[i] = true;
+			b.off[i] = out->txt.len;
+			if (ud_buf_append(&out->txt, s, (size_t)out->len[i]) ||
+			    ud_buf_append(&out->txt, "", 1))
+				b.rc = UD_ENOMEM;
+		}
+	for (int i = 0; i < out->n; i++)
+		out->p[i] = b.null[i] ? NULL : out->txt.data + b.off[i];
+	change_release(&ch);
+	if (b.rc)
+		ud_buf_free(&out->txt);
+	return b.rc;
 }

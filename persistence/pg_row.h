@@ -108,3 +108,31 @@ int pg_row_int(const char *s, size_t n, int64_t *out);
 int pg_row_event_type(const char *s, size_t n);
 
 #endif
+
+/* ---- records into rows (the write path) ---------------------------------
+ *
+ * pg_row_params: the text parameters of the statement that commits one
+ * journaled record.  kind says which statement (pg_write.c's table); p[]
+ * points into txt (and the record), valid while both live. */
+enum pg_stmt {
+	PGS_NONE,   /* nothing to write (counters) */
+	PGS_CREATE, /* $1..$15 user (PG_USERS_COLS order + folded email
+		     * fourth), $16..$18 event (name, ms, details) */
+	PGS_UPDATE, /* the same + $19 the version memory held before */
+	PGS_DELETE, /* $1 id, $2 old version, $3..$5 event */
+	PGS_EVENT,  /* $1 id, $2 failed_verifies, $3..$5 event */
+};
+#define PG_ROW_PARAMS 19
+struct pg_row_params {
+	enum pg_stmt kind;
+	int n;
+	const char *p[PG_ROW_PARAMS];
+	int len[PG_ROW_PARAMS];
+	struct ud_buf txt; /* owns the converted values; ud_buf_free it */
+};
+/* Fill out from change record rec[0..n).  old_version: the stored version
+ * of the user before this change (0 when it did not exist);
+ * failed_verifies: the user's count after a failed verification (PGS_EVENT).
+ * 0, UD_EINVAL (a record this codec cannot write) or UD_ENOMEM. */
+int pg_row_params(const void *rec, size_t n, uint64_t old_version,
+		  uint32_t failed_verifies, struct pg_row_params *out);

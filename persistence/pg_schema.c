@@ -59,14 +59,39 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     "DROP TRIGGER IF EXISTS users_touch ON userdb.users;"
     "CREATE TRIGGER users_touch BEFORE UPDATE ON userdb.users"
     " FOR EACH ROW EXECUTE FUNCTION userdb.users_touch();",
+    /* 4: only a change a client can see moves the version */
+    "CREATE OR REPLACE FUNCTION userdb.users_touch() RETURNS trigger"
+    " LANGUAGE plpgsql AS $$ BEGIN"
+    " IF NEW.email IS DISTINCT FROM OLD.email"
+    "    AND NEW.email_folded IS NOT DISTINCT FROM OLD.email_folded THEN"
+    "  NEW.email_folded := lower(NEW.email);"
+    " END IF;"
+    " IF NEW.version IS NOT DISTINCT FROM OLD.version AND"
+    "    (NEW.name, NEW.email, NEW.role, NEW.status, NEW.avatar,"
+    "     NEW.custom_data, NEW.identities, NEW.password_hash,"
+    "     NEW.last_sign_in_at) IS DISTINCT FROM"
+    "    (OLD.name, OLD.email, OLD.role, OLD.status, OLD.avatar,"
+    "     OLD.custom_data, OLD.identities, OLD.password_hash,"
+    "     OLD.last_sign_in_at) THEN"
+    "  NEW.version := OLD.version + 1;"
+    "  NEW.updated_at := greatest(now(), OLD.updated_at);"
+    " END IF;"
+    " RETURN NEW; END $$;",
 };
+
+/* Migrations' "already exists, skipping" notices are expected. */
+static void quiet_notice(void *arg, const char *message)
+{
+}
 
 PGconn *pg_connect(const char *conninfo, struct ud_error *err)
 {
 	PGconn *c = PQconnectdb(conninfo);
 
-	if (c && PQstatus(c) == CONNECTION_OK)
+	if (c && PQstatus(c) == CONNECTION_OK) {
+		PQsetNoticeProcessor(c, quiet_notice, NULL);
 		return c;
+	}
 	ud_error_set(err, UD_EUNAVAILABLE, NULL, "postgres: %s",
 		     c ? PQerrorMessage(c) : "out of memory");
 	PQfinish(c);

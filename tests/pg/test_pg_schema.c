@@ -161,3 +161,25 @@ Test(pg_schema, sql_updates_refold_email_and_move_the_version)
 	free(ci);
 	PQfinish(c);
 }
+
+Test(pg_schema, a_change_no_client_sees_keeps_the_version)
+{
+	char *ci = tpg_new_db();
+	PGconn *c = tpg_connect(ci);
+	struct ud_error err;
+	char *v;
+
+	cr_assert_eq(pg_migrate(c, PG_SCHEMA_VERSION, &err), 0);
+	free(tpg_exec(c, "INSERT INTO userdb.users (id, name, email,"
+			 " email_folded) VALUES ('usr_a', 'A', 'a@x.io',"
+			 " 'a@x.io')"));
+	free(tpg_exec(c, "UPDATE userdb.users SET failed_verifies = 3"));
+	v = tpg_exec(c, "SELECT version FROM userdb.users");
+	cr_assert_str_eq(v, "1");
+	free(v);
+	free(tpg_exec(c, "UPDATE userdb.users SET status = 'inactive'"));
+	v = tpg_exec(c, "SELECT version FROM userdb.users");
+	cr_assert_str_eq(v, "2");
+	free(v), free(ci);
+	PQfinish(c);
+}

@@ -1,0 +1,48 @@
+/*
+ * pgmode.h -- the server's PostgreSQL mode (--postgres CONNINFO, SPEC §7):
+ * the wiring between the loop and persistence/pg*.  No SQL here.
+ *
+ * Start-up (pgmode_open, before the loop serves): the data dir holds only
+ * the lock, the node id (`node-id`, made once) and the key file; the store
+ * is memory only; a blocking connection migrates the schema and loads
+ * every user (pg.h), rows the engine refuses are printed on stderr and
+ * counted.  pgmode_start then opens the non-blocking write connection
+ * (pg_write.h) on the loop and waits (at most 5 s, before `ready`) for it.
+ *
+ * Replies.  A write's reply is held (server.h) until PostgreSQL committed
+ * every record journaled up to it: conn_reply_end notes the serial range
+ * (pgmode_note_reply), server_release_held asks pgmode_may_release.  A
+ * connection whose write PostgreSQL refused or lost is closed with its held
+ * replies unsent: the write was applied to memory optimistically, and
+ * memory keeps it until the user is next loaded (not yet repaired: the
+ * replication stream that would correct it is still to come).
+ */
+#ifndef UD_NET_PGMODE_H
+#define UD_NET_PGMODE_H
+
+#include <stdbool.h>
+
+struct server;
+struct conn;
+struct ud_buf;
+
+/* Open the store from PostgreSQL into srv->db.  0 or -1 (message on
+ * stderr). */
+int pgmode_open(struct server *srv);
+/* Start the write connection on srv->base.  0 or -1. */
+int pgmode_start(struct server *srv);
+void pgmode_close(struct server *srv);
+
+/* Once per loop iteration and on the tick. */
+void pgmode_flush(struct server *srv);
+void pgmode_tick(struct server *srv);
+
+void pgmode_note_reply(struct conn *c);
+/* 1: c's held write replies may leave; 0: not yet; -1: never (close). */
+int pgmode_may_release(const struct conn *c);
+
+/* Append the Prometheus lines of PostgreSQL mode to b (nothing when off).
+ * 0 or -1 when out of memory. */
+int pgmode_metrics(struct server *srv, struct ud_buf *b);
+
+#endif

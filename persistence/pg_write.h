@@ -1,0 +1,86 @@
+/*
+ * pg_write.h -- the write path of PostgreSQL mode: every change record the
+ * engine journals becomes one PostgreSQL transaction, sent on one
+ * non-blocking connection in pipeline mode, and a write's reply may leave
+ * only once its transaction committed.
+ *
+ * Serials.  Each journaled record gets the next serial (1, 2, ...).  The
+ * caller reads pg_writer_serial() after a handler journaled, holds the
+ * reply, and releases it once pg_writer_durable() >= that serial.  A
+ * transaction PostgreSQL refuses (a unique violation: an email or id
+ * another node took; a version that moved: another writer got there first)
+ * or whose outcome is unknown (the connection broke while it was in
+ * flight) is reported through the fail callback with its serial and code
+ * (UD_EDUPEMAIL, UD_EDUPID, UD_EPRECONDITION, UD_EUNAVAILABLE); its reply
+ * must never be sent, since memory applied it optimistically.
+ *
+ * Statements (prepared once per connection, parameters as text):
+ *   create   INSERT INTO userdb.users ... (unique id and folded email)
+ *   update   UPDATE userdb.users SET ... WHERE id = $1 AND version = $old
+ *            (the version memory held before the change: PostgreSQL decides
+ *            whether anyone else changed the row since)
+ *   delete   DELETE ... WHERE id = $1 AND version = $old
+ *   event    INSERT INTO userdb.events (user_id, event, created_at, details)
+ *   failed verification: UPDATE failed_verifies + the event
+ * A statement that matches no row fails its transaction (precondition).
+ *
+ * States (pg_writer_io / pg_writer_tick perform the transitions):
+ *
+ *   PG_DOWN ----(back-off elapsed: PQconnectStart)----> PG_CONNECTING
+ *   PG_CONNECTING --(PQconnectPoll OK: prepare, pipeline on)--> PG_READY
+ *   PG_CONNECTING --(failed)--> PG_DOWN (back-off doubles, 100 ms..5 s)
+ *   PG_READY: sends queued transactions, reads results; a broken
+ *     connection or a transaction in flight longer than PG_WRITE_TIMEOUT_MS
+ *     -> PG_DOWN, failing everything in flight as UD_EUNAVAILABLE.
+ *
+ * While not PG_READY the journal callback refuses new writes with
+ * UD_EUNAVAILABLE (reads go on from memory), so a write gets its 503 at
+ * once and never waits more than PG_WRITE_TIMEOUT_MS for a verdict.
+ *
+ * Threads: the loop thread only.  The caller watches pg_writer_fd() for
+ * pg_writer_want() and calls pg_writer_io(), and calls pg_writer_tick()
+ * about every 100 ms.  No call blocks.
+ */
+#ifndef UD_PG_WRITE_H
+#define UD_PG_WRITE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "userdb.h"
+
+#define PG_WRITE_TIMEOUT_MS 4000
+
+enum pg_state { PG_DOWN, PG_CONNECTING, PG_READY };
+enum { PG_WANT_READ = 1, PG_WANT_WRITE = 2 };
+
+struct pg_writer;
+typedef void (*pg_fail_fn)(void *ctx, uint64_t serial, int code,
+			   const char *message);
+
+/* A writer for conninfo (copied), not connected yet (PG_DOWN, first try at
+ * the next tick).  NULL when out of memory. */
+struct pg_writer *pg_writer_new(const char *conninfo, pg_fail_fn fail,
+				void *ctx);
+void pg_writer_free(struct pg_writer *w);
+/* Journal db's mutations through w from now on. */
+void pg_writer_attach(struct pg_writer *w, ud_db *db);
+
+enum pg_state pg_writer_state(const struct pg_writer *w);
+uint64_t pg_writer_serial(const struct pg_writer *w);  /* last journaled */
+uint64_t pg_writer_durable(const struct pg_writer *w); /* all <= committed */
+/* The socket (-1 when none) and what to wait for on it. */
+int pg_writer_fd(const struct pg_writer *w);
+int pg_writer_want(const struct pg_writer *w);
+/* Socket ready (or just "try"): advance.  now_ms: a monotonic clock. */
+void pg_writer_io(struct pg_writer *w, int64_t now_ms);
+void pg_writer_tick(struct pg_writer *w, int64_t now_ms);
+
+struct pg_writer_stats {
+	uint64_t committed, refused, lost, reconnects, inflight;
+};
+void pg_writer_stats(const struct pg_writer *w, struct pg_writer_stats *out);
+/* The last connection error ("" if none); valid until the next call. */
+const char *pg_writer_error(const struct pg_writer *w);
+
+#endif

@@ -1,0 +1,331 @@
+#!/usr/bin/env python3
+"""userdb-server --postgres against a real PostgreSQL 15 (SPEC §7).
+
+Real binary on 127.0.0.1 port 0, real cluster (the ctest fixture's, plus a
+private one for the test that stops PostgreSQL), SQL through psql.
+Each case prints its name; any failure exits 1.
+"""
+import http.client
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SERVER = os.environ["USERDB_SERVER"]
+SRC = os.environ["USERDB_SOURCE_DIR"]
+CLUSTER = open(os.environ["USERDB_PG_CONNINFO_FILE"]).read().strip()
+KEY = "pgtestkey"
+TMP = tempfile.mkdtemp(prefix="udpgsrv-")
+os.chmod(TMP, 0o755)
+_n = [0]
+
+
+def psql(conninfo, sql):
+    out = subprocess.run(["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1",
+                          "-d", conninfo, "-c", sql],
+                         capture_output=True, text=True, timeout=30)
+    if out.returncode:
+        raise RuntimeError("psql %s: %s" % (sql, out.stderr))
+    return out.stdout.strip()
+
+
+def new_db(cluster=CLUSTER):
+    _n[0] += 1
+    name = "srv_%d_%d" % (os.getpid(), _n[0])
+    psql(cluster, "CREATE DATABASE " + name)
+    return cluster + " dbname=" + name
+
+
+class Server:
+    def __init__(self, conninfo, data_dir=None):
+        _n[0] += 1
+        self.dir = data_dir or os.path.join(TMP, "node%d" % _n[0])
+        self.conninfo = conninfo
+        self.start()
+
+    def start(self):
+        args = [SERVER, "--postgres", self.conninfo, "--data-dir", self.dir,
+                "--port", "0", "--http-port", "0", "--api-key", KEY,
+                "--argon2-ops", "1", "--argon2-mem", "8192"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.out = []
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            self.out.append(line)
+            if "ready" in line:
+                self.port = int(line.split("http=")[1].split(":")[1])
+                threading.Thread(target=self._drain, daemon=True).start()
+                return
+        raise RuntimeError("server did not become ready: %r" % self.out)
+
+    def _drain(self):
+        for line in self.proc.stdout:
+            self.out.append(line)
+
+    def call(self, method, path, body=None, headers=None, timeout=15):
+        c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                       timeout=timeout)
+        h = {"Authorization": "Bearer " + KEY}
+        h.update(headers or {})
+        try:
+            c.request(method, path,
+                      None if body is None else json.dumps(body), h)
+            r = c.getresponse()
+            data = r.read()
+            return r.status, json.loads(data) if data else None, r
+        except (ConnectionError, http.client.HTTPException, OSError):
+            return None, None, None  # not acknowledged
+        finally:
+            c.close()
+
+    def dump(self):
+        users, page = [], 1
+        while True:
+            st, b, _ = self.call("GET", "/v1/users?limit=100&order=asc"
+                                 "&page=%d" % page)
+            assert st == 200, (st, b)
+            users += b["data"]
+            if page >= b["pagination"]["pages"]:
+                return users
+            page += 1
+
+    def metric(self, name):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        c.request("GET", "/metrics", None, {"Authorization": "Bearer " + KEY})
+        for line in c.getresponse().read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+        return None
+
+    def kill(self, sig=signal.SIGKILL):
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=20)
+        return self.proc.returncode
+
+
+def expect(cond, what):
+    if not cond:
+        raise AssertionError(what)
+
+
+def rows(conninfo):
+    out = psql(conninfo, "SELECT id || ' ' || email || ' ' || role || ' ' ||"
+               " version FROM userdb.users ORDER BY id")
+    return set(out.splitlines()) if out else set()
+
+
+def t_writes_are_rows_and_come_back_after_restart():
+    ci = new_db()
+    s = Server(ci)
+    st, b, _ = s.call("POST", "/v1/users", {
+        "name": "王小明", "email": "Wang@Example.com", "password": "hunter22",
+        "custom_data": {"plan": "pro", "n": [1, 2]}, "avatar":
+        "https://x.io/a.png"})
+    expect(st == 201, (st, b))
+    uid = b["data"]["id"]
+    # read-your-own-write at once, on the writing node
+    st, b, r = s.call("GET", "/v1/users/" + uid)
+    expect(st == 200 and b["data"]["name"] == "王小明", b)
+    etag = r.getheader("ETag")
+    row = psql(ci, "SELECT name, email_folded, custom_data->>'plan',"
+               " password_hash LIKE '$argon2id$%%' FROM userdb.users"
+               " WHERE id = '%s'" % uid)
+    expect(row == "王小明|wang@example.com|pro|t", row)
+    # If-Match: a stale ETag is 412, the right one goes through
+    st, b, _ = s.call("PATCH", "/v1/users/" + uid, {"role": "admin"},
+                      {"If-Match": '"0000000000000999"'})
+    expect(st == 412, (st, b))
+    st, b, _ = s.call("PATCH", "/v1/users/" + uid, {"role": "admin"},
+                      {"If-Match": etag})
+    expect(st == 200, (st, b))
+    st, b, _ = s.call("POST", "/v1/users/%s/password/verify" % uid,
+                      {"password": "hunter22"})
+    expect(st == 200 and b["data"]["valid"], b)
+    st, b, _ = s.call("POST", "/v1/users/%s/password/verify" % uid,
+                      {"password": "wrong-one"})
+    expect(st == 200 and not b["data"]["valid"], b)
+    st, b, _ = s.call("POST", "/v1/users", {"name": "Gone",
+                                            "email": "gone@x.io"})
+    gone = b["data"]["id"]
+    expect(s.call("DELETE", "/v1/users/" + gone)[0] == 200, "delete")
+    expect(psql(ci, "SELECT count(*) FROM userdb.users WHERE id = '%s'"
+                % gone) == "0", "deleted row")
+    ev = psql(ci, "SELECT string_agg(event, ',' ORDER BY id) FROM"
+              " userdb.events WHERE user_id = '%s'" % uid)
+    expect(ev == "user.created,user.updated,user.password_verified,"
+           "user.password_verified", ev)
+    before = s.dump()
+    _, logs_before, _ = s.call("GET", "/v1/logs?user_id=" + uid)
+    _, gone_logs, _ = s.call("GET", "/v1/logs?user_id=" + gone)
+    expect(s.kill(signal.SIGTERM) == 0, "clean exit")
+    expect(sorted(os.listdir(s.dir)) == ["LOCK", "api-key", "node-id"] or
+           sorted(os.listdir(s.dir)) == ["LOCK", "node-id"],
+           os.listdir(s.dir))
+    s.start()
+    after = s.dump()
+    expect(after == before, "same users after restart:\n%r\n%r" %
+           (before, after))
+    expect(s.call("GET", "/v1/logs?user_id=" + uid)[1] == logs_before,
+           "same log")
+    expect(s.call("GET", "/v1/logs?user_id=" + gone)[1] == gone_logs,
+           "deleted user's log")
+    st, b, r = s.call("GET", "/v1/users/" + uid)
+    expect(b["data"]["last_sign_in_at"] is not None, b)
+    # a second server on the same data dir is refused
+    p = subprocess.run([SERVER, "--postgres", ci, "--data-dir", s.dir,
+                        "--port", "0", "--http-port", "0"],
+                       capture_output=True, text=True, timeout=20)
+    expect(p.returncode != 0 and "in use" in p.stderr, p.stderr)
+    s.kill()
+
+
+def t_duplicate_email_is_409_from_the_engine():
+    ci = new_db()
+    s = Server(ci)
+    expect(s.call("POST", "/v1/users", {"name": "A",
+                                        "email": "A@x.io"})[0] == 201, "a")
+    st, b, _ = s.call("POST", "/v1/users", {"name": "B", "email": "a@X.IO"})
+    expect(st == 409 and b["error"]["code"] == "duplicate_email", b)
+    expect(psql(ci, "SELECT count(*) FROM userdb.users") == "1", "one row")
+    s.kill()
+
+
+def t_email_race_between_nodes_never_gives_two_users():
+    ci = new_db()
+    a, b = Server(ci), Server(ci)
+    res = []
+    for i in range(10):
+        em = "race%d@x.io" % i
+        out = [None, None]
+
+        def go(k, s):
+            out[k] = s.call("POST", "/v1/users", {"name": "R", "email": em})
+
+        ts = [threading.Thread(target=go, args=(0, a)),
+              threading.Thread(target=go, args=(1, b))]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        oks = [o for o in out if o[0] == 201]
+        expect(len(oks) == 1, "exactly one create acknowledged: %r" %
+               ([o[0] for o in out],))
+        res.append(em)
+        expect(psql(ci, "SELECT count(*) FROM userdb.users WHERE"
+                    " email_folded = '%s'" % em) == "1", em)
+    refused = a.metric("userdb_pg_writes_refused_total") + \
+        b.metric("userdb_pg_writes_refused_total")
+    expect(refused >= 1, "the losing writes were refused by PostgreSQL")
+    a.kill()
+    b.kill()
+
+
+def writer(s, stop, acked, prefix):
+    i = 0
+    while not stop.is_set():
+        i += 1
+        st, b, _ = s.call("POST", "/v1/users",
+                          {"name": "L", "email": "%s%d@x.io" % (prefix, i)},
+                          timeout=10)
+        if st == 201:
+            acked.append(b["data"]["id"])
+        elif st is None:
+            time.sleep(0.01)
+
+
+def t_kill_9_under_load_loses_nothing_acknowledged():
+    ci = new_db()
+    s = Server(ci)
+    stop, acked = threading.Event(), []
+    ts = [threading.Thread(target=writer, args=(s, stop, acked, "k%d_" % k))
+          for k in range(4)]
+    [t.start() for t in ts]
+    time.sleep(1.5)
+    s.kill(signal.SIGKILL)
+    stop.set()
+    [t.join() for t in ts]
+    expect(len(acked) > 20, "load ran: %d" % len(acked))
+    in_pg = set(psql(ci, "SELECT id FROM userdb.users").splitlines())
+    lost = [u for u in acked if u not in in_pg]
+    expect(not lost, "acknowledged but not in PostgreSQL: %r" % lost[:5])
+    s.start()
+    ids = {u["id"] for u in s.dump()}
+    expect(in_pg == ids, "restart loads exactly the table")
+    s.kill()
+
+
+def t_postgres_down_reads_go_on_writes_503_then_resume():
+    pdir = os.path.join(TMP, "private-pg")
+    ci = subprocess.run(["bash", os.path.join(SRC, "tests/pg/cluster.sh"),
+                         "start", pdir], capture_output=True, text=True,
+                        check=True).stdout.strip()
+    try:
+        s = Server(ci)
+        st, b, _ = s.call("POST", "/v1/users", {"name": "K",
+                                                "email": "k@x.io"})
+        uid = b["data"]["id"]
+        stop, acked = threading.Event(), []
+        t = threading.Thread(target=writer, args=(s, stop, acked, "d"))
+        t.start()
+        time.sleep(0.5)
+        bin_ = "/usr/lib/postgresql/15/bin/pg_ctl"
+        owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+        subprocess.run(owner + [bin_, "-D", pdir + "/data", "-m", "immediate",
+                                "-w", "stop"], check=True,
+                       capture_output=True)
+        time.sleep(0.3)
+        t0 = time.time()
+        st, b, _ = s.call("POST", "/v1/users", {"name": "X",
+                                                "email": "x@x.io"})
+        took = time.time() - t0
+        expect(st == 503 and b["error"]["code"] == "unavailable", (st, b))
+        expect(took < 5, "503 within 5 s: %.1f" % took)
+        st, b, _ = s.call("GET", "/v1/users/" + uid)
+        expect(st == 200, "reads go on while PostgreSQL is down")
+        expect(s.metric("userdb_pg_up") == 0, "metrics show it down")
+        subprocess.run(owner + [bin_, "-D", pdir + "/data", "-l",
+                                pdir + "/server.log", "-w", "start"],
+                       check=True, capture_output=True)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            st, b, _ = s.call("POST", "/v1/users", {"name": "Y",
+                                                    "email": "y@x.io"})
+            if st == 201:
+                break
+            time.sleep(0.2)
+        expect(st == 201, "writes resume: %r" % (st,))
+        time.sleep(0.5)
+        stop.set()
+        t.join()
+        in_pg = set(psql(ci, "SELECT id FROM userdb.users").splitlines())
+        lost = [u for u in acked if u not in in_pg]
+        expect(not lost, "acknowledged but not in PostgreSQL: %r" % lost[:5])
+        s.kill()
+    finally:
+        subprocess.run(["bash", os.path.join(SRC, "tests/pg/cluster.sh"),
+                        "stop", pdir], capture_output=True)
+
+
+CASES = [t_writes_are_rows_and_come_back_after_restart,
+         t_duplicate_email_is_409_from_the_engine,
+         t_kill_9_under_load_loses_nothing_acknowledged,
+         t_postgres_down_reads_go_on_writes_503_then_resume,
+         t_email_race_between_nodes_never_gives_two_users]
+
+failed = 0
+for case in CASES:
+    t0 = time.time()
+    try:
+        case()
+        print("ok   %s (%.1f s)" % (case.__name__, time.time() - t0))
+    except Exception as e:  # noqa: BLE001 -- report every case
+        failed += 1
+        print("FAIL %s: %s" % (case.__name__, e))
+sys.exit(1 if failed else 0)
