@@ -600,7 +600,8 @@ static int check_put_new(const ud_db *db, const struct change *ch,
 		return 0;
 	}
 	last = newest_user(db);
-	if (last && (r->seq <= last->seq || r->created_ms < last->created_ms))
+	if (last && (r->seq <= last->seq ||
+		     (r->created_ms < last->created_ms && !db->foreign)))
 		return BAD("user %.*s is not newer than the newest user",
 			   (int)r->id_len, record_id(r));
 	if (ch->has_event && (e->id != r->seq || e->ms != r->created_ms ||
@@ -630,7 +631,7 @@ static int check_put(const ud_db *db, const struct change *ch,
 	if (ch->has_event) {
 		if ((rc = check_event_after(db, &ch->ev, err)) != 0)
 			return rc;
-		if (r->etag <= db->last_etag)
+		if (r->etag <= db->last_etag && !db->foreign)
 			return BAD("etag %llu is not after the last one (%llu)",
 				   (unsigned long long)r->etag,
 				   (unsigned long long)db->last_etag);
@@ -652,7 +653,8 @@ static int check_put(const ud_db *db, const struct change *ch,
 		return BAD("changes user %.*s without an event", (int)r->id_len,
 			   record_id(r));
 	if (r->seq != old->seq || r->created_ms != old->created_ms ||
-	    r->etag <= old->etag || r->updated_ms < old->updated_ms)
+	    (!db->foreign &&
+	     (r->etag <= old->etag || r->updated_ms < old->updated_ms)))
 		return BAD("user %.*s: seq, created time, etag or updated time "
 			   "inconsistent with the stored user",
 			   (int)r->id_len, record_id(r));
@@ -818,6 +820,17 @@ int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err)
 	int rc = change_prepare(rec, len, false, NULL, &ch, &k, err);
 
 	return rc ? rc : change_commit(db, &ch, &k, err);
+}
+
+int ud_db_apply_foreign(ud_db *db, const void *rec, size_t len,
+			struct ud_error *err)
+{
+	int rc;
+
+	db->foreign = true;
+	rc = ud_db_apply(db, rec, len, err);
+	db->foreign = false;
+	return rc;
 }
 
 /* ---- dump ---------------------------------------------------------------- */

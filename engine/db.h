@@ -82,7 +82,9 @@ struct ud_db {
 	uint64_t failed_verifies, evictions, cache_hits, cache_misses, loads,
 	    load_failures;
 
-	bool cache;		       /* max_users or max_bytes set */
+	bool cache;   /* max_users or max_bytes set */
+	bool foreign; /* applying another writer's change (ud_db_apply_foreign)
+		       */
 	uint32_t *lru_prev, *lru_next; /* by slot; allocated in cache mode */
 	size_t lru_cap;
 	uint32_t lru_head, lru_tail; /* most / least recently used */

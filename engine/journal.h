@@ -39,6 +39,15 @@ void ud_db_set_journal(ud_db *db, ud_journal_fn fn, void *ctx);
  * record changes nothing.  UD_ENOMEM while applying may leave it half done. */
 int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err);
 
+/* ud_db_apply() of a change another writer made (PostgreSQL mode: another
+ * node or a SQL client, pg.h), whose etag and creation time come from that
+ * writer's clock and counter: the rules that a put's etag is after the
+ * store's last, a new user is not created before the newest, and a user's
+ * etag and updated time only grow are waived (the other writer's state is
+ * the truth; counters still only rise).  Same codes as ud_db_apply(). */
+int ud_db_apply_foreign(ud_db *db, const void *rec, size_t len,
+			struct ud_error *err);
+
 /* Loading many records (a snapshot) faster, in two halves (load.c):
  * ud_load_prepare() on any thread, then ud_load_apply() on the owner thread
  * in record order.  Together they are ud_db_apply(): same checks, same

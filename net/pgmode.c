@@ -16,6 +16,8 @@
 
 #include "datadir.h"
 #include "pg.h"
+#include "pg_apply.h"
+#include "pg_repl.h"
 #include "pg_write.h"
 #include "server.h"
 
@@ -29,6 +31,9 @@ struct pgmode {
 	char node_id[NODE_ID_LEN + 1];
 	struct pg_load_stats load;
 	uint64_t refused_closes;
+	struct pg_repl *repl;
+	struct event *repl_ev;
+	uint64_t applied, skipped, refused_rows;
 	enum pg_state last_state;
 };
 
@@ -108,14 +113,51 @@ static int open_dir(struct server *srv, struct pgmode *pm)
 	return node_id(dir, pm->node_id);
 }
 
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A row change from the stream (pg_apply.h). */
+static int apply_cb(void *ctx, const struct pg_row_change *c)
+{
+	struct server *srv = ctx;
+	struct ud_error err = {0};
+	int rc = pg_apply_change(srv->db, c, wall_ms(), &err);
+
+	if (rc == 0)
+		srv->pg->applied++;
+	else if (rc > 0)
+		srv->pg->skipped++;
+	else {
+		srv->pg->refused_rows++;
+		fprintf(stderr,
+			"userdb-server: postgres: skipped a change of %.*s: "
+			"%s\n",
+			c->v[PGU_ID].s ? (int)c->v[PGU_ID].n : 4,
+			c->v[PGU_ID].s ? c->v[PGU_ID].s : "NULL", err.message);
+	}
+	return 0;
+}
+
+/* Migrate, create the slot, load at its snapshot, start the stream. */
 static int load_all(struct server *srv, struct pgmode *pm)
 {
 	struct ud_error err = {0};
 	PGconn *c = pg_connect(srv->cfg.postgres, &err);
+	char snap[64];
 	int rc = c ? pg_migrate(c, PG_SCHEMA_VERSION, &err) : -1;
 
+	if (rc == 0 && !(pm->repl = pg_repl_create_slot(
+			     srv->cfg.postgres, pm->node_id, snap, &err)))
+		rc = -1;
 	if (rc == 0)
-		rc = pg_load(c, srv->db, NULL, on_skip, NULL, &pm->load, &err);
+		rc = pg_load(c, srv->db, snap, on_skip, NULL, &pm->load, &err);
+	if (rc == 0)
+		rc = pg_repl_start(pm->repl, apply_cb, srv, &err);
 	PQfinish(c);
 	if (rc) {
 		fprintf(stderr, "userdb-server: %s\n", err.message);
@@ -200,13 +242,35 @@ static void fd_cb(evutil_socket_t fd, short what, void *arg)
 	watch(srv);
 }
 
+static void repl_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+
+	pg_repl_io(srv->pg->repl, now_ms());
+	if (!pg_repl_streaming(srv->pg->repl) && srv->pg->repl_ev) {
+		fprintf(stderr,
+			"userdb-server: postgres: replication stream ended "
+			"(%s)%s\n",
+			pg_repl_error(srv->pg->repl),
+			pg_repl_lost(srv->pg->repl) ? "; the slot is gone"
+						    : "");
+		event_free(srv->pg->repl_ev);
+		srv->pg->repl_ev = NULL;
+	}
+}
+
 int pgmode_start(struct server *srv)
 {
 	struct pgmode *pm = srv->pg;
 	int64_t deadline = now_ms() + 5000;
 
-	pm->w = pg_writer_new(srv->cfg.postgres, write_failed, srv);
-	if (!pm->w)
+	char origin[64];
+
+	pg_repl_origin_name(origin, sizeof origin, pm->node_id);
+	pm->w = pg_writer_new(srv->cfg.postgres, origin, write_failed, srv);
+	pm->repl_ev = event_new(srv->base, pg_repl_fd(pm->repl),
+				EV_READ | EV_PERSIST, repl_cb, srv);
+	if (!pm->w || !pm->repl_ev || event_add(pm->repl_ev, NULL))
 		return -1;
 	pg_writer_attach(pm->w, srv->db);
 	/* Before `ready`, nothing else runs: wait here for the connection
@@ -238,6 +302,9 @@ void pgmode_close(struct server *srv)
 		return;
 	if (pm->ev)
 		event_free(pm->ev);
+	if (pm->repl_ev)
+		event_free(pm->repl_ev);
+	pg_repl_free(pm->repl);
 	pg_writer_free(pm->w);
 	if (pm->lock_fd >= 0)
 		close(pm->lock_fd);
@@ -262,6 +329,8 @@ void pgmode_tick(struct server *srv)
 	pg_writer_tick(pm->w, now_ms());
 	pg_writer_io(pm->w, now_ms());
 	watch(srv);
+	if (pm->repl_ev)
+		pg_repl_tick(pm->repl, now_ms());
 	if (pg_writer_state(pm->w) != pm->last_state) {
 		if (pg_writer_state(pm->w) == PG_READY)
 			fprintf(stderr, "userdb-server: postgres: connected\n");
@@ -297,12 +366,14 @@ int pgmode_may_release(const struct conn *c)
 int pgmode_metrics(struct server *srv, struct ud_buf *b)
 {
 	struct pg_writer_stats st;
-	char t[1024];
+	char t[2048];
 	int n;
 
 	if (!srv->pg || !srv->pg->w)
 		return 0;
 	pg_writer_stats(srv->pg->w, &st);
+	int64_t lag = (int64_t)(pg_repl_wal_end(srv->pg->repl) -
+				pg_repl_applied_lsn(srv->pg->repl));
 	n = snprintf(
 	    t, sizeof t,
 	    "# TYPE userdb_pg_up gauge\nuserdb_pg_up %d\n"
@@ -317,11 +388,23 @@ int pgmode_metrics(struct server *srv, struct ud_buf *b)
 	    "# TYPE userdb_pg_reconnects_total counter\n"
 	    "userdb_pg_reconnects_total %llu\n"
 	    "# TYPE userdb_pg_rows_skipped_total counter\n"
-	    "userdb_pg_rows_skipped_total %llu\n",
+	    "userdb_pg_rows_skipped_total %llu\n"
+	    "# TYPE userdb_pg_replication_up gauge\n"
+	    "userdb_pg_replication_up %d\n"
+	    "# TYPE userdb_pg_changes_applied_total counter\n"
+	    "userdb_pg_changes_applied_total %llu\n"
+	    "# TYPE userdb_pg_changes_deduped_total counter\n"
+	    "userdb_pg_changes_deduped_total %llu\n"
+	    "# TYPE userdb_pg_replication_lag_bytes gauge\n"
+	    "userdb_pg_replication_lag_bytes %llu\n",
 	    pg_writer_state(srv->pg->w) == PG_READY,
 	    (unsigned long long)st.committed, (unsigned long long)st.refused,
 	    (unsigned long long)st.lost, (unsigned long long)st.inflight,
 	    (unsigned long long)st.reconnects,
-	    (unsigned long long)srv->pg->load.rows_skipped);
+	    (unsigned long long)(srv->pg->load.rows_skipped +
+				 srv->pg->refused_rows),
+	    srv->pg->repl_ev != NULL, (unsigned long long)srv->pg->applied,
+	    (unsigned long long)srv->pg->skipped,
+	    (unsigned long long)(lag > 0 ? lag : 0));
 	return ud_buf_append(b, t, (size_t)n) ? -1 : 0;
 }

@@ -34,6 +34,8 @@
  *     is refused by the engine when the row is applied (counted, skipped).
  *   migration 4: the version moves only when a field a client sees
  *     changed (userdb's own failed-verification count update keeps it).
+ *   migration 5: the publication covers both tables even when it outlived
+ *     an earlier schema userdb (DROP SCHEMA leaves publications behind).
  *
  * Migrations.  Numbered 1..PG_SCHEMA_VERSION, each one transaction that
  * takes a transaction-scoped advisory lock (PG_MIGRATE_LOCK), re-reads the
@@ -64,7 +66,7 @@
 
 #include "userdb.h"
 
-#define PG_SCHEMA_VERSION 4
+#define PG_SCHEMA_VERSION 5
 #define PG_MIGRATE_LOCK	  7420117 /* pg_advisory_xact_lock key */
 
 /* Connect with conninfo (a libpq keyword string or URI), blocking.  NULL and

@@ -99,8 +99,8 @@ static void load_user(struct loader *l, const struct pg_val *v)
 	snprintf(what, sizeof what, "user %.*s",
 		 v[PGU_ID].s ? (int)v[PGU_ID].n : 4,
 		 v[PGU_ID].s ? v[PGU_ID].s : "NULL");
-	if (pg_row_put(v, l->st->users + l->st->rows_skipped + 1, &l->rec,
-		       &e) ||
+	if (pg_row_put(v, l->st->users + l->st->rows_skipped + 1, -1, 0,
+		       &l->rec, &e) ||
 	    ud_db_apply(l->db, l->rec.data, l->rec.len, &e)) {
 		skipped(l, what, e.message);
 		return;

@@ -119,8 +119,8 @@ static int enum_cols(const struct pg_val *v, struct record *r,
 	return 0;
 }
 
-int pg_row_put(const struct pg_val *v, uint64_t seq, struct ud_buf *out,
-	       struct ud_error *err)
+int pg_row_put(const struct pg_val *v, uint64_t seq, int ev_type,
+	       uint64_t ev_id, struct ud_buf *out, struct ud_error *err)
 {
 	struct ud_buf custom = {0}, ident = {0};
 	struct record_parts p = {0};
@@ -149,6 +149,14 @@ int pg_row_put(const struct pg_val *v, uint64_t seq, struct ud_buf *out,
 	    (rc = enum_cols(v, ch.rec, err)))
 		goto done;
 	ch.rec->seq = seq;
+	if (ev_type >= 0) {
+		ch.has_event = true;
+		ch.ev = (struct change_event){ev_id,
+					      ev_type == UD_EV_CREATED
+						  ? ch.rec->created_ms
+						  : ch.rec->updated_ms,
+					      ev_type, "\x80", 1};
+	}
 	rc = change_encode(&ch, out);
 done:
 	free(ch.rec);
@@ -201,6 +209,60 @@ int pg_row_log(const char *id, size_t id_len, bool deleted,
 	rc = change_encode(&ch, out);
 	free(ch.events);
 	return rc;
+}
+
+int pg_row_delete(const char *id, size_t id_len, uint64_t ev_id, int64_t ms,
+		  struct ud_buf *out)
+{
+	struct change ch = {.type = CH_DEL,
+			    .id = id,
+			    .id_len = id_len,
+			    .has_event = true,
+			    .ev = {ev_id, ms, UD_EV_DELETED, "\x80", 1}};
+
+	return change_encode(&ch, out);
+}
+
+/* days from 1970-01-01 to y-m-d (proleptic Gregorian) */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+int pg_row_time(const char *s, size_t n, int64_t *ms)
+{
+	char b[40];
+	int y, mo, d, h, mi, sec, used = 0;
+	int64_t frac = 0;
+
+	if (!s || n >= sizeof b)
+		return -1;
+	memcpy(b, s, n);
+	b[n] = 0;
+	if (sscanf(b, "%4d-%2d-%2d %2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec,
+		   &used) != 6)
+		return -1;
+	if (b[used] == '.') {
+		int k = 0;
+		for (used++; b[used] >= '0' && b[used] <= '9'; used++, k++)
+			if (k < 3)
+				frac = frac * 10 + (b[used] - '0');
+		while (k++ < 3)
+			frac *= 10;
+	}
+	if (strcmp(b + used, "+00") != 0 || mo < 1 || mo > 12 || d < 1 ||
+	    d > 31)
+		return -1;
+	*ms = ((days_from_civil(y, (unsigned)mo, (unsigned)d) * 24 + h) * 60 +
+	       mi) *
+		  60000LL +
+	      sec * 1000LL + frac;
+	return 0;
 }
 
 int pg_row_counters(uint64_t last_etag, uint64_t last_event, int64_t last_ms,

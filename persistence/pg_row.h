@@ -75,11 +75,19 @@ enum pg_event_col {
 	" floor(extract(epoch FROM created_at) * 1000)::bigint, details::text"
 
 /* Append the put of the user in row v[PGU__COUNT] with creation sequence
- * seq.  0, UD_EINVAL (reason in err: a column that is not what its type
+ * seq, and event ev_type (enum ud_event; -1: none, as in a snapshot) with
+ * id ev_id at the row's updated_at (created_at for user.created), details
+ * {}.  0, UD_EINVAL (reason in err: a column that is not what its type
  * needs, JSON that does not parse, a length the record cannot hold) or
  * UD_ENOMEM. */
-int pg_row_put(const struct pg_val *v, uint64_t seq, struct ud_buf *out,
-	       struct ud_error *err);
+int pg_row_put(const struct pg_val *v, uint64_t seq, int ev_type,
+	       uint64_t ev_id, struct ud_buf *out, struct ud_error *err);
+/* Append the delete of user id with event user.deleted (ev_id, ms). */
+int pg_row_delete(const char *id, size_t id_len, uint64_t ev_id, int64_t ms,
+		  struct ud_buf *out);
+/* Milliseconds of a timestamptz in ISO text form at UTC
+ * ("2025-01-20 15:00:00.123456+00"), truncated.  0 or -1. */
+int pg_row_time(const char *s, size_t n, int64_t *ms);
 
 /* One event row, parsed (borrows the row, except details: msgpack in the
  * caller's buffer). */

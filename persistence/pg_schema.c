@@ -77,6 +77,15 @@ static const char *const migrations[PG_SCHEMA_VERSION] = {
     "  NEW.updated_at := greatest(now(), OLD.updated_at);"
     " END IF;"
     " RETURN NEW; END $$;",
+    /* 5: the publication has both tables */
+    "DO $$ DECLARE t text; BEGIN"
+    " FOREACH t IN ARRAY ARRAY['users', 'events'] LOOP"
+    "  IF NOT EXISTS (SELECT 1 FROM pg_publication_tables"
+    "   WHERE pubname = 'userdb_pub' AND schemaname = 'userdb'"
+    "   AND tablename = t) THEN"
+    "   EXECUTE format('ALTER PUBLICATION userdb_pub ADD TABLE userdb.%I',"
+    "                  t);"
+    "  END IF; END LOOP; END $$;",
 };
 
 /* Migrations' "already exists, skipping" notices are expected. */

@@ -93,10 +93,11 @@ struct pg_writer {
 	size_t q_head, q_len, q_cap;
 	struct pg_writer_stats st;
 	char error[256];
+	char origin[64];
 };
 
-struct pg_writer *pg_writer_new(const char *conninfo, pg_fail_fn fail,
-				void *ctx)
+struct pg_writer *pg_writer_new(const char *conninfo, const char *origin,
+				pg_fail_fn fail, void *ctx)
 {
 	struct pg_writer *w = calloc(1, sizeof(*w));
 
@@ -104,6 +105,7 @@ struct pg_writer *pg_writer_new(const char *conninfo, pg_fail_fn fail,
 		free(w);
 		return NULL;
 	}
+	snprintf(w->origin, sizeof w->origin, "%s", origin);
 	w->fail = fail;
 	w->ctx = ctx;
 	w->backoff_ms = BACKOFF_MIN_MS;
@@ -240,7 +242,19 @@ static void try_flush(struct pg_writer *w)
  * results come back as serial 0 transactions). */
 static void on_connected(struct pg_writer *w)
 {
-	bool ok = PQsetnonblocking(w->c, 1) == 0 && PQenterPipelineMode(w->c);
+	const char *o[1] = {w->origin};
+	bool ok = PQsetnonblocking(w->c, 1) == 0 && PQenterPipelineMode(w->c) &&
+		  PQsendQueryParams(w->c,
+				    "SELECT pg_replication_origin_create($1)"
+				    " WHERE NOT EXISTS (SELECT 1 FROM"
+				    " pg_replication_origin WHERE roname = $1)",
+				    1, NULL, o, NULL, NULL, 0) &&
+		  PQpipelineSync(w->c) && q_push(w, 0, false) == 0 &&
+		  PQsendQueryParams(w->c,
+				    "SELECT pg_replication_origin_session_setup"
+				    "($1)",
+				    1, NULL, o, NULL, NULL, 0) &&
+		  PQpipelineSync(w->c) && q_push(w, 0, false) == 0;
 
 	for (size_t i = 1; ok && i < N_STMTS; i++)
 		ok = PQsendPrepare(w->c, stmt_names[i], stmts[i], 0, NULL) &&
@@ -312,7 +326,8 @@ static void read_results(struct pg_writer *w)
 			msg[0] = 0;
 			continue;
 		}
-		if (f->serial == 0 && PQresultStatus(r) != PGRES_COMMAND_OK) {
+		if (f->serial == 0 && PQresultStatus(r) != PGRES_COMMAND_OK &&
+		    PQresultStatus(r) != PGRES_TUPLES_OK) {
 			snprintf(msg, sizeof msg, "prepare: %s",
 				 PQresultErrorMessage(r));
 			PQclear(r);

@@ -59,9 +59,12 @@ typedef void (*pg_fail_fn)(void *ctx, uint64_t serial, int code,
 			   const char *message);
 
 /* A writer for conninfo (copied), not connected yet (PG_DOWN, first try at
- * the next tick).  NULL when out of memory. */
-struct pg_writer *pg_writer_new(const char *conninfo, pg_fail_fn fail,
-				void *ctx);
+ * the next tick).  Its transactions carry the replication origin `origin`
+ * (created if missing; needs superuser or a GRANT on the
+ * pg_replication_origin_* functions), so the node's own stream can tell
+ * its own writes from everyone else's.  NULL when out of memory. */
+struct pg_writer *pg_writer_new(const char *conninfo, const char *origin,
+				pg_fail_fn fail, void *ctx);
 void pg_writer_free(struct pg_writer *w);
 /* Journal db's mutations through w from now on. */
 void pg_writer_attach(struct pg_writer *w, ud_db *db);

@@ -183,3 +183,21 @@ Test(pg_schema, a_change_no_client_sees_keeps_the_version)
 	free(v), free(ci);
 	PQfinish(c);
 }
+
+Test(pg_schema, a_dropped_schema_comes_back_with_its_publication)
+{
+	char *ci = tpg_new_db();
+	PGconn *c = tpg_connect(ci);
+	struct ud_error err;
+	char *n;
+
+	cr_assert_eq(pg_migrate(c, PG_SCHEMA_VERSION, &err), 0);
+	free(tpg_exec(c, "DROP SCHEMA userdb CASCADE"));
+	cr_assert_eq(pg_migrate(c, PG_SCHEMA_VERSION, &err), 0, "%s",
+		     err.message);
+	n = tpg_exec(c, "SELECT count(*) FROM pg_publication_tables"
+			" WHERE pubname = 'userdb_pub'");
+	cr_assert_str_eq(n, "2");
+	free(n), free(ci);
+	PQfinish(c);
+}

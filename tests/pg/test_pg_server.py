@@ -174,10 +174,15 @@ def t_writes_are_rows_and_come_back_after_restart():
     after = s.dump()
     expect(after == before, "same users after restart:\n%r\n%r" %
            (before, after))
-    expect(s.call("GET", "/v1/logs?user_id=" + uid)[1] == logs_before,
-           "same log")
-    expect(s.call("GET", "/v1/logs?user_id=" + gone)[1] == gone_logs,
-           "deleted user's log")
+    # entry ids are each node's own numbering; the entries are the same
+    def entries(b):
+        return [(e["event"], e["created_at"], e["details"])
+                for e in b["data"]]
+    expect(entries(s.call("GET", "/v1/logs?user_id=" + uid)[1]) ==
+           entries(logs_before), "same log")
+    got = entries(s.call("GET", "/v1/logs?user_id=" + gone)[1])
+    expect(got == entries(gone_logs), "deleted user's log: %r / %r" %
+           (got, entries(gone_logs)))
     st, b, r = s.call("GET", "/v1/users/" + uid)
     expect(b["data"]["last_sign_in_at"] is not None, b)
     # a second server on the same data dir is refused
@@ -313,7 +318,186 @@ def t_postgres_down_reads_go_on_writes_503_then_resume():
                         "stop", pdir], capture_output=True)
 
 
-CASES = [t_writes_are_rows_and_come_back_after_restart,
+def converge(nodes, ci, what, timeout=15):
+    """Every node's full dump equals the others' and PostgreSQL's ids."""
+    deadline = time.time() + timeout
+    while True:
+        dumps = [sorted(n.dump(), key=lambda u: u["id"]) for n in nodes]
+        in_pg = set(psql(ci, "SELECT id FROM userdb.users").splitlines()) - {""}
+        same = all(d == dumps[0] for d in dumps) and \
+            {u["id"] for u in dumps[0]} == in_pg
+        if same:
+            return dumps[0]
+        if time.time() > deadline:
+            raise AssertionError("%s: nodes did not converge (%s users in "
+                                 "PostgreSQL, %s on the nodes)" %
+                                 (what, len(in_pg), [len(d) for d in dumps]))
+        time.sleep(0.2)
+
+
+def random_writes(s, rnd, n, known, lock):
+    for _ in range(n):
+        op = rnd.random()
+        with lock:
+            ids = list(known)
+        if op < 0.5 or not ids:
+            st, b, _ = s.call("POST", "/v1/users", {
+                "name": "N%d" % rnd.randrange(10**6),
+                "email": "r%d@x.io" % rnd.randrange(10**9),
+                "custom_data": {"k": rnd.randrange(100)}})
+            if st == 201:
+                with lock:
+                    known.add(b["data"]["id"])
+        elif op < 0.85:
+            s.call("PATCH", "/v1/users/" + rnd.choice(ids), {
+                "name": "U%d" % rnd.randrange(10**6),
+                "role": rnd.choice(["admin", "user", "viewer"])})
+        else:
+            uid = rnd.choice(ids)
+            if s.call("DELETE", "/v1/users/" + uid)[0] == 200:
+                with lock:
+                    known.discard(uid)
+
+
+def t_three_nodes_converge_after_random_writes_through_each():
+    ci = new_db()
+    nodes = [Server(ci) for _ in range(3)]
+    known, lock = set(), threading.Lock()
+    ts = [threading.Thread(target=random_writes,
+                           args=(n, random.Random(k), 60, known, lock))
+          for k, n in enumerate(nodes)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    users = converge(nodes, ci, "three nodes")
+    expect(len(users) > 20, "writes happened: %d" % len(users))
+    # kill -9 one node, write through the others, restart it: it has all
+    nodes[0].kill()
+    random_writes(nodes[1], random.Random(9), 30, known, lock)
+    nodes[0].start()
+    converge(nodes, ci, "after kill -9 and restart")
+    [n.kill() for n in nodes]
+
+
+def t_sql_update_and_delete_reach_every_node():
+    ci = new_db()
+    a, b = Server(ci), Server(ci)
+    st, body, _ = a.call("POST", "/v1/users", {"name": "S", "email":
+                                                "s@x.io"})
+    uid = body["data"]["id"]
+    _, _, r = a.call("GET", "/v1/users/" + uid)
+    etag = r.getheader("ETag")
+    psql(ci, "UPDATE userdb.users SET name = 'From SQL', role = 'viewer',"
+         " status = 'inactive', avatar = 'https://x.io/s.png',"
+         " custom_data = '{\"v\": 2}', email = 'S2@x.io'"
+         " WHERE id = '%s'" % uid)
+    for n in (a, b):
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            st, body, r = n.call("GET", "/v1/users/" + uid)
+            if body["data"]["name"] == "From SQL":
+                break
+            time.sleep(0.05)
+        d = body["data"]
+        expect((d["name"], d["role"], d["status"], d["avatar"],
+                d["custom_data"], d["email"]) ==
+               ("From SQL", "viewer", "inactive", "https://x.io/s.png",
+                {"v": 2}, "S2@x.io"), d)
+        expect(r.getheader("ETag") != etag, "the ETag moved")
+        st, body, _ = n.call("GET", "/v1/users?email=s2@X.IO")
+        expect(body["pagination"]["total"] == 1, "found by the new email")
+    psql(ci, "DELETE FROM userdb.users WHERE id = '%s'" % uid)
+    for n in (a, b):
+        deadline = time.time() + 10
+        while n.call("GET", "/v1/users/" + uid)[0] != 404:
+            expect(time.time() < deadline, "delete seen")
+            time.sleep(0.05)
+    a.kill()
+    b.kill()
+
+
+def t_hostile_rows_are_skipped_and_counted():
+    ci = new_db()
+    a = Server(ci)
+    a.call("POST", "/v1/users", {"name": "Ok", "email": "ok@x.io"})
+    psql(ci, "INSERT INTO userdb.users (id, name, email, email_folded)"
+         " VALUES ('usr_h1', 'H', 'no-at-sign', 'no-at-sign'),"
+         " ('usr_h2', 'H', 'OK@X.IO', 'folded-differently'),"
+         " ('bad id', 'H', 'h3@x.io', 'h3@x.io')")
+    psql(ci, "INSERT INTO userdb.users (id, name, email, email_folded,"
+         " custom_data) VALUES ('usr_h4', 'H', 'h4@x.io', 'h4@x.io',"
+         " '[1]')")
+    psql(ci, "INSERT INTO userdb.users (id, name, email, email_folded)"
+         " VALUES ('usr_fine', 'Fine', 'fine@x.io', 'fine@x.io')")
+    deadline = time.time() + 10
+    while a.call("GET", "/v1/users/usr_fine")[0] != 200:
+        expect(time.time() < deadline, "the good row after them applied")
+        time.sleep(0.05)
+    expect(a.metric("userdb_pg_rows_skipped_total") == 4,
+           a.metric("userdb_pg_rows_skipped_total"))
+    for bad in ("usr_h1", "usr_h2", "usr_h4"):
+        expect(a.call("GET", "/v1/users/" + bad)[0] == 404, bad)
+    # a node starting now skips the same rows while loading
+    b = Server(ci)
+    expect(b.metric("userdb_pg_rows_skipped_total") == 4, "load skips")
+    expect(b.call("GET", "/v1/users/usr_fine")[0] == 200, "fine loaded")
+    a.kill()
+    b.kill()
+
+
+def t_alter_table_add_column_and_toast_keep_the_stream():
+    ci = new_db()
+    a, b = Server(ci), Server(ci)
+    big = {"blob": "".join(random.choice("abcdefghijklmnopqrstuvwxyz0123456789")
+                           for _ in range(7000))}
+    st, body, _ = a.call("POST", "/v1/users", {"name": "T", "email":
+                                                "t@x.io", "custom_data": big})
+    expect(st == 201, (st, body))
+    uid = body["data"]["id"]
+    psql(ci, "ALTER TABLE userdb.users ADD COLUMN dba_note text"
+         " DEFAULT 'x'")
+    # only name changes: custom_data (TOASTed) arrives as unchanged
+    psql(ci, "UPDATE userdb.users SET name = 'T2', dba_note = 'y'"
+         " WHERE id = '%s'" % uid)
+    st, body, _ = a.call("POST", "/v1/users", {"name": "After",
+                                                "email": "after@x.io"})
+    after = body["data"]["id"]
+    for n in (a, b):
+        deadline = time.time() + 10
+        while True:
+            _, u, _ = n.call("GET", "/v1/users/" + uid)
+            if u["data"]["name"] == "T2" and \
+                    n.call("GET", "/v1/users/" + after)[0] == 200:
+                break
+            expect(time.time() < deadline, "stream goes on after ALTER")
+            time.sleep(0.05)
+        expect(u["data"]["custom_data"] == big, "TOASTed value kept")
+    a.kill()
+    b.kill()
+
+
+def t_a_slot_dropped_while_down_means_a_reload():
+    ci = new_db()
+    a, b = Server(ci), Server(ci)
+    a.call("POST", "/v1/users", {"name": "Before", "email": "b4@x.io"})
+    node = open(os.path.join(a.dir, "node-id")).read().strip()
+    a.kill()
+    psql(ci, "SELECT pg_drop_replication_slot('userdb_%s')" % node)
+    for i in range(5):
+        b.call("POST", "/v1/users", {"name": "W", "email": "w%d@x.io" % i})
+    a.start()
+    converge([a, b], ci, "after the slot was dropped")
+    expect(psql(ci, "SELECT count(*) FROM pg_replication_slots WHERE"
+                " slot_name = 'userdb_%s'" % node) == "1", "slot recreated")
+    a.kill()
+    b.kill()
+
+
+CASES = [t_three_nodes_converge_after_random_writes_through_each,
+         t_sql_update_and_delete_reach_every_node,
+         t_hostile_rows_are_skipped_and_counted,
+         t_alter_table_add_column_and_toast_keep_the_stream,
+         t_a_slot_dropped_while_down_means_a_reload,
+         t_writes_are_rows_and_come_back_after_restart,
          t_duplicate_email_is_409_from_the_engine,
          t_kill_9_under_load_loses_nothing_acknowledged,
          t_postgres_down_reads_go_on_writes_503_then_resume,

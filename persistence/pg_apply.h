@@ -1,0 +1,33 @@
+/*
+ * pg_apply.h -- applying a row change from the replication stream
+ * (pg_repl.h) to a store: another node's write or a SQL client's.
+ *
+ * Rules.
+ *  0. A change this node's writer committed (c->own, its replication
+ *     origin) is skipped: memory applied it before it was sent.
+ *  1. users INSERT/UPDATE with version V from anyone else: skipped when
+ *     memory holds the user at ETag V already; else the row becomes the
+ *     user's whole state with ETag V (even when memory's ETag is higher:
+ *     memory then held an optimistic write PostgreSQL refused), through
+ *     ud_db_apply_foreign() and so through the engine's checks (a row it
+ *     cannot accept changes nothing and is refused), with a user.created
+ *     (new) or user.updated event.
+ *  2. users DELETE: the user leaves memory with a user.deleted event;
+ *     skipped when memory does not have it.
+ *  3. A column that came as unchanged TOAST keeps memory's value.
+ *  4. events rows are not applied (each node logs what it applies).
+ *
+ * Returns 0 (applied), 1 (skipped) or a negative code with the reason in
+ * err (refused: the caller logs and counts it).  Loop thread only.
+ */
+#ifndef UD_PG_APPLY_H
+#define UD_PG_APPLY_H
+
+#include <stdint.h>
+
+#include "pg_repl.h"
+
+int pg_apply_change(ud_db *db, const struct pg_row_change *c, int64_t now_ms,
+		    struct ud_error *err);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * pg_repl.h -- following PostgreSQL's logical replication stream (pgoutput,
+ * protocol 1, publication userdb_pub) on one slot per node.
+ *
+ * Free of server code (no event loop, no engine writes): it decodes the
+ * stream into row changes for a callback, so the server's apply
+ * (pg_apply.h) and the embedded connector share it.
+ *
+ * Slot.  Named "userdb_" + the node id.  pg_repl_create_slot (blocking,
+ * start-up only) drops a slot of that name left by an earlier run and
+ * creates it with an exported snapshot: the caller loads at that snapshot
+ * (pg_load) before issuing anything else on this connection, so the load
+ * and the stream meet exactly: every commit after the snapshot comes
+ * through the stream, none before it.  Memory is empty at every start, so
+ * a restarted node always reloads; a slot lost while running ends the
+ * stream (pg_repl_state PG_DOWN with pg_repl_lost() true) and the caller
+ * must reload before trusting memory again.
+ *
+ * Stream rules.
+ *  1. Messages are decoded as they arrive; a row change is handed to the
+ *     callback at once (pgoutput sends a transaction only after it
+ *     committed, so nothing seen is ever rolled back).
+ *  2. The position acknowledged to PostgreSQL (standby status update,
+ *     flush = apply = write) is the end LSN of the last commit whose
+ *     changes the callback returned from, sent on a keepalive that asks
+ *     for it and at least every second.  So a restart of the stream resends
+ *     at most what was not acknowledged; the callback dedupes by version.
+ *  3. Columns are mapped by name from each Relation message: a column a
+ *     DBA adds is ignored, a dropped one reads as NULL, and a value that
+ *     arrives as "unchanged TOAST" is flagged so the callback keeps its
+ *     own copy.
+ *  4. A message that cannot be decoded ends the stream (PG_DOWN) rather
+ *     than guess.
+ *
+ * States: PG_STREAMING after pg_repl_start; PG_DOWN when the connection or
+ * the slot is gone (see pg_repl_error).  Threads: the loop thread only;
+ * after start nothing blocks.
+ */
+#ifndef UD_PG_REPL_H
+#define UD_PG_REPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "pg_row.h"
+
+enum pg_table { PGT_OTHER, PGT_USERS, PGT_EVENTS };
+enum pg_op { PGO_INSERT, PGO_UPDATE, PGO_DELETE };
+
+struct pg_row_change {
+	enum pg_table table;
+	enum pg_op op;
+	/* users: by enum pg_user_col; times as timestamptz text (UTC) */
+	struct pg_val v[PGU__COUNT];
+	bool unchanged[PGU__COUNT]; /* unchanged TOAST: keep your own */
+	uint64_t commit_lsn;	    /* of the transaction (its final LSN) */
+	bool own; /* committed by this node's writer (replication origin) */
+};
+/* Return 0 when the change is taken care of (applied or skipped). */
+typedef int (*pg_change_fn)(void *ctx, const struct pg_row_change *c);
+
+struct pg_repl;
+
+/* Connect a replication connection for conninfo (blocking), drop the
+ * slot of a previous run and create "userdb_<node_id>" exporting a
+ * snapshot, whose name is copied to snapshot (64 bytes).  NULL and err
+ * on failure. */
+struct pg_repl *pg_repl_create_slot(const char *conninfo, const char *node_id,
+				    char *snapshot, struct ud_error *err);
+/* The replication origin name of node_id's writer ("userdb_<node_id>"). */
+int pg_repl_origin_name(char *out, size_t n, const char *node_id);
+/* Start streaming (the snapshot is no longer needed).  0 or
+ * UD_EUNAVAILABLE. */
+int pg_repl_start(struct pg_repl *r, pg_change_fn fn, void *ctx,
+		  struct ud_error *err);
+void pg_repl_free(struct pg_repl *r);
+
+int pg_repl_fd(const struct pg_repl *r);
+bool pg_repl_streaming(const struct pg_repl *r);
+bool pg_repl_lost(const struct pg_repl *r); /* the slot is gone */
+/* Readable (or just "try"): decode what arrived.  now_ms: monotonic. */
+void pg_repl_io(struct pg_repl *r, int64_t now_ms);
+void pg_repl_tick(struct pg_repl *r, int64_t now_ms);
+const char *pg_repl_error(const struct pg_repl *r);
+/* Positions: the last commit applied, and the server's WAL end seen. */
+uint64_t pg_repl_applied_lsn(const struct pg_repl *r);
+uint64_t pg_repl_wal_end(const struct pg_repl *r);
+uint64_t pg_repl_undecodable(const struct pg_repl *r);
+
+/* Drop slot "userdb_<node_id>" of a node gone for good (blocking).  0,
+ * UD_ENOTFOUND or UD_EUNAVAILABLE. */
+int pg_repl_drop_slot(const char *conninfo, const char *node_id,
+		      struct ud_error *err);
+
+#endif
