@@ -14,6 +14,7 @@
 
 struct filled {
 	struct pg_val v[PGU__COUNT];
+	char pw[UD_PWHASH_MAX];
 	char ms[3][24];
 	struct ud_buf json[2];
 };
@@ -66,9 +67,11 @@ static int keep_own(struct filled *f, const struct pg_row_change *c,
 	if (c->unchanged[PGU_PWHASH]) {
 		const struct record *r = (const struct record *)u;
 		struct record_parts p;
+		const char *pw;
+		size_t n;
 		record_parts(r, &p);
-		f->v[PGU_PWHASH] =
-		    (struct pg_val){p.pw_len ? p.pw : NULL, p.pw_len};
+		pw = record_parts_pw_text(&p, f->pw, &n);
+		f->v[PGU_PWHASH] = (struct pg_val){n ? pw : NULL, n};
 	}
 	if (c->unchanged[PGU_NAME] || c->unchanged[PGU_EMAIL] ||
 	    c->unchanged[PGU_AVATAR])

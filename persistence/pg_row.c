@@ -332,8 +332,9 @@ static void pb_json(struct pb *b, const void *mp, size_t n)
 static void pb_user(struct pb *b, const struct record *r)
 {
 	struct record_parts p;
-	char fold[UD_EMAIL_MAX * 4 + 16];
-	size_t fn;
+	char fold[UD_EMAIL_MAX * 4 + 16], pwbuf[UD_PWHASH_MAX];
+	const char *pw;
+	size_t fn, pwn;
 
 	record_parts(r, &p);
 	pb_raw(b, p.id, p.id_len);
@@ -348,7 +349,11 @@ static void pb_user(struct pb *b, const struct record *r)
 	pb_raw(b, p.avatar, p.avatar_len);
 	pb_json(b, p.custom, p.custom_len);
 	pb_json(b, p.ident, p.ident_len);
-	pb_raw(b, p.pw_len ? p.pw : NULL, p.pw_len);
+	pw = record_parts_pw_text(&p, pwbuf, &pwn);
+	if (pwn)
+		pb_txt(b, pw, pwn);
+	else
+		pb_raw(b, NULL, 0);
 	pb_int(b, r->last_sign_in_ms);
 	pb_int(b, r->created_ms);
 	pb_int(b, r->updated_ms);
