@@ -426,6 +426,9 @@ void pg_repl_io(struct pg_repl *r, int64_t now_ms)
 			rd_be(&d, 8);
 			if (rd_be(&d, 1) && !d.bad)
 				send_status(r, now_ms);
+			/* sending may have read more into libpq's buffer */
+			if (r->streaming)
+				PQconsumeInput(r->c);
 		}
 		PQfreemem(buf);
 		if (d.bad) {
@@ -447,6 +450,8 @@ void pg_repl_tick(struct pg_repl *r, int64_t now_ms)
 {
 	if (r->streaming && now_ms - r->last_status_ms >= STATUS_EVERY_MS)
 		send_status(r, now_ms);
+	/* what libpq read while writing is in its buffer, not the socket */
+	pg_repl_io(r, now_ms);
 }
 
 int pg_repl_drop_slot(const char *conninfo, const char *node_id,
