@@ -22,6 +22,7 @@
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,7 +51,8 @@ struct writer {
 	int n; /* users created so far */
 	struct urec u[MAX_USERS];
 	long sent_ops, acked_ops;
-	char error[256]; /* first unexpected reply */
+	char error[256];     /* first unexpected reply */
+	atomic_bool started; /* connected and authenticated, or failed */
 };
 
 static struct tsrv S;
@@ -136,10 +138,17 @@ static void *writer_run(void *arg)
 	struct writer *w = arg;
 	struct rpcc c;
 	struct op ops[BATCH];
-	if (rpcc_open(&c, w->port) || rpcc_auth(&c)) {
+	int rc = rpcc_open(&c, w->port);
+	if (rc == 0 && rpcc_auth(&c) != 0) {
+		rpcc_close(&c);
+		rc = -1;
+	}
+	if (rc) {
 		snprintf(w->error, sizeof w->error, "cannot connect");
+		atomic_store(&w->started, true);
 		return NULL;
 	}
+	atomic_store(&w->started, true);
 	for (;;) {
 		int k = 1 + (int)(rand_r(&w->seed) % BATCH);
 		for (int i = 0; i < k; i++)
@@ -333,6 +342,13 @@ static void round_run(int round, const char *const *args, unsigned kill_ms,
 		W[round][t] = w;
 		pthread_create(&w->th, NULL, writer_run, w);
 	}
+	/* The kill comes kill_ms after every writer is connected: on a
+	 * loaded machine (ASan, two cores) a thread may otherwise not have
+	 * connected yet when the server dies. */
+	for (int t = 0; t < WRITERS; t++)
+		for (int i = 0; i < 3000 && !atomic_load(&W[round][t]->started);
+		     i++)
+			ms_sleep(1);
 	pid_t child = 0;
 	if (snap) {
 		/* --snapshot-interval 1 starts one within a second of the
