@@ -444,32 +444,8 @@ def non_loopback_bind_needs_tls_or_allow_plaintext():
 
 # ---- SIGHUP rotation -------------------------------------------------------
 
-@test
-def sighup_rotates_keys_under_load():
-    kf = os.path.join(tmp, "rot")
-    keep, old, new = "keep-key-000000000001", "old-key-00000000002", \
-        "new-key-00000000003"
-    write_keyfile(kf, "%s admin keep\n%s read old\n" % (keep, old))
-    s = Server("--api-key-file", kf)
-    stop = threading.Event()
-    failures, done = [], [0]
-
-    def load():  # pipelined gets on one connection through every reload
-        try:
-            c = Rpc(s.rpc, keep)
-            uid = c.ok("user.create", {"name": "L", "email": "l@x.com"})["id"]
-            while not stop.is_set():
-                ids = [c.send("user.get", [uid]) for _ in range(16)]
-                for msgid in ids:
-                    m = c.recv()
-                    if m[1] != msgid or m[2] is not None:
-                        failures.append(m)
-                done[0] += 16
-        except Exception as e:
-            failures.append(repr(e))
-
-    t = threading.Thread(target=load)
-    t.start()
+def sighup_steps(s, kf, keep, old, new):
+    """The rotation itself, while the load runs."""
     old_c = Rpc(s.rpc, old)
     assert old_c.ok("server.stats")
     mark = len(s.lines)
@@ -503,6 +479,43 @@ def sighup_rotates_keys_under_load():
         assert n.ok("user.list", {})
         s.lines_before = len(s.lines)
     time.sleep(0.2)
+
+
+
+@test
+def sighup_rotates_keys_under_load():
+    kf = os.path.join(tmp, "rot")
+    keep, old, new = "keep-key-000000000001", "old-key-00000000002", \
+        "new-key-00000000003"
+    write_keyfile(kf, "%s admin keep\n%s read old\n" % (keep, old))
+    s = Server("--api-key-file", kf)
+    stop = threading.Event()
+    failures, done = [], [0]
+
+    def load():  # pipelined gets on one connection through every reload
+        try:
+            c = Rpc(s.rpc, keep)
+            uid = c.ok("user.create", {"name": "L", "email": "l@x.com"})["id"]
+            while not stop.is_set():
+                ids = [c.send("user.get", [uid]) for _ in range(16)]
+                for msgid in ids:
+                    m = c.recv()
+                    if m[1] != msgid or m[2] is not None:
+                        failures.append(m)
+                done[0] += 16
+        except Exception as e:
+            failures.append(repr(e))
+
+    # daemon, and stopped on failure: a failed assertion below must not
+    # leave it (and the server) running, which kept the process alive.
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    try:
+        sighup_steps(s, kf, keep, old, new)
+    except BaseException:
+        stop.set()
+        s.proc.kill()
+        raise
     stop.set()
     t.join(20)
     assert not failures, failures[:3]
