@@ -890,6 +890,18 @@ static int h_metrics(struct http_req *r)
 	return 0;
 }
 
+/* GET /openapi.json: the document compiled in from openapi/openapi.json. */
+extern const char openapi_json[];
+extern const size_t openapi_json_len;
+
+static int h_openapi(struct http_req *r)
+{
+	metrics_observe(&r->c->srv->metrics, r->route, false, r->hc->start_ns);
+	http_send(r->c, 200, NULL, "application/json", openapi_json,
+		  openapi_json_len, false);
+	return 0;
+}
+
 /* ---- bulk export and import (bulk.h) ------------------------------------- */
 
 static void export_done(struct conn *c, bool ok)
@@ -978,6 +990,8 @@ static const struct route r_events = {
     "GET", {{HTTP_GET, h_events, MR_HTTP_EVENTS, SCOPE_READ}}};
 static const struct route r_healthz = {
     "GET", {{HTTP_GET, h_healthz, MR_HTTP_HEALTHZ, SCOPE_READ}}};
+static const struct route r_openapi = {
+    "GET", {{HTTP_GET, h_openapi, MR_HTTP_OPENAPI, SCOPE_READ}}};
 static const struct route r_metrics = {
     "GET", {{HTTP_GET, h_metrics, MR_HTTP_METRICS, SCOPE_READ}}};
 static const struct route r_export = {
@@ -1052,6 +1066,8 @@ static const struct route *route_find(struct http_req *r, const char *p,
 		return &r_healthz;
 	if (seg_eq(p, n, "/metrics"))
 		return &r_metrics;
+	if (seg_eq(p, n, "/openapi.json"))
+		return &r_openapi;
 	if (seg_eq(p, n, "/v1/logs"))
 		return &r_logs;
 	if (seg_eq(p, n, "/v1/events"))
@@ -1141,7 +1157,8 @@ static void request_run(struct conn *c, struct http_conn *hc)
 		return;
 	}
 	const struct key_entry *key = NULL;
-	if (!seg_eq(url, plen, "/healthz") && !(key = authorized(c, hc))) {
+	if (!seg_eq(url, plen, "/healthz") &&
+	    !seg_eq(url, plen, "/openapi.json") && !(key = authorized(c, hc))) {
 		send_error_code(c, MR_HTTP_UNMATCHED, UD_EUNAUTHORIZED, NULL,
 				"missing or wrong api key",
 				"WWW-Authenticate: Bearer\r\n");
