@@ -9,6 +9,8 @@ pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev libxxhash-dev
 # through node >= 20).  npm: part of NodeSource's nodejs; Debian has it apart.
 pkgs+=(zlib1g-dev chromium nodejs)
 command -v npm >/dev/null || pkgs+=(npm)
+# The OpenAPI conformance check (tests/net/openapi_check.py).
+pkgs+=(python3-jsonschema)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -32,6 +32,9 @@ import urllib.parse
 
 import msgpack
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import openapi_check  # noqa: E402
+
 SERVER = sys.argv[1] if len(sys.argv) > 1 else os.environ.get(
     "USERDB_SERVER", "build/userdb-server")
 KEY = "spec-test-key-7f3a9c"
@@ -181,6 +184,28 @@ class Resp:
         return "%s %s" % (self.status, short(self.body.decode("utf-8", "replace"), 400))
 
 
+SPECS = {}  # http port -> openapi_check.Spec of that server's document
+
+
+def conform(srv, method, path, resp):
+    """Every response that call() receives, checked against the document
+    the same server serves at /openapi.json (openapi_check.py)."""
+    if resp.status == 0:
+        return
+    spec = SPECS.get(srv.http)
+    if spec is None:
+        try:
+            spec = SPECS[srv.http] = openapi_check.load(srv.http)
+        except Exception as ex:
+            check(False, "GET /openapi.json loads", "GET /openapi.json",
+                  "an OpenAPI document", repr(ex))
+            SPECS[srv.http] = spec = False
+    if spec:
+        for err in spec.check(method, path, resp.status, resp.headers, resp.body):
+            check(False, "response conforms to openapi.json", resp.req,
+                  "conforming response", err)
+
+
 def call(srv, method, path, body=None, key=KEY, headers=None, raw=None):
     conn = http.client.HTTPConnection("127.0.0.1", srv.http, timeout=15)
     h = {}
@@ -205,11 +230,13 @@ def call(srv, method, path, body=None, key=KEY, headers=None, raw=None):
         r = conn.getresponse()
         b = r.read()
         hdrs = {k.lower(): v for k, v in r.getheaders()}
-        return Resp(r.status, hdrs, b, desc)
+        resp = Resp(r.status, hdrs, b, desc)
     except Exception as ex:
         return Resp(0, {}, ("exception: %r" % ex).encode(), desc)
     finally:
         conn.close()
+    conform(srv, method, path, resp)
+    return resp
 
 
 def q(path, **params):
