@@ -580,6 +580,23 @@ static int query_decode(struct http_req *r, struct ud_arena *a, const char *s,
 	return 0;
 }
 
+/* The next key=value pair of the query at *p, both decoded into arena
+ * memory: true and the pair, or false at the end or on a bad component
+ * (*rc then holds its code, r->err the message). */
+static bool query_next_pair(struct http_req *r, struct ud_arena *a,
+			    const char **p, const char *end, const char **dk,
+			    size_t *dkl, const char **dv, size_t *dvl, int *rc)
+{
+	const char *k, *v;
+	size_t kl, vl;
+
+	if (!query_next(p, end, &k, &kl, &v, &vl))
+		return false;
+	*rc = query_decode(r, a, k, kl, dk, dkl);
+	*rc = *rc ? *rc : query_decode(r, a, v, vl, dv, dvl);
+	return *rc == 0;
+}
+
 /* Total-Number and Link headers for a page of a list at `path`. */
 static void list_headers(struct http_req *r, const char *path, unsigned page,
 			 uint64_t pages, uint64_t total, struct ud_buf *h)
@@ -642,17 +659,13 @@ static int h_list(struct http_req *r)
 	struct ud_query q;
 	struct ud_page *pg = NULL;
 	struct ud_buf hdr = {0}, *b = &r->hc->out;
-	const char *p = r->query, *end = r->query + r->query_len, *k, *v;
-	size_t kl, vl;
+	const char *p = r->query, *end = r->query + r->query_len, *dk, *dv;
+	size_t dkl, dvl;
 	int rc = 0;
 	ud_query_init(&q);
-	while (rc == 0 && query_next(&p, end, &k, &kl, &v, &vl)) {
-		const char *dk, *dv;
-		size_t dkl, dvl;
-		rc = query_decode(r, &arena, k, kl, &dk, &dkl);
-		rc = rc ? rc : query_decode(r, &arena, v, vl, &dv, &dvl);
-		rc = rc ? rc : ud_query_set(&q, dk, dkl, dv, dvl, &r->err);
-	}
+	while (rc == 0 &&
+	       query_next_pair(r, &arena, &p, end, &dk, &dkl, &dv, &dvl, &rc))
+		rc = ud_query_set(&q, dk, dkl, dv, dvl, &r->err);
 	if (rc == 0 && !(pg = malloc(sizeof(*pg))))
 		rc = ud_error_set(&r->err, UD_ENOMEM, NULL, "out of memory");
 	if (rc == 0)
@@ -703,19 +716,14 @@ bad:
 static int log_query(struct http_req *r, struct ud_arena *a, const char **uid,
 		     size_t *un, unsigned *page, unsigned *limit)
 {
-	const char *p = r->query, *end = r->query + r->query_len, *k, *v;
-	size_t kl, vl;
+	const char *p = r->query, *end = r->query + r->query_len, *dk, *dv;
+	size_t dkl, dvl;
 	int rc = 0;
 	*uid = NULL;
 	*page = 1;
 	*limit = 20;
-	while (rc == 0 && query_next(&p, end, &k, &kl, &v, &vl)) {
-		const char *dk, *dv;
-		size_t dkl, dvl;
-		rc = query_decode(r, a, k, kl, &dk, &dkl);
-		rc = rc ? rc : query_decode(r, a, v, vl, &dv, &dvl);
-		if (rc)
-			break;
+	while (rc == 0 &&
+	       query_next_pair(r, a, &p, end, &dk, &dkl, &dv, &dvl, &rc)) {
 		if (!strcmp(dk, "user_id") && dvl > 0)
 			*uid = dv, *un = dvl;
 		else if (!strcmp(dk, "page"))
@@ -795,16 +803,11 @@ bad:
 static int events_query(struct http_req *r, struct ud_arena *a, bool *has,
 			uint64_t *since, const char **uid, size_t *un)
 {
-	const char *p = r->query, *end = r->query + r->query_len, *k, *v;
-	size_t kl, vl;
+	const char *p = r->query, *end = r->query + r->query_len, *dk, *dv;
+	size_t dkl, dvl;
 	int rc = 0;
-	while (rc == 0 && query_next(&p, end, &k, &kl, &v, &vl)) {
-		const char *dk, *dv;
-		size_t dkl, dvl;
-		rc = query_decode(r, a, k, kl, &dk, &dkl);
-		rc = rc ? rc : query_decode(r, a, v, vl, &dv, &dvl);
-		if (rc)
-			break;
+	while (rc == 0 &&
+	       query_next_pair(r, a, &p, end, &dk, &dkl, &dv, &dvl, &rc)) {
 		if (!strcmp(dk, "since")) {
 			rc = seq_parse(r, "since", dv, dvl, since);
 			*has = true;
