@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import traceback
 import time
 
 import msgpack
@@ -166,6 +167,7 @@ def test(fn):
     except Exception as e:  # report and go on
         results["failed"] += 1
         print("FAIL", fn.__name__, repr(e))
+        traceback.print_exc(file=sys.stdout)
     return fn
 
 
@@ -489,13 +491,14 @@ def sighup_rotates_keys_under_load():
         "new-key-00000000003"
     write_keyfile(kf, "%s admin keep\n%s read old\n" % (keep, old))
     s = Server("--api-key-file", kf)
-    stop = threading.Event()
+    stop, created = threading.Event(), threading.Event()
     failures, done = [], [0]
 
     def load():  # pipelined gets on one connection through every reload
         try:
             c = Rpc(s.rpc, keep)
             uid = c.ok("user.create", {"name": "L", "email": "l@x.com"})["id"]
+            created.set()
             while not stop.is_set():
                 ids = [c.send("user.get", [uid]) for _ in range(16)]
                 for msgid in ids:
@@ -505,11 +508,14 @@ def sighup_rotates_keys_under_load():
                 done[0] += 16
         except Exception as e:
             failures.append(repr(e))
+        created.set()
 
     # daemon, and stopped on failure: a failed assertion below must not
     # leave it (and the server) running, which kept the process alive.
     t = threading.Thread(target=load, daemon=True)
     t.start()
+    # the steps count the load's user: it must exist before they start
+    created.wait(20)
     try:
         sighup_steps(s, kf, keep, old, new)
     except BaseException:
