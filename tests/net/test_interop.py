@@ -1,112 +1,43 @@
 #!/usr/bin/python3
 """Interop: drive userdb-server's MessagePack-RPC port with an independent
-client written here on python3-msgpack and plain sockets (none of our code),
+client (udclient.py: python3-msgpack and plain sockets, none of our C code),
 and check the framing of SPEC section 3: auth, ping, create, get,
 get_by_email, list, pipelining, notifications, errors, and the Unix socket.
 
 Prints "N passed, M failed" and exits non-zero on any failure."""
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
-import time
 
 import msgpack
 
-SERVER = os.environ.get("USERDB_SERVER", "build/userdb-server")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import udclient  # noqa: E402
+
 KEY = "interop-key-0123456789"
 
 
-class Server:
-    def __init__(self, *extra):
-        self.dir = tempfile.mkdtemp(prefix="userdb-interop-")
-        self.sock_path = os.path.join(self.dir, "rpc.sock")
-        args = [SERVER, "--port", "0", "--http-port", "0", "--api-key", KEY,
-                "--no-persist", "--socket", self.sock_path] + list(extra)
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True)
-        deadline = time.time() + 10
-        self.rpc = None
-        while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            if "ready" in line:
-                for word in line.split():
-                    if word.startswith("rpc="):
-                        host, port = word[4:].rsplit(":", 1)
-                        self.rpc = (host, int(port))
-                break
-        if not self.rpc:
-            raise RuntimeError("server did not print ready")
+class Server(udclient.Server):
+    """With a Unix socket in its own directory too."""
+
+    def __init__(self):
+        self.sock_dir = tempfile.mkdtemp(prefix="userdb-interop-")
+        self.sock_path = os.path.join(self.sock_dir, "rpc.sock")
+        super().__init__("--api-key", KEY, "--socket", self.sock_path)
 
     def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        rc = super().stop()
+        shutil.rmtree(self.sock_dir, ignore_errors=True)
         return rc
 
 
-class Client:
-    """A plain MessagePack-RPC client: [0, msgid, method, params]."""
-
-    def __init__(self, addr=None, unix=None):
-        if unix:
-            self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.s.connect(unix)
-        else:
-            self.s = socket.create_connection(addr)
-        self.s.settimeout(20)
-        self.unpacker = msgpack.Unpacker(raw=False)
-        self.next_id = 1
-
-    def send(self, method, params):
-        msgid = self.next_id
-        self.next_id += 1
-        self.s.sendall(msgpack.packb([0, msgid, method, params]))
-        return msgid
-
-    def recv(self):
-        while True:
-            for msg in self.unpacker:
-                return msg
-            data = self.s.recv(65536)
-            if not data:
-                raise EOFError("connection closed")
-            self.unpacker.feed(data)
-
-    def call(self, method, *params):
-        msgid = self.send(method, list(params))
-        msg = self.recv()
-        assert msg[0] == 1 and msg[1] == msgid, msg
-        return msg[2], msg[3]
-
-    def ok(self, method, *params):
-        err, res = self.call(method, *params)
-        assert err is None, (method, err)
-        return res
-
-    def close(self):
-        self.s.close()
+def Client(addr=None, unix=None):
+    return udclient.Rpc(addr, unix=unix)
 
 
-results = {"passed": 0, "failed": 0}
-
-
-def test(fn):
-    try:
-        fn()
-        results["passed"] += 1
-        print("ok", fn.__name__)
-    except Exception as e:  # noqa: BLE001 - report every failure
-        results["failed"] += 1
-        print("FAIL", fn.__name__, repr(e))
-    return fn
-
-
+T = udclient.Tests()
+test = T.test
 srv = Server()
 
 
@@ -241,11 +172,5 @@ def unix_socket():
 
 
 rc = srv.stop()
-if rc != 0:
-    results["failed"] += 1
-    print("FAIL sigterm exit status", rc)
-else:
-    results["passed"] += 1
-    print("ok sigterm_exits_0")
-print("%d passed, %d failed" % (results["passed"], results["failed"]))
-sys.exit(1 if results["failed"] else 0)
+T.check("sigterm exits 0 (got %r)" % rc, rc == 0)
+T.finish()

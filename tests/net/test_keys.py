@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Scoped keys (SPEC section 11) against the real userdb-server, over both
-protocols, with clients written here (python3-msgpack, http.client):
+protocols, through the suite's client (udclient.py: python3-msgpack and
+http.client):
 
 - what each scope may do: every RPC method and every HTTP route under an
   admin, a read and a verify key (a table; 403/forbidden naming the scope);
@@ -14,29 +15,25 @@ protocols, with clients written here (python3-msgpack, http.client):
 - a non-loopback --bind without TLS is refused unless --allow-plaintext.
 
 Prints "N passed, M failed" and exits non-zero on any failure."""
-import http.client
-import json
 import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
-import traceback
 import time
 
-import msgpack
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import udclient  # noqa: E402
 
-SERVER = os.environ.get("USERDB_SERVER", "build/userdb-server")
 ADMIN = "admin-flag-key-0123456789"
 READ = "read-flag-key-0123456789"
 FILE_VERIFY = "verify-file-key-0123456789"
 FILE_CONSOLE = "console-file-key-0123456789"
 FILE_READ = "unnamed-read-file-key-012345"
 SECRETS = [ADMIN, READ, FILE_VERIFY, FILE_CONSOLE, FILE_READ]
-FAST = ["--argon2-ops", "1", "--argon2-mem", "8192", "--workers", "1"]
+FAST = udclient.FAST_HASH + ["--workers", "1"]
 
 
 def write_keyfile(path, text, mode=0o600):
@@ -47,128 +44,20 @@ def write_keyfile(path, text, mode=0o600):
     os.rename(tmp, path)
 
 
-class Server:
-    def __init__(self, *extra, expect_ready=True):
-        self.dir = tempfile.mkdtemp(prefix="userdb-keys-")
-        self.errpath = os.path.join(self.dir, "stderr")
-        self.err = open(self.errpath, "w")
-        args = [SERVER, "--port", "0", "--http-port", "0", "--no-persist"]
-        args += FAST + list(extra)
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
-                                     stderr=self.err, text=True)
-        self.lines = []
-        self.cond = threading.Condition()
-        self.rpc = self.http = None
-        threading.Thread(target=self._read, daemon=True).start()
-        if expect_ready:
-            self.wait_line("ready", 10)
-            line = [l for l in self.lines if "ready" in l][0]
-            for word in line.split():
-                if word.startswith("rpc="):
-                    self.rpc = ("127.0.0.1", int(word.rsplit(":", 1)[1]))
-                if word.startswith("http="):
-                    self.http = ("127.0.0.1", int(word.rsplit(":", 1)[1]))
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self.cond:
-                self.lines.append(line)
-                self.cond.notify_all()
-
-    def wait_line(self, text, timeout, start=0):
-        deadline = time.time() + timeout
-        with self.cond:
-            while True:
-                hits = [l for l in self.lines[start:] if text in l]
-                if hits:
-                    return hits[0]
-                left = deadline - time.time()
-                if left <= 0 or self.proc.poll() is not None:
-                    raise AssertionError("no %r line; stdout %r stderr %r" %
-                                         (text, self.lines, self.stderr()))
-                self.cond.wait(left)
-
-    def stderr(self):
-        self.err.flush()
-        with open(self.errpath) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        rc = self.proc.wait(timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        return rc
+def Server(*extra, **kw):
+    return udclient.Server(*FAST, *extra, **kw)
 
 
-class Rpc:
-    def __init__(self, addr, key=None):
-        self.s = socket.create_connection(addr)
-        self.s.settimeout(20)
-        self.unpacker = msgpack.Unpacker(raw=False)
-        self.next_id = 1
-        if key:
-            self.ok("auth", key)
-
-    def send(self, method, params):
-        msgid = self.next_id
-        self.next_id += 1
-        self.s.sendall(msgpack.packb([0, msgid, method, params]))
-        return msgid
-
-    def recv(self):
-        while True:
-            for msg in self.unpacker:
-                return msg
-            data = self.s.recv(65536)
-            if not data:
-                raise EOFError("connection closed")
-            self.unpacker.feed(data)
-
-    def call(self, method, *params):
-        msgid = self.send(method, list(params))
-        msg = self.recv()
-        assert msg[0] == 1 and msg[1] == msgid, msg
-        return msg[2], msg[3]
-
-    def ok(self, method, *params):
-        err, res = self.call(method, *params)
-        assert err is None, (method, err)
-        return res
-
-    def close(self):
-        self.s.close()
+Rpc = udclient.Rpc
 
 
 def http_req(addr, method, path, key=None, body=None):
-    c = http.client.HTTPConnection(*addr, timeout=20)
-    headers = {"Authorization": "Bearer " + key} if key else {}
-    if body is not None:
-        body = json.dumps(body)
-        headers["Content-Type"] = "application/json"
-    c.request(method, path, body=body, headers=headers)
-    r = c.getresponse()
-    data = r.read()
-    c.close()
-    try:
-        return r.status, json.loads(data) if data else None, data
-    except ValueError:
-        return r.status, None, data
+    r = udclient.request(addr, method, path, key, body)
+    return r.status, r.json, r.body
 
 
-results = {"passed": 0, "failed": 0}
-
-
-def test(fn):
-    try:
-        fn()
-        results["passed"] += 1
-        print("ok", fn.__name__)
-    except Exception as e:  # report and go on
-        results["failed"] += 1
-        print("FAIL", fn.__name__, repr(e))
-        traceback.print_exc(file=sys.stdout)
-    return fn
+T = udclient.Tests()
+test = T.test
 
 
 tmp = tempfile.mkdtemp(prefix="userdb-keyfile-")
@@ -472,9 +361,7 @@ def sighup_steps(s, kf, keep, old, new):
                             ("%s admin keep\n" % keep, 0o644, "mode 0644")]:
         write_keyfile(kf, text, mode)
         s.proc.send_signal(signal.SIGHUP)
-        deadline = time.time() + 5
-        while why not in s.stderr() and time.time() < deadline:
-            time.sleep(0.02)
+        s.wait_stderr(why, 5)
         err_text = s.stderr()
         assert why in err_text and "old keys stay" in err_text, err_text
         assert new not in err_text and keep not in err_text
@@ -532,8 +419,5 @@ def sighup_rotates_keys_under_load():
 admin.close()
 rc = srv.stop()
 shutil.rmtree(tmp, ignore_errors=True)
-if rc != 0:
-    results["failed"] += 1
-    print("FAIL sigterm exit status", rc)
-print("%d passed, %d failed" % (results["passed"], results["failed"]))
-sys.exit(1 if results["failed"] else 0)
+T.check("sigterm exits 0 (got %r)" % rc, rc == 0)
+T.finish()

@@ -23,12 +23,13 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import msgpack
 
-SERVER = os.environ.get("USERDB_SERVER", "build/userdb-server")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import udclient  # noqa: E402
+
 KEY = "tls-test-key-0123456789"
 TMP = tempfile.mkdtemp(prefix="userdb-tls-")
 
@@ -88,53 +89,9 @@ shutil.copy(CERT, LIVE_CERT)
 shutil.copy(CERT_KEY, LIVE_KEY)
 
 
-class Server:
-    def __init__(self, cert, key, expect_ready=True):
-        self.errpath = os.path.join(TMP, "stderr-%d" % time.monotonic_ns())
-        self.err = open(self.errpath, "w")
-        args = [SERVER, "--port", "0", "--http-port", "0", "--no-persist",
-                "--api-key", KEY, "--tls-cert", cert, "--tls-key", key]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
-                                     stderr=self.err, text=True)
-        self.lines = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-        if expect_ready:
-            line = self.wait_line("ready", 10)
-            for word in line.split():
-                if word.startswith("rpc="):
-                    self.rpc = ("127.0.0.1", int(word.rsplit(":", 1)[1]))
-                if word.startswith("http="):
-                    self.http = ("127.0.0.1", int(word.rsplit(":", 1)[1]))
-
-    def _read(self):
-        for line in self.proc.stdout:
-            with self.cond:
-                self.lines.append(line)
-                self.cond.notify_all()
-
-    def wait_line(self, text, timeout):
-        deadline = time.time() + timeout
-        with self.cond:
-            while True:
-                hits = [l for l in self.lines if text in l]
-                if hits:
-                    return hits[0]
-                left = deadline - time.time()
-                if left <= 0 or self.proc.poll() is not None:
-                    raise AssertionError("no %r: %r %r" % (
-                        text, self.lines, self.stderr()))
-                self.cond.wait(left)
-
-    def stderr(self):
-        self.err.flush()
-        with open(self.errpath) as f:
-            return f.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=10)
+def Server(cert, key, expect_ready=True):
+    return udclient.Server("--api-key", KEY, "--tls-cert", cert,
+                           "--tls-key", key, expect_ready=expect_ready)
 
 
 def client_ctx(ca=CA, **kw):
@@ -144,49 +101,12 @@ def client_ctx(ca=CA, **kw):
     return ctx
 
 
-class Rpc:
-    def __init__(self, addr, ctx=None, host="localhost"):
-        raw = socket.create_connection(addr, timeout=20)
-        self.s = (ctx or client_ctx()).wrap_socket(raw, server_hostname=host)
-        self.unpacker = msgpack.Unpacker(raw=False)
-        self.next_id = 1
-
-    def send(self, method, params):
-        msgid = self.next_id
-        self.next_id += 1
-        self.s.sendall(msgpack.packb([0, msgid, method, params]))
-        return msgid
-
-    def recv(self):
-        while True:
-            for msg in self.unpacker:
-                return msg
-            data = self.s.recv(65536)
-            if not data:
-                raise EOFError("closed")
-            self.unpacker.feed(data)
-
-    def ok(self, method, *params):
-        msgid = self.send(method, list(params))
-        m = self.recv()
-        assert m[1] == msgid and m[2] is None, m
-        return m[3]
+def Rpc(addr, ctx=None, host="localhost"):
+    return udclient.Rpc(addr, ctx=ctx or client_ctx(), host=host)
 
 
-results = {"passed": 0, "failed": 0}
-
-
-def test(fn):
-    try:
-        fn()
-        results["passed"] += 1
-        print("ok", fn.__name__)
-    except Exception as e:
-        results["failed"] += 1
-        print("FAIL", fn.__name__, repr(e))
-    return fn
-
-
+T = udclient.Tests()
+test = T.test
 srv = Server(LIVE_CERT, LIVE_KEY)
 
 
@@ -232,7 +152,7 @@ def rpc_over_tls_with_python_ssl_and_msgpack():
         assert m[1] == msgid and m[3]["email"] == "tee@x.com", m
     big = c.ok("user.update", u["id"], {"custom_data": {"x": "y" * 6000}})
     assert len(big["custom_data"]["x"]) == 6000
-    c.s.close()
+    c.close()
 
 
 @test
@@ -327,11 +247,7 @@ def sighup_reloads_the_certificate():
     with open(LIVE_CERT, "w") as f:
         f.write("not a certificate\n")
     srv.proc.send_signal(signal.SIGHUP)
-    deadline = time.time() + 5
-    while "certificate not reloaded" not in srv.stderr() and \
-            time.time() < deadline:
-        time.sleep(0.02)
-    assert "certificate not reloaded" in srv.stderr(), srv.stderr()
+    assert srv.wait_stderr("certificate not reloaded", 5), srv.stderr()
     assert Rpc(srv.rpc, client_ctx(OTHER_CA)).ok("ping") == "pong"
 
 
@@ -343,12 +259,10 @@ def unusable_certificate_is_refused_at_start():
         s = Server(cert, key, expect_ready=False)
         assert s.proc.wait(timeout=10) != 0
         assert want in s.stderr(), s.stderr()
+        s.stop()
 
 
 rc = srv.stop()
-if rc != 0:
-    results["failed"] += 1
-    print("FAIL sigterm exit status", rc)
+T.check("sigterm exits 0 (got %r)" % rc, rc == 0)
 shutil.rmtree(TMP, ignore_errors=True)
-print("%d passed, %d failed" % (results["passed"], results["failed"]))
-sys.exit(1 if results["failed"] else 0)
+T.finish()
