@@ -86,8 +86,12 @@ int pg_repl_origin_name(char *out, size_t n, const char *node_id)
 	return slot_name(out, n, node_id);
 }
 
-struct pg_repl *pg_repl_create_slot(const char *conninfo, const char *node_id,
-				    char *snapshot, struct ud_error *err)
+/* Connect and create slot "userdb_<node_id>": temporary (dropped by
+ * PostgreSQL with the connection) or not, exporting a snapshot into
+ * snapshot (64 bytes) when given. */
+static struct pg_repl *create_slot(const char *conninfo, const char *node_id,
+				   bool temporary, char *snapshot,
+				   struct ud_error *err)
 {
 	struct pg_repl *r = calloc(1, sizeof(*r));
 	char sql[192];
@@ -106,11 +110,13 @@ struct pg_repl *pg_repl_create_slot(const char *conninfo, const char *node_id,
 	/* A slot of an earlier run: memory is empty now, so it is of no use
 	 * (and an active one means another process has our node id). */
 	snprintf(sql, sizeof sql, "DROP_REPLICATION_SLOT %s", r->slot);
-	PQclear(PQexec(r->c, sql));
+	if (!temporary)
+		PQclear(PQexec(r->c, sql));
 	snprintf(sql, sizeof sql,
-		 "CREATE_REPLICATION_SLOT %s LOGICAL pgoutput "
-		 "(SNAPSHOT 'export')",
-		 r->slot);
+		 "CREATE_REPLICATION_SLOT %s%s LOGICAL pgoutput "
+		 "(SNAPSHOT '%s')",
+		 r->slot, temporary ? " TEMPORARY" : "",
+		 snapshot ? "export" : "nothing");
 	res = PQexec(r->c, sql);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) < 3) {
 		ud_error_set(err, UD_EUNAVAILABLE, NULL,
@@ -119,12 +125,25 @@ struct pg_repl *pg_repl_create_slot(const char *conninfo, const char *node_id,
 		PQclear(res);
 		goto fail;
 	}
-	snprintf(snapshot, 64, "%s", PQgetvalue(res, 0, 2));
+	if (snapshot)
+		snprintf(snapshot, 64, "%s", PQgetvalue(res, 0, 2));
 	PQclear(res);
 	return r;
 fail:
 	pg_repl_free(r);
 	return NULL;
+}
+
+struct pg_repl *pg_repl_create_slot(const char *conninfo, const char *node_id,
+				    char *snapshot, struct ud_error *err)
+{
+	return create_slot(conninfo, node_id, false, snapshot, err);
+}
+
+struct pg_repl *pg_repl_create_temp_slot(const char *conninfo, const char *name,
+					 struct ud_error *err)
+{
+	return create_slot(conninfo, name, true, NULL, err);
 }
 
 int pg_repl_start(struct pg_repl *r, pg_change_fn fn, void *ctx,

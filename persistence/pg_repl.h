@@ -69,6 +69,13 @@ struct pg_repl;
  * on failure. */
 struct pg_repl *pg_repl_create_slot(const char *conninfo, const char *node_id,
 				    char *snapshot, struct ud_error *err);
+/* The same for a process that keeps no state across connections (the
+ * embedded connector, userdb_pg.h): a TEMPORARY slot "userdb_<name>"
+ * (name as a node id), dropped by PostgreSQL when the connection ends,
+ * and no snapshot: whatever the caller reads after this returns is at or
+ * after the slot's consistent point, so every later commit is streamed. */
+struct pg_repl *pg_repl_create_temp_slot(const char *conninfo, const char *name,
+					 struct ud_error *err);
 /* The replication origin name of node_id's writer ("userdb_<node_id>"). */
 int pg_repl_origin_name(char *out, size_t n, const char *node_id);
 /* Start streaming (the snapshot is no longer needed).  0 or

@@ -287,8 +287,15 @@ static void connect_poll(struct pg_writer *w)
 	}
 }
 
-/* PostgreSQL's verdict on one statement of the head transaction. */
-static int verdict(PGresult *r)
+const char *pg_write_stmt(int kind, const char **name)
+{
+	if (kind <= PGS_NONE || (size_t)kind >= N_STMTS)
+		return NULL;
+	*name = stmt_names[kind];
+	return stmts[kind];
+}
+
+int pg_write_verdict(const struct pg_result *r)
 {
 	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	const char *cons = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
@@ -296,7 +303,9 @@ static int verdict(PGresult *r)
 	switch (PQresultStatus(r)) {
 	case PGRES_COMMAND_OK:
 	case PGRES_TUPLES_OK:
-		return strcmp(PQcmdTuples(r), "0") == 0 ? UD_EPRECONDITION : 0;
+		return strcmp(PQcmdTuples((PGresult *)r), "0") == 0
+			   ? UD_EPRECONDITION
+			   : 0;
 	case PGRES_FATAL_ERROR:
 		if (state && strcmp(state, "23505") == 0)
 			return cons && strstr(cons, "email") ? UD_EDUPEMAIL
@@ -335,7 +344,7 @@ static void read_results(struct pg_writer *w)
 			return;
 		}
 		if (!f->code && f->serial && !f->empty) {
-			f->code = verdict(r);
+			f->code = pg_write_verdict(r);
 			if (f->code && PQresultErrorMessage(r)[0])
 				snprintf(msg, sizeof msg, "%s",
 					 PQresultErrorMessage(r));

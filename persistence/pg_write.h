@@ -83,6 +83,16 @@ struct pg_writer_stats {
 	uint64_t committed, refused, lost, reconnects, inflight;
 };
 void pg_writer_stats(const struct pg_writer *w, struct pg_writer_stats *out);
+/* For another connection that commits the same records one at a time (the
+ * embedded connector): the SQL of statement kind (enum pg_stmt, pg_row.h)
+ * and its prepared name in *name, or NULL for PGS_NONE; and PostgreSQL's
+ * verdict on one such statement's result: 0, UD_EPRECONDITION (it matched
+ * no row), UD_EDUPEMAIL, UD_EDUPID (a unique violation) or
+ * UD_EUNAVAILABLE. */
+struct pg_result;
+const char *pg_write_stmt(int kind, const char **name);
+int pg_write_verdict(const struct pg_result *r);
+
 /* The last connection error ("" if none); valid until the next call. */
 const char *pg_writer_error(const struct pg_writer *w);
 
