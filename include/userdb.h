@@ -464,6 +464,22 @@ int ud_log_write_msgpack(const struct ud_log_view *e, struct ud_buf *b);
  * event-loop iteration before any reply leaves.  UD_EUNAVAILABLE while the
  * log cannot be written: writes are then refused until it can. */
 int ud_flush(ud_db *db);
+/* ud_flush() for an event loop: in UD_FSYNC_ALWAYS the write(2) is made
+ * but the fdatasync is left to the log's syncer thread, so the caller can
+ * go on answering reads; a reply that reports a write waits until
+ * ud_durable_seq() reaches the ud_log_seq() taken after the write.  In the
+ * other modes the same as ud_flush(). */
+int ud_flush_async(ud_db *db);
+/* The seq of the last log record journaled (written yet or not); 0
+ * without a data dir. */
+uint64_t ud_log_seq(ud_db *db);
+/* The last log record as durable as the fsync mode promises (always:
+ * fdatasynced; everysec, no: written); UINT64_MAX without a data dir. */
+uint64_t ud_durable_seq(ud_db *db);
+/* An fd that becomes readable when ud_durable_seq() may have grown (read
+ * 8 bytes to clear it; owned by the store); -1 when it never grows on its
+ * own (every mode but UD_FSYNC_ALWAYS). */
+int ud_durable_fd(ud_db *db);
 /* Start a snapshot in the background (fork).  Returns 0 when started or
  * already running.  ud_tick() reaps it and runs timed work (everysec fsync
  * bookkeeping, periodic snapshots); call it about every 100 ms. */

@@ -51,8 +51,10 @@ struct changes {
 	uint64_t start, count;
 	uint64_t floor; /* resumable: since >= floor */
 	uint64_t bytes; /* of every entry pushed (struct entry.cum) */
-	/* committed, not yet in the log file */
+	/* committed, not yet durable; pending_log[i]: the log seq that
+	 * pending[i] waits for (changes_publish) */
 	struct entry *pending;
+	uint64_t *pending_log;
 	size_t npending, cappending;
 	struct watcher *watchers;
 	size_t nwatchers;
@@ -284,13 +286,18 @@ static void note_cb(void *ctx, const struct ud_change *c)
 	if (ch->npending == ch->cappending) {
 		size_t cap = ch->cappending ? ch->cappending * 2 : 64;
 		struct entry *p = realloc(ch->pending, cap * sizeof(*p));
-		if (!p)
+		if (p)
+			ch->pending = p;
+		uint64_t *l = realloc(ch->pending_log, cap * sizeof(*l));
+		if (l)
+			ch->pending_log = l;
+		if (!p || !l)
 			goto lost;
-		ch->pending = p;
 		ch->cappending = cap;
 	}
 	if (entry_encode(ch, c, &e))
 		goto lost;
+	ch->pending_log[ch->npending] = ud_log_seq(ch->srv->db);
 	ch->pending[ch->npending++] = e;
 	return;
 lost:
@@ -543,13 +550,20 @@ static void deliver_cb(evutil_socket_t fd, short what, void *arg)
 	deliver(arg);
 }
 
-void changes_publish(struct changes *ch)
+void changes_publish(struct changes *ch, uint64_t durable)
 {
 	uint64_t now = metrics_now_ns() / 1000;
+	size_t n = 0;
 
-	for (size_t i = 0; i < ch->npending; i++)
-		ring_push(ch, &ch->pending[i]);
-	ch->npending = 0;
+	while (n < ch->npending && ch->pending_log[n] <= durable)
+		ring_push(ch, &ch->pending[n++]);
+	if (n == 0 && ch->npending)
+		return;
+	ch->npending -= n;
+	memmove(ch->pending, ch->pending + n,
+		ch->npending * sizeof(*ch->pending));
+	memmove(ch->pending_log, ch->pending_log + n,
+		ch->npending * sizeof(*ch->pending_log));
 	if (!ch->watchers) {
 		ch->sent = ring_end(ch);
 	} else if (now >= ch->next_deliver_us) {
@@ -733,6 +747,7 @@ void changes_free(struct changes *ch)
 		event_free(ch->batch);
 	free(ch->ring);
 	free(ch->pending);
+	free(ch->pending_log);
 	ud_buf_free(&ch->scratch);
 	free(ch);
 }

@@ -6,9 +6,12 @@
  * ud_db_set_changes); its seq is the event id.  changes_note_cb encodes it
  * once, as the msgpack map {"seq","event","user_id","at","actor","user"}
  * (actor: the event's details.actor when present, else nil), and parks it
- * on the pending list.  Nothing reaches a watcher from there until
- * changes_publish(), which the server calls after ud_flush() succeeded:
- * changes leave only once they are in the log, like replies (server.h).
+ * on the pending list with the log seq of its record (ud_log_seq() right
+ * after the engine journaled it).  Nothing reaches a watcher from there
+ * until changes_publish(ch, durable) with durable >= that log seq: the
+ * server passes ud_durable_seq() after each flush, so changes leave only
+ * once they are as durable as replies (server.h; with --fsync always, once
+ * fdatasynced by the log's syncer).
  *
  * Window.  Published changes go into a ring of the latest `--changes-keep`
  * encoded maps, in seq order.  `floor` is the seq below which changes are
@@ -81,9 +84,9 @@ enum changes_proto { CHANGES_SSE, CHANGES_RPC };
 struct changes *changes_new(struct server *srv);
 void changes_free(struct changes *ch);
 
-/* Send what was committed since the last call to the watchers (after a
- * successful ud_flush). */
-void changes_publish(struct changes *ch);
+/* Send the pending changes whose log records are durable, log seq <=
+ * durable (ud_durable_seq()), to the watchers; the others stay pending. */
+void changes_publish(struct changes *ch, uint64_t durable);
 /* True while changes wait for changes_publish(). */
 bool changes_pending(const struct changes *ch);
 /* Feed behind watchers, drop closed ones (after each loop iteration). */

@@ -169,6 +169,8 @@ void conn_reply_end(struct conn *c, bool write)
 	if (c->closed)
 		return;
 	c->held_write |= write;
+	if (write)
+		c->log_need = ud_log_seq(srv->db);
 	if (write && srv->pg)
 		pgmode_note_reply(c);
 	if (!c->on_held) {
@@ -434,8 +436,10 @@ static struct evbuffer *conn_send_held(struct conn *c)
 }
 
 /* Move held replies to the sockets.  flush_rc != 0: the log write failed, so
- * replies that report writes stay held. */
-static void server_release_held(struct server *srv, int flush_rc)
+ * replies that report writes stay held, as do those whose write is not yet
+ * durable (log_need > durable). */
+static void server_release_held(struct server *srv, int flush_rc,
+				uint64_t durable)
 {
 	struct conn *c = srv->held_head, *keep = NULL;
 	srv->held_head = NULL;
@@ -448,7 +452,8 @@ static void server_release_held(struct server *srv, int flush_rc)
 			conn_close(c); /* its write was refused or lost */
 			c->pg_failed = false;
 		}
-		if (!c->closed && (flush_rc || pg == 0) && c->held_write) {
+		if (!c->closed && c->held_write &&
+		    (flush_rc || pg == 0 || c->log_need > durable)) {
 			c->held_next = keep;
 			keep = c;
 			c = next;
@@ -479,12 +484,25 @@ static void server_flush(struct server *srv)
 	pgmode_flush(srv);
 	if (!srv->held_head && !changes_pending(srv->changes))
 		return;
-	int rc = ud_flush(srv->db);
+	int rc = ud_flush_async(srv->db);
 	if (rc)
 		srv->metrics.flush_errors++;
-	server_release_held(srv, rc);
-	if (rc == 0 && srv->changes)
-		changes_publish(srv->changes);
+	uint64_t durable = ud_durable_seq(srv->db);
+	server_release_held(srv, rc, durable);
+	if (srv->changes)
+		changes_publish(srv->changes, durable);
+}
+
+/* The log's syncer finished an fdatasync: clear its eventfd; server_flush,
+ * right after this loop iteration, releases what became durable. */
+static void durable_cb(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t n;
+	(void)what;
+	(void)arg;
+	if (read(fd, &n, sizeof n) < 0) {
+		/* EAGAIN: already cleared */
+	}
 }
 
 /* ---- snapshots on demand ------------------------------------------------- */
@@ -776,6 +794,12 @@ static int server_events(struct server *srv)
 	    event_add(srv->sig_term, NULL) || event_add(srv->sig_int, NULL) ||
 	    event_add(srv->sig_hup, NULL) || event_add(srv->tick_ev, &tick))
 		return -1;
+	int dfd = ud_durable_fd(srv->db);
+	if (dfd >= 0 &&
+	    (!(srv->durable_ev = event_new(srv->base, dfd, EV_READ | EV_PERSIST,
+					   durable_cb, srv)) ||
+	     event_add(srv->durable_ev, NULL)))
+		return -1;
 	srv->pool = pool_new(srv->base, srv->cfg.workers);
 	return srv->pool ? 0 : -1;
 }
@@ -882,7 +906,7 @@ void server_destroy(struct server *srv)
 	}
 	while (srv->conns)
 		conn_close(srv->conns);
-	server_release_held(srv, 0); /* drops the list's references */
+	server_release_held(srv, 0, UINT64_MAX); /* drops the references */
 	changes_free(srv->changes);
 	srv->changes = NULL;
 	if (srv->sig_term)
@@ -895,6 +919,8 @@ void server_destroy(struct server *srv)
 	srv->tls_ctx = NULL;
 	if (srv->tick_ev)
 		event_free(srv->tick_ev);
+	if (srv->durable_ev)
+		event_free(srv->durable_ev);
 	if (srv->base)
 		event_base_free(srv->base);
 	pgmode_close(srv); /* before the store: it journals into it */

@@ -15,9 +15,18 @@
  *
  *     while (!stop) {
  *             event_base_loop(base, EVLOOP_ONCE);  -- read, execute, hold
- *             rc = ud_flush(db);                   -- one write(2) (+fsync)
- *             server_release_held(rc);             -- replies may now leave
+ *             rc = ud_flush_async(db);             -- one write(2)
+ *             server_release_held(rc, ud_durable_seq(db));
  *     }
+ *
+ * A connection holding a write's reply notes ud_log_seq() after the
+ * write (conn->log_need) and stays held until ud_durable_seq() reaches
+ * it.  With --fsync everysec and no that is at once (written is durable
+ * enough); with --fsync always the log's syncer thread fdatasyncs while
+ * the loop goes on, and its eventfd (ud_durable_fd(), srv->durable_ev)
+ * wakes the loop when it is done, so reads on other connections are never
+ * queued behind the disk (oplog.h).  A reply that follows a held write's
+ * reply on the same connection waits with it (replies keep their order).
  *
  * and ud_tick() runs from a 100 ms timer (10 ms while a client waits for a
  * snapshot).  Releasing writes each held buffer to its socket with one
@@ -97,15 +106,16 @@ struct conn {
 	struct conn *prev, *next; /* all open connections */
 	struct conn *held_next;	  /* server's held list */
 	bool on_held, held_write; /* on the list; holds a write's reply */
-	bool closed;		  /* socket gone */
-	bool close_when_done;	  /* close once replies are written */
-	bool linger;		  /* ... after a lingering close (below) */
-	bool lingering;		  /* reading only to discard, writes shut */
-	size_t linger_bytes;	  /* discarded so far */
-	bool paused;		  /* reading stopped for back-pressure */
-	bool tls;		  /* bev is an OpenSSL filter (tls.h) */
-	bool authed;		  /* RPC: auth succeeded, with key_hash */
-	unsigned key_idx;	  /* its entry in srv->keys while key_gen */
+	uint64_t log_need;    /* its write replies wait for this durable seq */
+	bool closed;	      /* socket gone */
+	bool close_when_done; /* close once replies are written */
+	bool linger;	      /* ... after a lingering close (below) */
+	bool lingering;	      /* reading only to discard, writes shut */
+	size_t linger_bytes;  /* discarded so far */
+	bool paused;	      /* reading stopped for back-pressure */
+	bool tls;	      /* bev is an OpenSSL filter (tls.h) */
+	bool authed;	      /* RPC: auth succeeded, with key_hash */
+	unsigned key_idx;     /* its entry in srv->keys while key_gen */
 	uint64_t key_gen;
 	uint8_t key_hash[32];
 	/* PostgreSQL mode: the serials of the held write replies (pgmode.h) */
@@ -143,6 +153,7 @@ struct server {
 	struct metrics metrics;
 	struct evconnlistener *rpc_l, *http_l, *unix_l;
 	struct event *sig_term, *sig_int, *tick_ev;
+	struct event *durable_ev; /* ud_durable_fd() readable, or NULL */
 	char rbuf[CONN_READ_MAX]; /* every socket read lands here first */
 	bool tick_fast; /* ticking every TICK_FAST_US: a snapshot is awaited */
 	struct conn *conns;	/* open connections */

@@ -352,6 +352,34 @@ int ud_flush(ud_db *db)
 	return p ? oplog_flush(p->log) : 0;
 }
 
+int ud_flush_async(ud_db *db)
+{
+	struct persist *p = persist_of(db);
+
+	return p ? oplog_flush_async(p->log) : 0;
+}
+
+uint64_t ud_log_seq(ud_db *db)
+{
+	struct persist *p = persist_of(db);
+
+	return p ? oplog_last_seq(p->log) : 0;
+}
+
+uint64_t ud_durable_seq(ud_db *db)
+{
+	struct persist *p = persist_of(db);
+
+	return p ? oplog_durable_seq(p->log) : UINT64_MAX;
+}
+
+int ud_durable_fd(ud_db *db)
+{
+	struct persist *p = persist_of(db);
+
+	return p ? oplog_wake_fd(p->log) : -1;
+}
+
 /* The injected failures of one snapshot, decided here in the parent.
  * SHORT means something only to snapwrite; elsewhere it is EIO. */
 static void snapshot_faults(struct persist *p, struct snap_faults *f)

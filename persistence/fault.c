@@ -52,11 +52,9 @@ static int err_parse(const char *s, size_t n)
 	static const struct {
 		const char *name;
 		int err;
-	} errs[] = {{"ENOSPC", ENOSPC},
-		    {"EIO", EIO},
-		    {"EDQUOT", EDQUOT},
-		    {"SHORT", FAULT_SHORT},
-		    {"PARTIAL", FAULT_PARTIAL}};
+	} errs[] = {{"ENOSPC", ENOSPC},		{"EIO", EIO},
+		    {"EDQUOT", EDQUOT},		{"SHORT", FAULT_SHORT},
+		    {"PARTIAL", FAULT_PARTIAL}, {"SLOW", FAULT_SLOW}};
 
 	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
 		if (strlen(errs[i].name) == n &&
@@ -217,6 +215,8 @@ int fault_fdatasync(struct fault *f, int fd)
 
 	if (e > 0)
 		return -e;
+	if (e == FAULT_SLOW)
+		usleep(FAULT_SLOW_MS * 1000);
 	return fdatasync(fd) == 0 ? 0 : -errno;
 }
 

@@ -34,7 +34,9 @@
  *          was asked and reports it; the callers loop; no effect on the
  *          other calls), or PARTIAL (a disk filling up mid-write: the
  *          calls alternate between a SHORT write and ENOSPC, so half of
- *          the bytes reach the file before the failure)
+ *          the bytes reach the file before the failure), or SLOW (a
+ *          slow disk: an fdatasync takes FAULT_SLOW_MS longer, then
+ *          succeeds; no effect on the other calls)
  *   skip   calls that pass before the rule fires (default 0)
  *   count  calls that fail once it fires (default 1; "*" = until cleared)
  *
@@ -64,6 +66,8 @@ enum fault_op {
 
 #define FAULT_SHORT   (-1) /* pseudo errno: short write */
 #define FAULT_PARTIAL (-2) /* rule only: SHORT, then ENOSPC, alternating */
+#define FAULT_SLOW    (-3) /* pseudo errno: fdatasync sleeps, then syncs */
+#define FAULT_SLOW_MS 1000
 #define FAULT_RULES   16
 
 struct fault_rule {

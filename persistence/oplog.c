@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,15 +35,26 @@ struct oplog {
 	bool unavailable;
 	bool need_sync; /* unavailable because an fsync failed */
 	int last_errno;
+	uint64_t written_seq; /* last record written to the file */
+	uint64_t durable_seq; /* last record known durable (oplog.h) */
+	/* UD_FSYNC_ALWAYS, oplog_flush_async: the bytes written but not yet
+	 * known synced, [pend_off, good_size) of the current segment, kept to
+	 * be written again if the syncer's fdatasync fails. */
+	struct ud_buf pend;
+	uint64_t pend_off;
 
-	/* everysec thread */
+	/* the sync thread (everysec: once a second; always: the syncer) */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t thr;
 	bool thr_on, stop;
-	uint64_t gen;	 /* bumped at rotation */
-	uint64_t synced; /* good_size known on disk, this gen */
+	uint64_t gen;	     /* bumped at rotation and at a syncer failure */
+	uint64_t synced;     /* good_size known on disk, this gen */
+	uint64_t synced_seq; /* the last record in those bytes */
+	uint64_t req_off;    /* always: sync up to here, this gen ... */
+	uint64_t req_seq;    /* ... which ends with this record */
 	int thr_err;
+	int wake_fd; /* always: eventfd, written after each syncer pass */
 };
 
 void oplog_seg_name(uint64_t first_seq, char out[32])
@@ -104,7 +116,31 @@ static int segs_push(struct oplog *o, uint64_t first_seq, uint64_t bytes)
 	return 0;
 }
 
-static void *sync_thread_cb(void *arg)
+/* One fdatasync of the current segment up to target (the record seq ends
+ * it), with mu held on entry and exit but not during the call.  A result
+ * for a segment rotated away meanwhile is dropped: rotation synced it. */
+static void thread_sync(struct oplog *o, uint64_t target, uint64_t seq)
+{
+	uint64_t gen = o->gen;
+	int fd = dup(o->fd), rc;
+
+	pthread_mutex_unlock(&o->mu);
+	rc = fd < 0 ? -errno : fault_fdatasync(o->fault, fd);
+	if (fd >= 0)
+		close(fd);
+	pthread_mutex_lock(&o->mu);
+	if (gen != o->gen)
+		return;
+	if (rc == 0 && target > o->synced) {
+		o->synced = target;
+		o->synced_seq = seq;
+	} else if (rc != 0) {
+		o->thr_err = -rc;
+	}
+}
+
+/* everysec: fdatasync once a second when something was written. */
+static void *everysec_thread_cb(void *arg)
 {
 	struct oplog *o = arg;
 	struct timespec ts;
@@ -116,20 +152,31 @@ static void *sync_thread_cb(void *arg)
 		pthread_cond_timedwait(&o->cv, &o->mu, &ts);
 		if (o->stop || o->good_size <= o->synced || o->thr_err)
 			continue;
-		uint64_t gen = o->gen, target = o->good_size;
-		int fd = dup(o->fd), rc;
+		thread_sync(o, o->good_size, o->written_seq);
+	}
+	pthread_mutex_unlock(&o->mu);
+	return NULL;
+}
 
-		pthread_mutex_unlock(&o->mu);
-		rc = fd < 0 ? -errno : fault_fdatasync(o->fault, fd);
-		if (fd >= 0)
-			close(fd);
-		pthread_mutex_lock(&o->mu);
-		if (gen != o->gen)
+/* always: the syncer.  Whatever was written while one fdatasync ran is
+ * covered by the next one: one call per pass however many writes (group
+ * commit).  After each pass the loop is woken through wake_fd; after a
+ * failure the syncer waits until the owner thread has taken it. */
+static void *syncer_thread_cb(void *arg)
+{
+	struct oplog *o = arg;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&o->mu);
+	while (!o->stop) {
+		if (o->thr_err || o->req_off <= o->synced) {
+			pthread_cond_wait(&o->cv, &o->mu);
 			continue;
-		if (rc == 0 && target > o->synced)
-			o->synced = target;
-		else if (rc != 0)
-			o->thr_err = -rc;
+		}
+		thread_sync(o, o->req_off, o->req_seq);
+		if (write(o->wake_fd, &one, sizeof(one)) < 0) {
+			/* EAGAIN: the counter is full, the loop is awake */
+		}
 	}
 	pthread_mutex_unlock(&o->mu);
 	return NULL;
@@ -138,14 +185,23 @@ static void *sync_thread_cb(void *arg)
 static int thread_start(struct oplog *o)
 {
 	pthread_condattr_t ca;
+	void *(*fn)(void *) = NULL;
 
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&o->cv, &ca);
 	pthread_condattr_destroy(&ca);
-	if (o->mode != UD_FSYNC_EVERYSEC)
+	if (o->mode == UD_FSYNC_EVERYSEC)
+		fn = everysec_thread_cb;
+	if (o->mode == UD_FSYNC_ALWAYS) {
+		o->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (o->wake_fd < 0)
+			return UD_ENOMEM;
+		fn = syncer_thread_cb;
+	}
+	if (!fn)
 		return 0;
-	if (pthread_create(&o->thr, NULL, sync_thread_cb, o) != 0)
+	if (pthread_create(&o->thr, NULL, fn, o) != 0)
 		return UD_ENOMEM;
 	o->thr_on = true;
 	return 0;
@@ -202,7 +258,9 @@ int oplog_open(const char *dir, const struct oplog_start *st,
 	o->mode = mode;
 	o->fault = fault;
 	o->fd = -1;
+	o->wake_fd = -1;
 	o->next_seq = st->next_seq;
+	o->written_seq = o->durable_seq = st->next_seq - 1;
 	pthread_mutex_init(&o->mu, NULL);
 	for (size_t i = 0; i < st->nseg; i++)
 		if (segs_push(o, st->segs[i].first_seq, st->segs[i].bytes))
@@ -211,6 +269,8 @@ int oplog_open(const char *dir, const struct oplog_start *st,
 	if (rc)
 		goto fail;
 	o->segs[o->nseg - 1].bytes = o->good_size;
+	o->pend_off = o->req_off = o->good_size;
+	o->synced_seq = o->req_seq = o->written_seq;
 	if (thread_start(o) == 0) {
 		*out = o;
 		return 0;
@@ -222,6 +282,8 @@ fail:
 	if (o) {
 		if (o->fd >= 0)
 			close(o->fd);
+		if (o->wake_fd >= 0)
+			close(o->wake_fd);
 		free(o->segs);
 		free(o->dir);
 		free(o);
@@ -239,7 +301,29 @@ static int fail(struct oplog *o, int neg_errno)
 	return UD_EUNAVAILABLE;
 }
 
-static int write_batch(struct oplog *o)
+/* Everything written is on disk (an fdatasync of the owner thread
+ * returned): nothing is pending for the syncer any more. */
+static void mark_durable(struct oplog *o)
+{
+	pthread_mutex_lock(&o->mu);
+	if (o->synced < o->good_size) {
+		o->synced = o->good_size;
+		o->synced_seq = o->written_seq;
+	}
+	if (o->req_off < o->good_size) {
+		o->req_off = o->good_size;
+		o->req_seq = o->written_seq;
+	}
+	pthread_mutex_unlock(&o->mu);
+	o->pend.len = 0;
+	o->pend_off = o->good_size;
+	o->durable_seq = o->written_seq;
+}
+
+/* pwrite the batch at good_size; with `sync`, fdatasync it too.  `async`
+ * (UD_FSYNC_ALWAYS only): keep the bytes in pend and leave the fdatasync
+ * to the syncer; if pend cannot grow, sync here instead. */
+static int write_batch_mode(struct oplog *o, bool sync, bool async)
 {
 	int rc;
 
@@ -247,25 +331,76 @@ static int write_batch(struct oplog *o)
 		return 0;
 	rc = fault_pwrite_all(o->fault, o->fd, o->batch.data, o->batch.len,
 			      (off_t)o->good_size);
-	if (rc == 0 && o->mode == UD_FSYNC_ALWAYS)
+	if (rc == 0 && async &&
+	    ud_buf_append(&o->pend, o->batch.data, o->batch.len) != 0) {
+		async = false;
+		sync = true;
+	}
+	if (rc == 0 && sync)
 		rc = fault_fdatasync(o->fault, o->fd);
 	if (rc)
 		return fail(o, rc);
 	pthread_mutex_lock(&o->mu);
 	o->good_size += o->batch.len;
-	if (o->mode == UD_FSYNC_ALWAYS)
-		o->synced = o->good_size;
+	o->written_seq = o->next_seq - 1;
+	if (async) {
+		o->req_off = o->good_size;
+		o->req_seq = o->written_seq;
+		pthread_cond_signal(&o->cv);
+	}
 	pthread_mutex_unlock(&o->mu);
 	o->segs[o->nseg - 1].bytes = o->good_size;
 	o->records += o->batch_records;
 	o->batch.len = 0;
 	o->batch_records = 0;
+	if (sync)
+		mark_durable(o);
+	else if (!async)
+		o->durable_seq = o->written_seq;
 	return 0;
 }
 
-/* Take a failure reported by the fsync thread. */
-static void collect_thread_err(struct oplog *o)
+static int write_batch(struct oplog *o)
 {
+	return write_batch_mode(o, o->mode == UD_FSYNC_ALWAYS, false);
+}
+
+/* The syncer's fdatasync failed: what it may not have synced, pend, goes
+ * back in front of the batch, the file is cut back to the last synced
+ * byte, and the log is unavailable until the retry (a synchronous write
+ * and fdatasync) succeeds.  As with a failed write, the identical bytes
+ * are written again at the identical offset. */
+static void syncer_failed(struct oplog *o, int e)
+{
+	uint64_t back = o->written_seq - o->durable_seq;
+
+	if (ud_buf_reserve(&o->batch, o->pend.len) == 0) {
+		memmove(o->batch.data + o->pend.len, o->batch.data,
+			o->batch.len);
+		memcpy(o->batch.data, o->pend.data, o->pend.len);
+		o->batch.len += o->pend.len;
+		o->batch_records += back;
+		o->records -= back;
+		fault_ftruncate(o->fault, o->fd, (off_t)o->pend_off);
+		pthread_mutex_lock(&o->mu);
+		o->good_size = o->req_off = o->synced = o->pend_off;
+		o->written_seq = o->req_seq = o->synced_seq = o->durable_seq;
+		o->gen++;
+		pthread_mutex_unlock(&o->mu);
+		o->segs[o->nseg - 1].bytes = o->good_size;
+		o->pend.len = 0;
+	} else {
+		o->need_sync = true; /* keep the bytes; a new fdatasync */
+	}
+	o->unavailable = true;
+	o->last_errno = e;
+}
+
+/* Take what the sync thread did: a failure, and (always) how far the
+ * syncer got, which drops that much of pend. */
+static void collect_thread(struct oplog *o)
+{
+	uint64_t synced, seq;
 	int e;
 
 	if (!o->thr_on)
@@ -273,8 +408,20 @@ static void collect_thread_err(struct oplog *o)
 	pthread_mutex_lock(&o->mu);
 	e = o->thr_err;
 	o->thr_err = 0;
+	synced = o->synced;
+	seq = o->synced_seq;
 	pthread_mutex_unlock(&o->mu);
-	if (e) {
+	if (o->mode == UD_FSYNC_ALWAYS && synced > o->pend_off) {
+		size_t n = (size_t)(synced - o->pend_off);
+
+		memmove(o->pend.data, o->pend.data + n, o->pend.len - n);
+		o->pend.len -= n;
+		o->pend_off = synced;
+		o->durable_seq = seq;
+	}
+	if (e && o->mode == UD_FSYNC_ALWAYS) {
+		syncer_failed(o, e);
+	} else if (e) {
 		o->unavailable = true;
 		o->need_sync = true;
 		o->last_errno = e;
@@ -291,9 +438,7 @@ static int retry(struct oplog *o)
 			o->last_errno = -rc;
 			return UD_EUNAVAILABLE;
 		}
-		pthread_mutex_lock(&o->mu);
-		o->synced = o->good_size;
-		pthread_mutex_unlock(&o->mu);
+		mark_durable(o);
 		o->need_sync = false;
 	}
 	rc = write_batch(o);
@@ -327,15 +472,36 @@ int oplog_append(void *arg, const void *rec, size_t len)
 
 int oplog_flush(struct oplog *o)
 {
-	collect_thread_err(o);
+	collect_thread(o);
 	if (o->unavailable)
 		return retry(o);
 	return write_batch(o);
 }
 
+int oplog_flush_async(struct oplog *o)
+{
+	collect_thread(o);
+	if (o->unavailable)
+		return retry(o);
+	if (o->mode != UD_FSYNC_ALWAYS)
+		return write_batch(o);
+	return write_batch_mode(o, false, true);
+}
+
+uint64_t oplog_durable_seq(struct oplog *o)
+{
+	collect_thread(o);
+	return o->durable_seq;
+}
+
+int oplog_wake_fd(const struct oplog *o)
+{
+	return o->wake_fd;
+}
+
 void oplog_tick(struct oplog *o)
 {
-	collect_thread_err(o);
+	collect_thread(o);
 	if (o->unavailable)
 		retry(o);
 }
@@ -352,9 +518,7 @@ int oplog_sync(struct oplog *o)
 		o->last_errno = -rc;
 		return UD_EUNAVAILABLE;
 	}
-	pthread_mutex_lock(&o->mu);
-	o->synced = o->good_size;
-	pthread_mutex_unlock(&o->mu);
+	mark_durable(o);
 	return 0;
 }
 
@@ -385,9 +549,10 @@ int oplog_rotate(struct oplog *o, struct ud_error *err)
 	pthread_mutex_lock(&o->mu);
 	close(o->fd);
 	o->fd = fd;
-	o->good_size = o->synced = FRAME_FILE_HDR;
+	o->good_size = o->synced = o->req_off = FRAME_FILE_HDR;
 	o->gen++;
 	pthread_mutex_unlock(&o->mu);
+	o->pend_off = FRAME_FILE_HDR;
 	return 0;
 }
 
@@ -427,7 +592,10 @@ void oplog_close(struct oplog *o)
 	pthread_cond_destroy(&o->cv);
 	pthread_mutex_destroy(&o->mu);
 	close(o->fd);
+	if (o->wake_fd >= 0)
+		close(o->wake_fd);
 	ud_buf_free(&o->batch);
+	ud_buf_free(&o->pend);
 	free(o->segs);
 	free(o->dir);
 	free(o);

@@ -12,12 +12,36 @@
  * Group commit.  oplog_append() (the engine's journal callback) only frames
  * the record into an in-memory batch.  oplog_flush() writes the whole batch
  * with one pwrite(2) (looping on short writes) at the end of the last good
- * record, then, in UD_FSYNC_ALWAYS, fdatasyncs once.  The server calls it
- * once per event-loop iteration before any reply leaves, so one write and
- * at most one fsync serve every request of that iteration.  In
+ * record, then, in UD_FSYNC_ALWAYS, fdatasyncs once.  The server calls
+ * oplog_flush_async() instead, once per event-loop iteration before any
+ * reply leaves, so one write serves every request of that iteration.  In
  * UD_FSYNC_EVERYSEC a thread fdatasyncs a dup() of the segment's fd once a
  * second when something was written; UD_FSYNC_NO never syncs except at
  * rotation and close.
+ *
+ * The syncer (UD_FSYNC_ALWAYS).  oplog_flush_async() writes the batch like
+ * oplog_flush() but does not wait for the disk: it asks the syncer thread
+ * to fdatasync up to the new end and returns.  The syncer runs one
+ * fdatasync at a time; what was written meanwhile is covered by its next
+ * one, so under load one fdatasync serves many loop iterations (group
+ * commit) while the loop goes on answering reads.  After each fdatasync
+ * it writes to an eventfd (oplog_wake_fd()) so the owner thread's loop
+ * wakes, takes the result and releases what became durable.
+ * Durable seq (oplog_durable_seq()): the last record that the fsync mode
+ * promises is kept: in UD_FSYNC_ALWAYS the last one fdatasynced, in the
+ * other modes the last one written (SPEC §5: a reply leaves once its
+ * write is in the log file).  It only grows.
+ * Bytes written but not yet synced stay in memory (`pend`) until the
+ * syncer has covered them.  If its fdatasync fails, they go back in front
+ * of the batch, the file is cut back to the last synced byte and the log
+ * becomes unavailable; the retry writes and fdatasyncs them again on the
+ * owner thread (a failed fdatasync may have dropped dirty pages, so the
+ * bytes are written again rather than synced again).
+ *
+ * Profile (issue 14; bench/fsync_p99.sh, get_by_id P=16 while 50 clients
+ * create, shared busy 2-core VM): before the syncer, every loop
+ * iteration with a write in it waited for an fdatasync before its reads
+ * were answered.  Numbers in bench/README.md.
  *
  * Failure (ENOSPC, EIO, fsync failure).  The bytes past the last good
  * record are cut off (ftruncate), the batch is KEPT (its mutations are
@@ -31,7 +55,7 @@
  *
  * State (owner thread, plus the fsync thread where marked):
  *
- *     AVAILABLE --flush fails / fsync thread fails--> UNAVAILABLE
+ *     AVAILABLE --flush fails / sync thread fails--> UNAVAILABLE
  *     UNAVAILABLE --oplog_flush/oplog_tick retry ok--> AVAILABLE
  *
  * Invariants:
@@ -41,6 +65,9 @@
  *   2. next_seq - 1 is the seq of the last record appended (batched or
  *      written); batch holds records written_seq+1 .. next_seq-1.
  *   3. The batch is empty whenever the log is rotated.
+ *   4. durable_seq <= written_seq <= next_seq - 1; pend holds exactly the
+ *      bytes [pend_off, good_size) of the current segment, the records
+ *      durable_seq+1 .. written_seq (UD_FSYNC_ALWAYS; empty otherwise).
  */
 #ifndef UD_OPLOG_H
 #define UD_OPLOG_H
@@ -85,6 +112,16 @@ void oplog_close(struct oplog *o);
 int oplog_append(void *o, const void *rec, size_t len);
 /* Write the batch (see above).  0, or UD_EUNAVAILABLE. */
 int oplog_flush(struct oplog *o);
+/* The same without waiting for fdatasync in UD_FSYNC_ALWAYS (the syncer
+ * does it); in the other modes the same as oplog_flush(). */
+int oplog_flush_async(struct oplog *o);
+/* The last record durable as the mode promises (see above); takes the
+ * syncer's results first. */
+uint64_t oplog_durable_seq(struct oplog *o);
+/* UD_FSYNC_ALWAYS: an eventfd that becomes readable after each fdatasync
+ * of the syncer (the caller reads 8 bytes to clear it); -1 otherwise.
+ * Owned by the log. */
+int oplog_wake_fd(const struct oplog *o);
 /* Periodic work: pick up an fsync-thread failure, retry when unavailable. */
 void oplog_tick(struct oplog *o);
 /* fdatasync the current segment now (any mode).  0 or UD_EUNAVAILABLE. */

@@ -520,6 +520,64 @@ Test(faults, log_fdatasync_with_fsync_always)
 	cr_log_info("fsync always: %.0f ms", mono_ms() - t0);
 }
 
+#define SLOW_MS 1000 /* FAULT_SLOW_MS (persistence/fault.h) */
+
+/* A read answered within ms (a get_by_email on the RPC connection and a
+ * GET on a fresh HTTP one). */
+static void reads_answered_within(double ms)
+{
+	double t0 = mono_ms();
+	reads_answered();
+	cr_assert_lt(mono_ms() - t0, ms,
+		     "reads waited %.0f ms behind a slow fdatasync",
+		     mono_ms() - t0);
+}
+
+/* --fsync always on a slow disk (every fdatasync FAULT_SLOW_MS long while
+ * flag 0 exists): the syncer holds the write replies (RPC and HTTP) and the
+ * change stream until their fdatasync returned, while reads on other
+ * connections are answered at once; kill -9 then loses no acknowledged
+ * write. */
+Test(faults, slow_fdatasync_holds_writes_not_reads)
+{
+	struct held h[2];
+	struct rpcc w;
+	fx_start(always, "fsync:SLOW:file=%s", 1);
+	http_create(true);
+	cr_assert_eq(rpcc_open(&w, F.s.rpc_port), 0);
+	cr_assert_eq(rpcc_auth(&w), 0);
+	json_t *r = rpcc_call(&w, "changes.watch", "[null]");
+	cr_assert_str_eq(rpc_err(r), "");
+	json_decref(r);
+	flag_on(0);
+	held_send(&h[0], false);
+	held_send(&h[1], true);
+	reads_answered_within(SLOW_MS / 2);
+	held_silent(&h[0], 100);
+	held_silent(&h[1], 1);
+	struct pollfd pfd = {.fd = w.fd, .events = POLLIN};
+	cr_assert_eq(poll(&pfd, 1, 0), 0, "a change left before its fsync");
+	reads_answered_within(SLOW_MS / 2);
+	held_answered(&h[0]);
+	held_answered(&h[1]);
+	/* Both creates are on the watcher's connection now, in order. */
+	for (int i = 0; i < 2; i++) {
+		json_t *n = rpcc_recv(&w);
+		cr_assert_not_null(n, "change %d never arrived", i);
+		cr_assert_str_eq(json_string_value(json_array_get(n, 1)),
+				 "change");
+		json_decref(n);
+	}
+	rpcc_close(&w);
+	rpc_create(true); /* acknowledged once synced, a second later */
+	held_send(&h[0], false);
+	held_silent(&h[0], 100);
+	crash_restart(); /* h[0] may or may not be there */
+	held_drop(&h[0]);
+	rpc_create(true);
+	http_create(true);
+}
+
 Test(faults, log_fdatasync_with_fsync_everysec)
 {
 	double t0 = mono_ms();

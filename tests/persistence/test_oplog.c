@@ -4,7 +4,9 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fault.h"
@@ -28,6 +30,14 @@ static void teardown(void)
 }
 
 TestSuite(oplog, .init = setup, .fini = teardown);
+
+static double test_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 Test(oplog, append_only_batches_until_flush)
 {
@@ -300,4 +310,114 @@ Test(oplog, fault_spec_syntax)
 Test(oplog, partial_rule_writes_half_then_fails)
 {
 	failing_flush(UD_FSYNC_NO, "write:PARTIAL:0:*", true);
+}
+
+/* Wait (at most 3 s) until the syncer has woken the owner thread and the
+ * durable seq reached `want`. */
+static bool durable_reaches(struct oplog *o, uint64_t want)
+{
+	struct pollfd pfd = {.fd = oplog_wake_fd(o), .events = POLLIN};
+	uint64_t n;
+
+	for (int i = 0; i < 300 && oplog_durable_seq(o) < want; i++)
+		if (poll(&pfd, 1, 10) == 1)
+			cr_assert_eq(read(pfd.fd, &n, sizeof n), sizeof n);
+	return oplog_durable_seq(o) >= want;
+}
+
+Test(oplog, async_flush_leaves_fdatasync_to_the_syncer)
+{
+	struct recs in, out = {0};
+	struct oplog *o = log_reopen(dir, UD_FSYNC_ALWAYS, &flt, &out, NULL);
+
+	cr_assert_geq(oplog_wake_fd(o), 0);
+	recs_make(&in, 20, 50);
+	log_append_all(o, &in);
+	cr_assert_eq(oplog_durable_seq(o), 0);
+	/* A slow disk: the write returns at once, the sync a second later. */
+	cr_assert_eq(fault_parse(&flt, "fsync:SLOW:0:1", NULL), 0);
+	double t0 = test_ms();
+	cr_assert_eq(oplog_flush_async(o), 0);
+	cr_assert_lt(test_ms() - t0, FAULT_SLOW_MS / 2, "waited for the disk");
+	cr_assert_eq(oplog_batch_bytes(o), 0);
+	cr_assert_eq(file_size(dir, "log-0000000000000001.ulog"),
+		     (long)oplog_bytes(o), "written");
+	cr_assert_lt(oplog_durable_seq(o), 20, "durable before its fdatasync");
+	cr_assert(durable_reaches(o, 20));
+	cr_assert_geq(test_ms() - t0, FAULT_SLOW_MS);
+	oplog_close(o);
+	o = log_reopen(dir, UD_FSYNC_ALWAYS, &flt, &out, NULL);
+	cr_assert(recs_equal(&in, &out));
+	cr_assert_eq(oplog_durable_seq(o), 20);
+	oplog_close(o);
+	recs_free(&in);
+	recs_free(&out);
+}
+
+Test(oplog, async_flush_in_other_modes_is_durable_when_written)
+{
+	int modes[] = {UD_FSYNC_EVERYSEC, UD_FSYNC_NO};
+	for (int m = 0; m < 2; m++) {
+		struct recs out = {0};
+		struct oplog *o = log_reopen(dir, modes[m], &flt, &out, NULL);
+		uint64_t seq = oplog_last_seq(o);
+
+		cr_assert_eq(oplog_wake_fd(o), -1);
+		cr_assert_eq(oplog_append(o, "abc", 3), 0);
+		cr_assert_eq(oplog_durable_seq(o), seq);
+		cr_assert_eq(oplog_flush_async(o), 0);
+		cr_assert_eq(oplog_durable_seq(o), seq + 1);
+		oplog_close(o);
+		recs_free(&out);
+	}
+}
+
+/* The syncer's fdatasync fails: nothing written since the last good sync
+ * counts as durable, the file is cut back to it, appends are refused, and
+ * the retry writes the same records again. */
+Test(oplog, syncer_failure_cuts_back_and_rewrites)
+{
+	struct recs a, b, out = {0};
+	struct oplog *o = log_reopen(dir, UD_FSYNC_ALWAYS, &flt, &out, NULL);
+
+	recs_make(&a, 5, 40);
+	recs_make(&b, 5, 400);
+	log_append_all(o, &a);
+	cr_assert_eq(oplog_flush_async(o), 0);
+	cr_assert(durable_reaches(o, 5));
+	long good = (long)oplog_bytes(o);
+	cr_assert_eq(fault_parse(&flt, "fsync:EIO:0:*", NULL), 0);
+	log_append_all(o, &b);
+	cr_assert_eq(oplog_flush_async(o), 0, "the write itself works");
+	for (int i = 0; i < 300 && !oplog_unavailable(o); i++) {
+		usleep(10000);
+		oplog_tick(o);
+	}
+	cr_assert(oplog_unavailable(o), "the syncer's failure must surface");
+	cr_assert_eq(oplog_durable_seq(o), 5);
+	cr_assert_eq(file_size(dir, "log-0000000000000001.ulog"), good,
+		     "the unsynced records must be cut back");
+	cr_assert_eq(oplog_append(o, "x", 1), UD_EUNAVAILABLE);
+	cr_assert_eq(oplog_flush_async(o), UD_EUNAVAILABLE, "still failing");
+	cr_assert_eq(fault_parse(&flt, "", NULL), 0);
+	cr_assert_eq(oplog_flush_async(o), 0, "the retry syncs at once");
+	cr_assert_not(oplog_unavailable(o));
+	cr_assert_eq(oplog_durable_seq(o), 10);
+	cr_assert_eq(oplog_records(o), 10);
+	cr_assert_eq(oplog_append(o, "after", 5), 0);
+	cr_assert_eq(oplog_flush_async(o), 0);
+	cr_assert(durable_reaches(o, 11));
+	oplog_close(o);
+	o = log_reopen(dir, UD_FSYNC_ALWAYS, &flt, &out, NULL);
+	cr_assert_eq(out.n, 11);
+	for (size_t i = 0; i < 5; i++) {
+		cr_assert_eq(out.lens[5 + i], b.lens[i]);
+		cr_assert_eq(memcmp(out.items[5 + i], b.items[i], b.lens[i]),
+			     0);
+	}
+	cr_assert_eq(memcmp(out.items[10], "after", 5), 0);
+	oplog_close(o);
+	recs_free(&a);
+	recs_free(&b);
+	recs_free(&out);
 }
