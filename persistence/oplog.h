@@ -38,10 +38,14 @@
  * owner thread (a failed fdatasync may have dropped dirty pages, so the
  * bytes are written again rather than synced again).
  *
- * Profile (issue 14; bench/fsync_p99.sh, get_by_id P=16 while 50 clients
- * create, shared busy 2-core VM): before the syncer, every loop
- * iteration with a write in it waited for an fdatasync before its reads
- * were answered.  Numbers in bench/README.md.
+ * Measured (issue 14): `bench/fsync_p99.sh 100000 5` (get_by_id, 10
+ * connections, one request in flight each, while 50 connections create;
+ * shared busy 2-core VM, an fdatasync here about 0.13 ms).  Before the
+ * syncer every loop iteration with a write in it waited for its fdatasync
+ * before any reply of the iteration left: read p99 always 5.7 ms vs
+ * everysec 4.9 ms (1.17x), reads 17k/s.  With it: always 0.90 ms vs
+ * everysec 5.8 ms, reads 58k/s, creates 18k/s (27k before: the reads
+ * now take their share of the two cores).
  *
  * Failure (ENOSPC, EIO, fsync failure).  The bytes past the last good
  * record are cut off (ftruncate), the batch is KEPT (its mutations are
