@@ -15,6 +15,8 @@
 #                                            userdb-server and userdb-bench,
 #                                            default build-bench/;
 #                                            BENCH_SERVER: another server)
+# FSYNC_RAW=FILE: also append each measurement to FILE as a JSON line tagged
+# fsync_reads_MODE / fsync_writes_MODE (bench/run.sh does, for report.py).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BENCH_BUILD:-$ROOT/build-bench}
@@ -44,7 +46,7 @@ run_mode() {
 		--users "$USERS" --conns 8 --pipeline 64 --no-hashes >/dev/null
 	"$B" --proto userdb --port "$PORT" --api-key k --op create \
 		--conns 50 --pipeline 1 --no-hashes --warmup 0 \
-		--duration "$((DURATION + 2))" >"$DIR/w.json" &
+		--duration "$(awk -v d="$DURATION" 'BEGIN { print d + 2 }')" >"$DIR/w.json" &
 	local wpid=$!
 	sleep 1
 	"$B" --proto userdb --port "$PORT" --api-key k --op get_by_id \
@@ -60,6 +62,12 @@ run_mode() {
 		"$(field p99_us <<<"$r")" "$(field p999_us <<<"$r")" \
 		"$(field ops_per_sec <<<"$w")" "$(field p99_us <<<"$w")"
 	field p99_us <<<"$r" >"$DIR/p99.$mode"
+	if [ -n "${FSYNC_RAW:-}" ]; then
+		printf '{"tag":"fsync_reads_%s","system":"userdb",%s\n' "$mode" \
+			"${r#\{}" >>"$FSYNC_RAW"
+		printf '{"tag":"fsync_writes_%s","system":"userdb",%s\n' "$mode" \
+			"${w#\{}" >>"$FSYNC_RAW"
+	fi
 }
 
 printf '%-9s %12s %10s %10s %10s %12s %12s\n' fsync reads/s \

@@ -246,7 +246,23 @@ def build(recs, meta):
                            "req/s", "higher", http, 0.8, "wrk",
                            {k: v for k, v in hl.items() if v}))
     rows += scaling_rows(recs, n_main)
+    rows += fsync_rows(recs)
     return rows
+
+
+def fsync_rows(recs):
+    """get_by_id p99 while 50 clients create: --fsync always over everysec
+    (bench/fsync_p99.sh); userdb's own ratio."""
+    e = find(recs, tag="fsync_reads_everysec", system="userdb")
+    a = find(recs, tag="fsync_reads_always", system="userdb")
+    if not (e and a and e.get("p99_us")):
+        return []
+    ratio = a["p99_us"] / e["p99_us"]
+    return [comparison("get_by_id p99 while 50 clients create, fsync "
+                       "always vs everysec (%d users)" % a["users"],
+                       "x (p99 ratio)", "lower", {"userdb": round(ratio, 3)},
+                       1.5, "reads not queued behind fdatasync (the log's "
+                       "syncer thread)", {"userdb": lat(a)}, ratio=ratio)]
 
 
 def fmt(v):

@@ -26,7 +26,9 @@
 #   http       (userdb) wrk on GET /v1/users/{id}; then nginx serving the same
 #              JSON as a static file, same connections and duration
 #   writes     update and a 90/10 read/update mix, then create
-# then userdb alone (memory only) at smaller sizes for the scaling rows.
+# then userdb alone (memory only) at smaller sizes for the scaling rows, and
+# userdb's get_by_id latency while 50 clients create, --fsync everysec vs
+# always (bench/fsync_p99.sh, 100k users).
 # Every userdb-bench run also reads the server's CPU time (all threads,
 # /proc/PID/task/*/schedstat) over its measured window: server_us_per_op,
 # what a request costs the server, next to ops/s (the load generator shares
@@ -38,7 +40,8 @@
 # Writes bench/results/latest.json, latest.md and latest.png (bench/report.py);
 # the raw measurements stay in bench/results/latest.raw.jsonl.
 # Environment: BENCH_USERS, BENCH_DURATION, BENCH_CONNS, BENCH_SYSTEMS
-# (subset of "userdb redis tarantool nginx scaling"), BENCH_BUILD, BENCH_JOBS,
+# (subset of "userdb redis tarantool nginx scaling fsync"), BENCH_BUILD,
+# BENCH_JOBS,
 # BENCH_SERVER (a userdb-server binary to use instead of the one built),
 # BENCH_KEEP=1 (keep the temporary directory).
 set -euo pipefail
@@ -64,7 +67,7 @@ else
 	DEPTHS_KEY="1 16" DEPTHS_OTHER="1 16" SMALL_SIZES="10000 100000"
 fi
 CONNS=${BENCH_CONNS:-50}
-SYSTEMS=${BENCH_SYSTEMS:-userdb redis tarantool nginx scaling}
+SYSTEMS=${BENCH_SYSTEMS:-userdb redis tarantool nginx scaling fsync}
 BUILD=${BENCH_BUILD:-$ROOT/build-bench}
 RESULTS=$ROOT/bench/results
 KEY="bench-key-$$-$RANDOM"
@@ -482,6 +485,13 @@ bench_scaling() {
 		run userdb "$port" small "$n" --op search --pipeline 1 --conns 2
 		stop_server "$SPID"
 	done
+}
+
+# userdb alone: reads while the disk is busy, --fsync everysec vs always.
+bench_fsync() {
+	BENCH_BUILD=$BUILD BENCH_SERVER=$SERVER BENCH_PORT=$(free_port) \
+		BENCH_TMP=$TMP FSYNC_RAW=$RAW timeout -k 5 600 \
+		bash "$ROOT/bench/fsync_p99.sh" 100000 "$DUR" >&2
 }
 
 START=$(date +%s)
