@@ -560,10 +560,12 @@ void changes_publish(struct changes *ch, uint64_t durable)
 	if (n == 0 && ch->npending)
 		return;
 	ch->npending -= n;
-	memmove(ch->pending, ch->pending + n,
-		ch->npending * sizeof(*ch->pending));
-	memmove(ch->pending_log, ch->pending_log + n,
-		ch->npending * sizeof(*ch->pending_log));
+	if (n && ch->npending) { /* (pending is NULL before any change) */
+		memmove(ch->pending, ch->pending + n,
+			ch->npending * sizeof(*ch->pending));
+		memmove(ch->pending_log, ch->pending_log + n,
+			ch->npending * sizeof(*ch->pending_log));
+	}
 	if (!ch->watchers) {
 		ch->sent = ring_end(ch);
 	} else if (now >= ch->next_deliver_us) {
