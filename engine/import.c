@@ -56,7 +56,7 @@ static int import_times(ud_db *db, const struct ud_import_extra *x,
 static int import_check(ud_db *db, const struct ud_fields *f,
 			const struct ud_import_extra *x, struct ud_error *err)
 {
-	int rc = ud_fields_validate(f, true, err);
+	int rc = x->checked ? 0 : ud_fields_validate(f, true, err);
 
 	if (rc)
 		return rc;

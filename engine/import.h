@@ -35,11 +35,13 @@ struct ud_import_extra {
 	const void *identities;	 /* msgpack map (checked by the caller's
 				    parser), NULL: {} */
 	size_t identities_len;
+	bool checked; /* the caller already ran ud_fields_validate(f, true)
+			 on these fields (a parser on another thread did) */
 };
 
-/* Create the user of f (validated like ud_user_create; UD_F_PASSWORD
- * refused) with x's times and identities.  Returns 0 (*out, which may be
- * NULL, borrowed like a get) or the create's codes: UD_EINVAL,
+/* Create the user of f (validated like ud_user_create unless x->checked;
+ * UD_F_PASSWORD refused) with x's times and identities.  Returns 0 (*out, which
+ * may be NULL, borrowed like a get) or the create's codes: UD_EINVAL,
  * UD_EDUPID, UD_EDUPEMAIL, UD_EUNAVAILABLE, UD_ENOMEM. */
 int ud_user_import(ud_db *db, const struct ud_fields *f,
 		   const struct ud_import_extra *x, const ud_user **out,

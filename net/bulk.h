@@ -24,23 +24,48 @@
  * Line format: the user's JSON as the API writes it, plus "password_hash"
  * (the encoded Argon2 string or null), one per line.
  *
- * Import (POST /v1/users/import).  The body is never held whole: http.c
- * feeds each piece the parser delivers to bulk_import_feed(), which cuts
- * lines and applies each complete one at once, in order, through
- * ud_user_import() (import.h): one journaled create per line, so a crash
- * leaves a prefix of the lines applied.  The work per call is bounded by
- * what one socket read delivered (CONN_READ_MAX), so other clients are
- * served between reads.  A line over BULK_LINE_MAX bytes is discarded as
- * it arrives and fails; every failure is counted, the first BULK_ERRORS_MAX
- * are reported with their line numbers (from 1).  Password hashes are only
- * parsed and checked (libsodium reads the encoded string), never computed;
- * a plain `password` on a line is refused.  on_conflict (a line whose id or
- * email belongs to a user): fail (409 for that line), skip, or update (the
- * line's name, email, role, status, avatar, custom_data and password_hash
- * are set on that user; a line whose id and email belong to two different
- * users fails with 409 duplicate_email).
+ * Import (POST /v1/users/import).  The body is never held whole, and the
+ * loop does only what needs the store.  http.c feeds each piece the parser
+ * delivers to bulk_import_feed(), which cuts lines (numbered from 1, blank
+ * ones counted and skipped) and copies them into a batch; a full batch
+ * goes to the worker pool (pool.h), where each line is parsed and checked
+ * (import_line.h: JSON, fields, times, identities) and a plain `password`
+ * is hashed with Argon2id; the parsed batch comes back to the loop, which
+ * applies its lines in order through ud_user_import() (import.h): one
+ * journaled create per line, so a crash leaves a prefix of the lines
+ * applied.  Batches may come back out of order (two workers); they wait
+ * for their turn, so lines always apply in file order.
  *
- * Threads: everything on the loop thread (the export writer in its child).
+ *   cut (loop) -> parse + hash (worker) -> apply in order (loop)
+ *
+ * Flow: at most IMPORT_INFLIGHT batches of one import are in the pool;
+ * bulk_import_feed() then returns false and the caller stops reading until
+ * wake(BULK_IMPORT_MORE).  Batches start at 16 lines and double up to 512
+ * (or 256 KiB of text) while no line carries a plain password; after a
+ * batch that hashed, batches are one line each, so that an import of
+ * plain passwords holds a worker for one hash at a time and other
+ * clients' password work queues between its lines.  Why a pool and not
+ * the loop: parsing was 60-70% of an import's CPU (jansson), and Argon2 is
+ * tens of milliseconds a line; on the loop both stalled every client.
+ *
+ * A line over BULK_LINE_MAX bytes is discarded as it arrives and fails;
+ * every failure is counted, the first BULK_ERRORS_MAX are reported with
+ * their line numbers.  on_conflict (a line whose id or email belongs to a
+ * user): fail (409 for that line), skip, or update (the line's name,
+ * email, role, status, avatar, custom_data and password_hash are set on
+ * that user; a line whose id and email belong to two different users
+ * fails with 409 duplicate_email).  A line's created_at may not be before
+ * the newest user's (import.h: users are kept in creation order, and the
+ * order index is an append-only array, order.h, so a line placed earlier
+ * would cost a move of every later slot).
+ *
+ * An import freed while batches are in the pool (the client went away)
+ * still applies them, in order, and the last one frees it: every line
+ * received and cut into a submitted batch is applied, as if the client
+ * had stopped sending after it.
+ *
+ * Threads: the loop thread, except the export writer (its child) and an
+ * import's batch parsing (the pool's workers, touching only the batch).
  */
 #ifndef UD_NET_BULK_H
 #define UD_NET_BULK_H
@@ -68,18 +93,34 @@ int bulk_export_start(struct conn *c, const char *query, size_t query_len,
 
 struct bulk_import;
 
+enum { BULK_IMPORT_MORE, BULK_IMPORT_DONE };
+/* An import that said wait can go on: MORE, feed again; DONE, every line
+ * is applied (after bulk_import_end returned 1): call bulk_import_finish.
+ * The callback may free the import. */
+typedef void (*bulk_import_wake_fn)(void *ctx, int what);
+
 /* A new import into srv's store with the raw query string (on_conflict);
- * NULL when out of memory.  A bad query is reported by bulk_import_finish
- * (lines fed meanwhile are discarded unread). */
+ * wake(ctx, ...) as above.  NULL when out of memory.  A bad query is
+ * reported by bulk_import_finish (lines fed meanwhile are discarded
+ * unread). */
 struct bulk_import *bulk_import_new(struct server *srv, const char *query,
-				    size_t query_len);
-/* Feed the next n bytes of the body; complete lines are applied now. */
-void bulk_import_feed(struct bulk_import *im, const char *p, size_t n);
-/* The body is complete: apply a last unterminated line, then write the
- * result object ({"created",...,"errors":[...]}) to out.  Returns 0, or a
- * ud_code with err set (bad query, out of memory). */
+				    size_t query_len, bulk_import_wake_fn wake,
+				    void *ctx);
+/* Feed the next n bytes of the body, sent by the key named actor (the
+ * actor of the lines cut now).  Returns true when it takes more now, false
+ * when the caller should feed nothing more until wake(MORE). */
+bool bulk_import_feed(struct bulk_import *im, const char *actor,
+		      size_t actor_len, const char *p, size_t n);
+/* The body is complete: cut a last unterminated line and send what is
+ * left to the pool.  0: every line is applied; 1: lines are in flight,
+ * wake(DONE) follows. */
+int bulk_import_end(struct bulk_import *im);
+/* Write the result object ({"created",...,"errors":[...]}) to out.  Returns
+ * 0, or a ud_code with err set (bad query, out of memory). */
 int bulk_import_finish(struct bulk_import *im, struct ud_buf *out,
 		       struct ud_error *err);
+/* Free it; with batches in flight they still apply and then free it, and
+ * wake is not called again. */
 void bulk_import_free(struct bulk_import *im);
 
 #endif

@@ -936,18 +936,47 @@ static int h_export(struct http_req *r)
 	return HTTP_ASYNC;
 }
 
+/* The import's answer, once every line is applied. */
+static void import_reply(struct conn *c, struct http_conn *hc)
+{
+	struct ud_error err = {0};
+	int rc = bulk_import_finish(hc->import, &hc->out, &err);
+	bulk_import_free(hc->import);
+	hc->import = NULL;
+	if (c->closed)
+		return;
+	if (rc) {
+		send_error(c, MR_HTTP_IMPORT, &err, NULL);
+		return;
+	}
+	metrics_observe(&c->srv->metrics, MR_HTTP_IMPORT, false, hc->start_ns);
+	send_json(c, 200, NULL, true);
+}
+
+/* The import let us go on (bulk.h): read its body again, or answer. */
+static void import_wake(void *ctx, int what)
+{
+	struct conn *c = ctx;
+	struct http_conn *hc = c->state;
+	if (what == BULK_IMPORT_MORE)
+		conn_job_end(c);
+	else
+		import_reply(c, hc);
+	hc->busy = false;
+	conn_resume(c);
+}
+
 static int h_import(struct http_req *r)
 {
 	struct http_conn *hc = r->hc;
-	int rc = hc->import ? bulk_import_finish(hc->import, &hc->out, &r->err)
-			    : ud_error_set(&r->err, UD_EINTERNAL, NULL,
-					   "import not set up");
-	bulk_import_free(hc->import);
-	hc->import = NULL;
-	if (rc)
-		return rc;
-	metrics_observe(&r->c->srv->metrics, r->route, false, hc->start_ns);
-	send_json(r->c, 200, NULL, true);
+	if (!hc->import)
+		return ud_error_set(&r->err, UD_EINTERNAL, NULL,
+				    "import not set up");
+	if (bulk_import_end(hc->import) == 1) { /* lines in the pool */
+		hc->busy = true;
+		return HTTP_ASYNC;
+	}
+	import_reply(r->c, hc);
 	return 0;
 }
 
@@ -1317,8 +1346,9 @@ static int import_begin(struct conn *c, struct http_conn *hc)
 	if (hc->parser.method != HTTP_POST ||
 	    !seg_eq(url, plen, "/v1/users/import") || !import_key(c, hc))
 		return 0;
-	hc->import = bulk_import_new(c->srv, q ? q + 1 : "",
-				     q ? hc->url.len - plen - 1 : 0);
+	hc->import =
+	    bulk_import_new(c->srv, q ? q + 1 : "",
+			    q ? hc->url.len - plen - 1 : 0, import_wake, c);
 	return hc->import ? 0 : -1;
 }
 
@@ -1352,15 +1382,18 @@ static int on_body(http_parser *p, const char *at, size_t n)
 		hc->import_bytes += n;
 		if (hc->import_bytes > c->srv->cfg.max_import)
 			return limit_hit(p, 413);
-		/* Lines are applied between other clients' requests: name
-		 * this key as the actor again each time.  A key removed
-		 * meanwhile (SIGHUP) applies nothing more; the request then
-		 * ends in 401. */
+		/* Lines are applied between other clients' requests, as this
+		 * key (not server_key_use: that counts a request).  A key
+		 * removed meanwhile (SIGHUP) gets nothing more cut; the
+		 * request then ends in 401. */
 		const struct key_entry *k = import_key(c, hc);
-		if (k) { /* not server_key_use: that counts a request */
-			ud_set_actor(c->srv->db, k->name, k->name_len);
-			server_actor_forget(c->srv);
-			bulk_import_feed(hc->import, at, n);
+		if (k && !bulk_import_feed(hc->import, k->name, k->name_len, at,
+					   n)) {
+			/* The pool holds enough of it: read nothing more
+			 * until the import wakes us (import_wake). */
+			hc->busy = true;
+			conn_job_begin(c);
+			http_parser_pause(p, 1);
 		}
 		return 0;
 	}
