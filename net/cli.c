@@ -2,27 +2,28 @@
  * cli.c -- userdb-cli: a MessagePack-RPC client for userdb-server.
  *
  *   userdb-cli [--host H] [--port N | --socket PATH] [--api-key K |
- *              --data-dir DIR] COMMAND [ARGS]
+ *              --data-dir DIR] [--tls] [--cacert FILE] COMMAND [ARGS]
  *
  * Commands map onto RPC methods (SPEC §3); results print as JSON on stdout,
  * errors as the error map on stderr with exit status 1 (2 for usage, 3 when
  * the server cannot be reached).  The key comes from --api-key, then
  * USERDB_API_KEY (the first of a comma-separated list), then DIR/api-key
- * (--data-dir, default ./data).  Blocking sockets; one request at a time.
+ * (--data-dir, default ./data).  --tls (implied by --cacert) speaks TLS to
+ * the RPC and HTTP ports alike and verifies the server's certificate
+ * against FILE and the --host name (cli_tls.h).  Blocking sockets; one
+ * request at a time.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <msgpack.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "cli_bulk.h"
+#include "cli_tls.h"
 #include "codec.h"
 #include "userdb.h"
 #include "userdb_version.h"
@@ -30,7 +31,8 @@
 struct cli {
 	const char *host, *port, *http_port, *socket_path, *data_dir;
 	char key[512];
-	int fd;
+	struct cli_tls tls;
+	struct cli_conn conn;
 	msgpack_unpacker unp;
 	uint32_t msgid;
 };
@@ -40,6 +42,7 @@ static void usage(FILE *out)
 	fputs("usage: userdb-cli [--host H] [--port N | --socket PATH]\n"
 	      "                  [--http-port N] [--api-key KEY | --data-dir "
 	      "DIR]\n"
+	      "                  [--tls] [--cacert FILE]\n"
 	      "                  COMMAND ...\n"
 	      "commands:\n"
 	      "  ping | stats | snapshot\n"
@@ -56,54 +59,12 @@ static void usage(FILE *out)
 	      "  export [FILE] | import FILE [--on-conflict fail|skip|update]\n"
 	      "       (over HTTP, --http-port; exit 0 good, 1 lines failed, "
 	      "2 could not run)\n"
+	      "  --tls: TLS to both ports; --cacert FILE: trust FILE's CAs "
+	      "(implies --tls)\n"
 	      "  --help | --version\n"
 	      "environment: USERDB_API_KEY, USERDB_PORT, USERDB_HTTP_PORT, "
 	      "USERDB_SOCKET\n",
 	      out);
-}
-
-static int connect_tcp(struct cli *c)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai, *p;
-	int rc = getaddrinfo(c->host, c->port, &hints, &ai);
-	if (rc) {
-		fprintf(stderr, "userdb-cli: %s: %s\n", c->host,
-			gai_strerror(rc));
-		return -1;
-	}
-	for (p = ai; p; p = p->ai_next) {
-		c->fd = socket(p->ai_family, SOCK_STREAM, 0);
-		if (c->fd >= 0 &&
-		    connect(c->fd, p->ai_addr, p->ai_addrlen) == 0)
-			break;
-		if (c->fd >= 0)
-			close(c->fd);
-		c->fd = -1;
-	}
-	freeaddrinfo(ai);
-	return c->fd >= 0 ? 0 : -1;
-}
-
-static int connect_unix(struct cli *c)
-{
-	struct sockaddr_un sun = {.sun_family = AF_UNIX};
-	snprintf(sun.sun_path, sizeof sun.sun_path, "%s", c->socket_path);
-	c->fd = socket(AF_UNIX, SOCK_STREAM, 0);
-	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sun, sizeof sun))
-		return -1;
-	return 0;
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 /* Send [0, id, method, params(JSON value)]; receive the reply into res.
@@ -119,7 +80,7 @@ static int rpc(struct cli *c, const char *method, json_t *params,
 	msgpack_pack_uint32(&pk, ++c->msgid);
 	msgpack_pack_str_with_body(&pk, method, strlen(method));
 	if (codec_json_to_mp(params, &b, "params", NULL) ||
-	    send_all(c->fd, b.data, b.len)) {
+	    cli_conn_send(&c->conn, b.data, b.len)) {
 		ud_buf_free(&b);
 		return -1;
 	}
@@ -129,8 +90,11 @@ static int rpc(struct cli *c, const char *method, json_t *params,
 		    MSGPACK_UNPACK_SUCCESS)
 			return 0;
 		msgpack_unpacker_reserve_buffer(&c->unp, 1 << 16);
-		ssize_t n = recv(c->fd, msgpack_unpacker_buffer(&c->unp),
-				 msgpack_unpacker_buffer_capacity(&c->unp), 0);
+		ssize_t n =
+		    cli_conn_recv(&c->conn, msgpack_unpacker_buffer(&c->unp),
+				  msgpack_unpacker_buffer_capacity(&c->unp));
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			return -1;
 		msgpack_unpacker_buffer_consumed(&c->unp, (size_t)n);
@@ -298,9 +262,18 @@ static void find_key(struct cli *c)
 static int parse_opts(struct cli *c, int argc, char **argv)
 {
 	int i = 1;
-	for (; i + 1 < argc && !strncmp(argv[i], "--", 2); i += 2) {
+	while (i < argc && !strncmp(argv[i], "--", 2)) {
 		const char *o = argv[i] + 2, *v = argv[i + 1];
-		if (!strcmp(o, "host"))
+		if (!strcmp(o, "tls")) { /* the one option without a value */
+			c->tls.on = true;
+			i++;
+			continue;
+		}
+		if (i + 1 >= argc)
+			break; /* --help, --version: a command */
+		if (!strcmp(o, "cacert"))
+			c->tls.on = true, c->tls.cacert = v;
+		else if (!strcmp(o, "host"))
 			c->host = v;
 		else if (!strcmp(o, "port"))
 			c->port = v;
@@ -314,16 +287,15 @@ static int parse_opts(struct cli *c, int argc, char **argv)
 			snprintf(c->key, sizeof c->key, "%s", v);
 		else
 			return -1;
+		i += 2;
 	}
 	return i;
 }
 
 int main(int argc, char **argv)
 {
-	struct cli c = {.host = "127.0.0.1",
-			.port = "7420",
-			.data_dir = "./data",
-			.fd = -1};
+	struct cli c = {
+	    .host = "127.0.0.1", .port = "7420", .data_dir = "./data"};
 	if (getenv("USERDB_PORT"))
 		c.port = getenv("USERDB_PORT");
 	c.socket_path = getenv("USERDB_SOCKET");
@@ -340,15 +312,23 @@ int main(int argc, char **argv)
 	}
 	find_key(&c);
 	if (!strcmp(argv[first], "export") || !strcmp(argv[first], "import")) {
-		struct cli_bulk b = {c.host, c.http_port, c.key};
+		struct cli_bulk b = {c.host, c.http_port, c.key, &c.tls};
 		return cli_bulk_run(&b, argv[first], argc - first - 1,
 				    argv + first + 1);
 	}
-	if (c.socket_path ? connect_unix(&c) : connect_tcp(&c)) {
-		fprintf(stderr, "userdb-cli: cannot connect: %s\n",
-			strerror(errno));
+	if (c.socket_path && c.tls.on) {
+		fputs("userdb-cli: --tls does not apply to --socket (the Unix "
+		      "socket is plaintext)\n",
+		      stderr);
+		return 2;
+	}
+	if (c.socket_path && cli_conn_unix(&c.conn, c.socket_path)) {
+		fprintf(stderr, "userdb-cli: cannot connect to %s: %s\n",
+			c.socket_path, strerror(errno));
 		return 3;
 	}
+	if (!c.socket_path && cli_conn_tcp(&c.conn, c.host, c.port, &c.tls))
+		return 3;
 	msgpack_unpacker_init(&c.unp, 1 << 16);
 	int rc = 0;
 	if (c.key[0]) {
@@ -363,6 +343,6 @@ int main(int argc, char **argv)
 		rc = command(&c, argv[first], argc - first - 1,
 			     argv + first + 1);
 	msgpack_unpacker_destroy(&c.unp);
-	close(c.fd);
+	cli_conn_close(&c.conn);
 	return rc;
 }

@@ -5,7 +5,8 @@
  *   userdb-cli [--host H] [--http-port N] export [FILE]
  *   userdb-cli [--host H] [--http-port N] import FILE [--on-conflict M]
  *
- * Plain HTTP/1.1 on a blocking socket, one request, Connection: close; the
+ * HTTP/1.1 (HTTPS with --tls, cli_tls.h) on a blocking socket, one
+ * request, Connection: close; the
  * response is read with http-parser, so a chunked export is checked to its
  * last chunk (an export cut short is an error, not a short file).  Neither
  * direction holds more than one buffer: the export is written to FILE (or
@@ -23,12 +24,10 @@
 #include <errno.h>
 #include <http_parser.h>
 #include <jansson.h>
-#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,36 +75,6 @@ static void progress_count(struct progress *p, const char *b, size_t n)
 	progress_show(p, false);
 }
 
-static int http_connect(const char *host, const char *port)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai, *a;
-	int fd = -1;
-	if (getaddrinfo(host, port, &hints, &ai) != 0)
-		return -1;
-	for (a = ai; a && fd < 0; a = a->ai_next) {
-		fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-		if (fd >= 0 && connect(fd, a->ai_addr, a->ai_addrlen) != 0) {
-			close(fd);
-			fd = -1;
-		}
-	}
-	freeaddrinfo(ai);
-	return fd;
-}
-
-static int send_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w, n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* The response being read. */
 struct resp {
 	http_parser parser;
@@ -148,14 +117,14 @@ static const http_parser_settings resp_settings = {
     .on_message_complete = on_complete,
 };
 
-/* Read the whole response from fd. 0, or -1 when it was cut or broken. */
-static int resp_read(int fd, struct resp *r)
+/* Read the whole response from cc. 0, or -1 when it was cut or broken. */
+static int resp_read(struct cli_conn *cc, struct resp *r)
 {
 	static char buf[BULK_IO];
 	http_parser_init(&r->parser, HTTP_RESPONSE);
 	r->parser.data = r;
 	while (!r->done) {
-		ssize_t n = recv(fd, buf, sizeof buf, 0);
+		ssize_t n = cli_conn_recv(cc, buf, sizeof buf);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -184,8 +153,9 @@ static void print_error(const char *what, const struct resp *r)
 	json_decref(o);
 }
 
-static int request_head(int fd, const char *method, const char *target,
-			const char *host, const char *key, const char *extra)
+static int request_head(struct cli_conn *cc, const char *method,
+			const char *target, const char *host, const char *key,
+			const char *extra)
 {
 	char head[2048];
 	int n = snprintf(head, sizeof head,
@@ -196,7 +166,7 @@ static int request_head(int fd, const char *method, const char *target,
 			 key[0] ? "\r\n" : "", extra);
 	return n < 0 || (size_t)n >= sizeof head
 		   ? -1
-		   : send_all(fd, head, (size_t)n);
+		   : cli_conn_send(cc, head, (size_t)n);
 }
 
 static int do_export(const struct cli_bulk *b, int argc, char **argv)
@@ -204,7 +174,8 @@ static int do_export(const struct cli_bulk *b, int argc, char **argv)
 	struct progress pg = {.tty = isatty(2), .verb = "exported"};
 	struct resp r = {.pg = &pg};
 	const char *path = argc > 0 ? argv[0] : NULL;
-	int fd, rc = 2;
+	struct cli_conn cc;
+	int rc = 2;
 	if (argc > 1) {
 		fputs("usage: userdb-cli export [FILE]\n", stderr);
 		return 2;
@@ -214,14 +185,11 @@ static int do_export(const struct cli_bulk *b, int argc, char **argv)
 		fprintf(stderr, "userdb-cli: %s: %s\n", path, strerror(errno));
 		return 2;
 	}
-	if ((fd = http_connect(b->host, b->http_port)) < 0) {
-		fprintf(stderr, "userdb-cli: cannot connect to %s:%s: %s\n",
-			b->host, b->http_port, strerror(errno));
+	if (cli_conn_tcp(&cc, b->host, b->http_port, b->tls))
 		goto out;
-	}
 	pg.start = now_s();
-	if (request_head(fd, "GET", "/v1/users/export", b->host, b->key, "") ||
-	    resp_read(fd, &r) || r.write_failed) {
+	if (request_head(&cc, "GET", "/v1/users/export", b->host, b->key, "") ||
+	    resp_read(&cc, &r) || r.write_failed) {
 		if (r.parser.status_code == 200 || !r.parser.status_code)
 			fprintf(stderr,
 				"\nuserdb-cli: export cut short after "
@@ -238,7 +206,7 @@ static int do_export(const struct cli_bulk *b, int argc, char **argv)
 			(double)pg.bytes / 1e6, now_s() - pg.start);
 		rc = 0;
 	}
-	close(fd);
+	cli_conn_close(&cc);
 out:
 	if (path && fclose(r.sink) != 0 && rc == 0)
 		rc = 2;
@@ -249,22 +217,23 @@ out:
 }
 
 /* Send the file: sized with Content-Length, else chunked. */
-static int send_file(int fd, FILE *in, bool chunked, struct progress *pg)
+static int send_file(struct cli_conn *cc, FILE *in, bool chunked,
+		     struct progress *pg)
 {
 	static char buf[BULK_IO];
 	size_t n;
 	while ((n = fread(buf, 1, sizeof buf, in)) > 0) {
 		char hex[16];
 		int hn = snprintf(hex, sizeof hex, "%zx\r\n", n);
-		if ((chunked && send_all(fd, hex, (size_t)hn)) ||
-		    send_all(fd, buf, n) ||
-		    (chunked && send_all(fd, "\r\n", 2)))
+		if ((chunked && cli_conn_send(cc, hex, (size_t)hn)) ||
+		    cli_conn_send(cc, buf, n) ||
+		    (chunked && cli_conn_send(cc, "\r\n", 2)))
 			return -1; /* the server answered early: read it */
 		progress_count(pg, buf, n);
 	}
 	if (ferror(in))
 		return -2;
-	return chunked ? send_all(fd, "0\r\n\r\n", 5) : 0;
+	return chunked ? cli_conn_send(cc, "0\r\n\r\n", 5) : 0;
 }
 
 static int import_summary(const struct resp *r, struct progress *pg)
@@ -307,7 +276,8 @@ static int do_import(const struct cli_bulk *b, int argc, char **argv)
 	const char *mode = NULL;
 	char target[128], extra[128];
 	struct stat st;
-	int fd, rc = 2;
+	struct cli_conn cc;
+	int rc = 2;
 	if (argc == 3 && !strcmp(argv[1], "--on-conflict"))
 		mode = argv[2];
 	if ((argc != 1 && !mode) ||
@@ -337,15 +307,12 @@ static int do_import(const struct cli_bulk *b, int argc, char **argv)
 		snprintf(extra, sizeof extra,
 			 "Content-Type: application/x-ndjson\r\n"
 			 "Transfer-Encoding: chunked\r\n");
-	if ((fd = http_connect(b->host, b->http_port)) < 0) {
-		fprintf(stderr, "userdb-cli: cannot connect to %s:%s: %s\n",
-			b->host, b->http_port, strerror(errno));
+	if (cli_conn_tcp(&cc, b->host, b->http_port, b->tls))
 		goto out;
-	}
 	pg.start = now_s();
-	int sent = request_head(fd, "POST", target, b->host, b->key, extra);
+	int sent = request_head(&cc, "POST", target, b->host, b->key, extra);
 	if (sent == 0)
-		sent = send_file(fd, in, !sized, &pg);
+		sent = send_file(&cc, in, !sized, &pg);
 	if (sent == -2) {
 		fprintf(stderr, "userdb-cli: %s: %s\n", argv[0],
 			strerror(errno));
@@ -353,7 +320,7 @@ static int do_import(const struct cli_bulk *b, int argc, char **argv)
 		progress_show(&pg, true);
 		if (pg.tty)
 			fputc('\n', stderr);
-		if (resp_read(fd, &r))
+		if (resp_read(&cc, &r))
 			fputs("userdb-cli: import: the connection was cut "
 			      "before the answer\n",
 			      stderr);
@@ -362,7 +329,7 @@ static int do_import(const struct cli_bulk *b, int argc, char **argv)
 		else
 			rc = import_summary(&r, &pg);
 	}
-	close(fd);
+	cli_conn_close(&cc);
 out:
 	if (in != stdin)
 		fclose(in);

@@ -6,8 +6,11 @@
 
 #include <stdbool.h>
 
+#include "cli_tls.h"
+
 struct cli_bulk {
 	const char *host, *http_port, *key;
+	const struct cli_tls *tls; /* HTTPS when tls->on */
 };
 
 /* Run `export [FILE]` or `import FILE [--on-conflict M]`; returns the exit
