@@ -47,4 +47,19 @@ int ud_user_import(ud_db *db, const struct ud_fields *f,
 		   const struct ud_import_extra *x, const ud_user **out,
 		   struct ud_error *err);
 
+/* on_conflict=update: set on the existing user u what line (f, x) gives,
+ * as one journaled change (a user.updated event whose details name the
+ * changed fields, "password" and "identities" included): name, email, role,
+ * status, avatar, custom_data, password_hash, identities (the whole map),
+ * last_sign_in_at and updated_at (when absent: now).  created_at, when
+ * given, must be the user's own (it cannot move: creation order), and
+ * updated_at may not go back past the user's current one nor pass now.  A
+ * line that changes nothing makes no change.  Returns 0 (*out, may be NULL)
+ * or UD_EINVAL, UD_EDUPEMAIL (the email is another user's),
+ * UD_EUNAVAILABLE, UD_ENOMEM. */
+int ud_user_import_update(ud_db *db, const ud_user *u,
+			  const struct ud_fields *f,
+			  const struct ud_import_extra *x, const ud_user **out,
+			  struct ud_error *err);
+
 #endif

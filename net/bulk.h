@@ -51,13 +51,13 @@
  * A line over BULK_LINE_MAX bytes is discarded as it arrives and fails;
  * every failure is counted, the first BULK_ERRORS_MAX are reported with
  * their line numbers.  on_conflict (a line whose id or email belongs to a
- * user): fail (409 for that line), skip, or update (the line's name,
- * email, role, status, avatar, custom_data and password_hash are set on
- * that user; a line whose id and email belong to two different users
- * fails with 409 duplicate_email).  A line's created_at may not be before
- * the newest user's (import.h: users are kept in creation order, and the
- * order index is an append-only array, order.h, so a line placed earlier
- * would cost a move of every later slot).
+ * user): fail (409 for that line), skip, or update (what the line gives,
+ * times and identities included, is set on that user in one change by
+ * ud_user_import_update(), import.h; a line whose id and email belong to
+ * two different users fails with 409 duplicate_email).  A line's created_at may
+ * not be before the newest user's (import.h: users are kept in creation order,
+ * and the order index is an append-only array, order.h, so a line placed
+ * earlier would cost a move of every later slot).
  *
  * An import freed while batches are in the pool (the client went away)
  * still applies them, in order, and the last one frees it: every line

@@ -187,31 +187,10 @@ static void line_failed(struct bulk_import *im, uint64_t lineno,
 	ud_buf_append(b, "}", 1);
 }
 
-/* on_conflict=update: set what the line gives on user u. */
-static int line_update(struct bulk_import *im, const ud_user *u,
-		       const struct ud_fields *f, struct ud_error *err)
-{
-	ud_db *db = im->srv->db;
-	struct ud_user_view v;
-	struct ud_fields up = *f;
-	char id[UD_ID_MAX + 1];
-	int rc = 0;
-	ud_user_view(u, &v);
-	size_t idn = v.id_len;
-	memcpy(id, v.id, idn);
-	up.set &= ~(unsigned)(UD_F_ID | UD_F_PASSWORD_HASH | UD_F_PASSWORD);
-	if (up.set)
-		rc = ud_user_update(db, id, idn, &up, 0, NULL, err);
-	if (rc == 0 && (f->set & UD_F_PASSWORD_HASH))
-		rc = ud_user_set_password_hash(db, id, idn, f->password_hash,
-					       f->password_hash_len, NULL, err);
-	return rc;
-}
-
 /* A line that may name an existing user (skip or update): per
  * on_conflict.  1 when it names none (create it), else 0 or a code. */
 static int line_conflict(struct bulk_import *im, const struct ud_fields *f,
-			 struct ud_error *err)
+			 const struct ud_import_extra *x, struct ud_error *err)
 {
 	ud_db *db = im->srv->db;
 	const ud_user *by_id =
@@ -228,7 +207,8 @@ static int line_conflict(struct bulk_import *im, const struct ud_fields *f,
 		return ud_error_set(err, UD_EDUPEMAIL, "email",
 				    "the id and the email belong to two "
 				    "different users");
-	int rc = line_update(im, by_id ? by_id : by_email, f, err);
+	int rc = ud_user_import_update(db, by_id ? by_id : by_email, f, x, NULL,
+				       err);
 	if (rc == 0)
 		im->updated++;
 	return rc;
@@ -239,7 +219,9 @@ static int line_conflict(struct bulk_import *im, const struct ud_fields *f,
 static int line_commit(struct bulk_import *im, struct slot *s,
 		       struct ud_error *err)
 {
-	int rc = im->on_conflict == ON_FAIL ? 1 : line_conflict(im, &s->f, err);
+	int rc = im->on_conflict == ON_FAIL
+		     ? 1
+		     : line_conflict(im, &s->f, &s->x, err);
 	if (rc != 1)
 		return rc;
 	rc = ud_user_import(im->srv->db, &s->f, &s->x, NULL, err);

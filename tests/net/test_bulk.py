@@ -289,6 +289,66 @@ def t_conflicts(S):
           "duplicates inside the file", d)
 
 
+def rfc3339(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + \
+        ".%03dZ" % (int(t * 1000) % 1000)
+
+
+def t_update_times_identities(S):
+    """on_conflict=update sets the line's times, identities and password in
+    one change (one user.updated event), and refuses what would break the
+    store's order of creation or move updated_at back."""
+    r, d = import_(S, ndjson([{"id": "usr_t1", "name": "T", "email": "t1@x.com",
+                               "identities": {"gh": {"user_id": "1"}}}]))
+    check(d.get("created") == 1, "update times: created", d)
+    u0 = call(S, "GET", "/v1/users/usr_t1").json["data"]
+    time.sleep(0.2)
+    upd = rfc3339(time.time() - 0.05)
+    line = {"id": "usr_t1", "name": "T2", "email": "t1@x.com",
+            "created_at": u0["created_at"], "updated_at": upd,
+            "last_sign_in_at": "2020-05-05T05:05:05.500Z",
+            "identities": {"google": {"user_id": "g-9", "details": {"x": 1}}},
+            "password": "a-new-password"}
+    r, d = import_(S, ndjson([line]), "?on_conflict=update")
+    check(d.get("updated") == 1 and d.get("failed") == 0, "update times: ok", d)
+    u = call(S, "GET", "/v1/users/usr_t1").json["data"]
+    check(u["updated_at"] == upd and u["created_at"] == u0["created_at"] and
+          u["last_sign_in_at"] == "2020-05-05T05:05:05.500Z" and
+          u["name"] == "T2" and u["has_password"] is True,
+          "update sets updated_at and last_sign_in_at as given", (upd, u))
+    check(u["identities"] == {"google": {"user_id": "g-9", "details": {"x": 1}}},
+          "update replaces the identities", u)
+    v = call(S, "POST", "/v1/users/usr_t1/password/verify",
+             {"password": "a-new-password"})
+    check(v.status == 200 and v.json["data"]["valid"] is True,
+          "update sets a plain password, hashed", v.body)
+    logs = call(S, "GET", "/v1/logs?user_id=usr_t1&limit=100").json["data"]
+    ups = [e for e in logs if e["event"] == "user.updated"]
+    check(len(ups) == 1 and set(ups[0]["details"]["fields"]) >=
+          {"name", "identities", "password", "last_sign_in_at"} and
+          not [e for e in logs if e["event"] == "user.password_changed"],
+          "an update line is one change with one event", logs)
+    bad = dict(line, created_at="2020-01-01T00:00:00Z")
+    del bad["password"]
+    r, d = import_(S, ndjson([bad]), "?on_conflict=update")
+    check(d.get("failed") == 1 and d["errors"][0]["field"] == "created_at",
+          "update may not move created_at", d)
+    bad = dict(line, updated_at=u0["updated_at"])
+    del bad["password"]
+    r, d = import_(S, ndjson([bad]), "?on_conflict=update")
+    check(d.get("failed") == 1 and d["errors"][0]["field"] == "updated_at",
+          "update may not move updated_at back", d)
+    same = dict(line)  # the verification above moved last_sign_in_at
+    del same["password"]
+    same["last_sign_in_at"] = call(S, "GET", "/v1/users/usr_t1").json[
+        "data"]["last_sign_in_at"]
+    logs = call(S, "GET", "/v1/logs?user_id=usr_t1&limit=100").json["data"]
+    r, d = import_(S, ndjson([same]), "?on_conflict=update")
+    logs2 = call(S, "GET", "/v1/logs?user_id=usr_t1&limit=100").json["data"]
+    check(d.get("updated") == 1 and len(logs2) == len(logs),
+          "an update line that changes nothing makes no event", (d, logs2))
+
+
 def t_hostile(S):
     good = lambda i: json.dumps({"name": "G%d" % i, "email": "g%d@h.com" % i}).encode()
     parts = [
@@ -578,6 +638,7 @@ def main():
         t_import_basics(S)
         t_password_lines_in_order(S)
         t_conflicts(S)
+        t_update_times_identities(S)
         t_hostile(S)
         t_export(S)
         t_export_point_in_time(S)
