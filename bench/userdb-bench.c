@@ -79,12 +79,13 @@ enum op {
 	OP_SNAPSHOT,
 	OP_WAIT,
 	OP_IDS,
+	OP_CPU,
 };
 
 static const char *const op_names[] = {
     "load",	 "get_by_id", "get_by_email", "get_many", "list_first",
     "list_deep", "search",    "create",	      "update",	  "mix",
-    "ping",	 "snapshot",  "wait",	      "ids",
+    "ping",	 "snapshot",  "wait",	      "ids",	  "cpu",
 };
 static const char *const proto_names[] = {"userdb", "redis", "tarantool"};
 
@@ -112,6 +113,10 @@ struct opts {
 	int show;	   /* one request of --op, print its reply */
 	int hashes;	   /* users carry an Argon2id password_hash */
 	int server_pid;	   /* measure this process's CPU (0: none) */
+	int tree_pid;	   /* also this process and its children (postgres) */
+	double rate;	   /* operations started per second in all (0: closed
+			      loop) */
+	int probe_port;	   /* lag probe: create on --port, poll this one */
 };
 
 #define GET_MANY_MAX 64
@@ -559,12 +564,22 @@ static void base36(char *out, uint64_t v, int digits)
 	}
 }
 
+/* --plain-ids: user i's id is "usr_" + i in 16 decimal digits instead, so
+ * that SQL and pgbench scripts can compute it ('usr_' || lpad(i, 16, '0')).
+ * Set once by main() before any thread starts. */
+static int plain_ids;
+
 static void user_fill(struct user *u, uint64_t i)
 {
 	uint64_t h = i ^ 0x5eed5eed5eedull;
 	memcpy(u->id, "usr_", 4);
-	base36(u->id + 4, splitmix64(&h), 8);
-	base36(u->id + 12, i, 8);
+	if (plain_ids) {
+		snprintf(u->id + 4, 17, "%016llu",
+			 (unsigned long long)(i % 10000000000000000ull));
+	} else {
+		base36(u->id + 4, splitmix64(&h), 8);
+		base36(u->id + 12, i, 8);
+	}
 	u->id[20] = 0;
 	u->id_len = 20;
 	int k = snprintf(u->email, sizeof u->email, "user%llu@example.com",
@@ -676,6 +691,21 @@ struct worker {
 	int stopping;
 	int busy_slots;
 	pthread_t thread;
+	/* --rate: slots wait on the idle stack (conn << 16 | slot) until the
+	 * next start is due, one every interval_ns */
+	uint32_t *idle;
+	int nidle, releasing;
+	uint64_t next_due, interval_ns, late;
+};
+
+/* The lag probe (--probe-port): write on one node, time until another
+ * node serves it. */
+struct probe {
+	struct bench *b;
+	pthread_t thread;
+	uint64_t t_measure, t_stop;
+	struct hist lag;
+	uint64_t missing, errors;
 };
 
 struct bench {
@@ -687,6 +717,7 @@ struct bench {
 	atomic_long next_create;
 	atomic_int error_printed;
 	atomic_uint_fast64_t update_seq;
+	struct probe *probe; /* when --probe-port ran */
 };
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -1349,6 +1380,11 @@ static int slot_pick(struct worker *w, struct slot *s)
 static void slot_start(struct worker *w, struct conn *c, uint32_t si)
 {
 	struct slot *s = &c->slots[si];
+	if (w->interval_ns && !w->releasing && !w->stopping) {
+		s->busy = 0;
+		w->idle[w->nidle++] = (uint32_t)(c - w->conns) << 16 | si;
+		return;
+	}
 	if (w->stopping || slot_pick(w, s) < 0) {
 		s->busy = 0;
 		return;
@@ -1593,6 +1629,38 @@ static void worker_fail(struct worker *w, struct conn *c)
 	w->stopping = 2;
 }
 
+/* --rate: start the idle slots whose time has come.  Behind by more than
+ * 50 ms (every slot busy: the server is slower than the rate), the missed
+ * starts are dropped and counted, not made up in a burst. */
+static void worker_release(struct worker *w, uint64_t t)
+{
+	if (t > w->next_due + 50000000ull) {
+		w->late += (t - w->next_due) / w->interval_ns;
+		w->next_due = t;
+	}
+	w->releasing = 1;
+	while (w->nidle && w->next_due <= t && !w->stopping) {
+		uint32_t v = w->idle[--w->nidle];
+		struct conn *c = &w->conns[v >> 16];
+		slot_start(w, c, v & 0xffff);
+		if (c->want_write && conn_flush(w, c) < 0)
+			w->stopping = 2;
+		w->next_due += w->interval_ns;
+	}
+	w->releasing = 0;
+}
+
+/* epoll timeout: until the next start is due under --rate, else 10 ms. */
+static int worker_timeout(const struct worker *w, uint64_t t)
+{
+	if (!w->interval_ns || !w->nidle)
+		return 10;
+	if (w->next_due <= t)
+		return 0;
+	uint64_t ms = (w->next_due - t + 999999) / 1000000;
+	return ms < 10 ? (int)ms : 10;
+}
+
 static void *worker_run(void *arg)
 {
 	struct worker *w = arg;
@@ -1617,7 +1685,9 @@ static void *worker_run(void *arg)
 		if (w->stopping || o->op == OP_LOAD)
 			if (!w->busy_slots)
 				break;
-		int n = epoll_wait(w->ep, evs, 64, 10);
+		if (w->interval_ns && !w->stopping)
+			worker_release(w, t);
+		int n = epoll_wait(w->ep, evs, 64, worker_timeout(w, t));
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
 			if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
@@ -1678,10 +1748,10 @@ static int sync_reply_failed(enum proto proto, const struct conn *c, long n)
 }
 
 /* Open a connection and do the protocol's handshake; -1 on failure. */
-static int conn_open(struct bench *b, struct conn *c)
+static int conn_open_at(struct bench *b, struct conn *c, int port)
 {
 	memset(c, 0, sizeof *c);
-	c->fd = tcp_connect(b->o.host, b->o.port);
+	c->fd = tcp_connect(b->o.host, port);
 	if (c->fd < 0)
 		return -1;
 	if (b->o.tls && tls_start(c)) {
@@ -1710,6 +1780,11 @@ static int conn_open(struct bench *b, struct conn *c)
 	}
 	c->in.len = 0;
 	return 0;
+}
+
+static int conn_open(struct bench *b, struct conn *c)
+{
+	return conn_open_at(b, c, b->o.port);
 }
 
 static void conn_close(struct conn *c)
@@ -1863,6 +1938,55 @@ static double proc_cpu_ns(int pid)
 	return sum;
 }
 
+/* Nanoseconds on a CPU that process pid and its children have used: each
+ * live one's schedstat as above, plus the user and system time of the
+ * children pid already reaped (/proc/PID/stat fields 16 and 17, in clock
+ * ticks).  For a PostgreSQL postmaster this is every backend, the ones
+ * that ended during a run (pgbench's, at its exit) included: the whole
+ * server's cost.  -1 when pid cannot be read. */
+static double tree_cpu_ns(int pid)
+{
+	double self = proc_cpu_ns(pid), sum = 0, tick = 1e9 / 100;
+	long hz = sysconf(_SC_CLK_TCK);
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	if (self < 0 || !d) {
+		if (d)
+			closedir(d);
+		return -1;
+	}
+	if (hz > 0)
+		tick = 1e9 / (double)hz;
+	while ((e = readdir(d))) {
+		char p[300], st[1024];
+		int child = atoi(e->d_name);
+		if (child <= 0)
+			continue;
+		snprintf(p, sizeof p, "/proc/%d/stat", child);
+		FILE *f = fopen(p, "r");
+		size_t n = f ? fread(st, 1, sizeof st - 1, f) : 0;
+		if (f)
+			fclose(f);
+		st[n] = 0;
+		/* after the ")" that ends the command name: state ppid ... */
+		char *r = strrchr(st, ')');
+		unsigned long long ut, stime, cut, cst;
+		double ns;
+		int ppid;
+		if (!r || sscanf(r + 2,
+				 "%*c %d %*d %*d %*d %*d %*u %*u %*u "
+				 "%*u %*u %llu %llu %llu %llu",
+				 &ppid, &ut, &stime, &cut, &cst) != 5)
+			continue;
+		if (child == pid)
+			sum += (double)(cut + cst) * tick;
+		else if (ppid == pid && (ns = proc_cpu_ns(child)) >= 0)
+			sum += ns + (double)(cut + cst) * tick;
+	}
+	closedir(d);
+	return self + sum;
+}
+
 static void sleep_until(uint64_t t)
 {
 	uint64_t n;
@@ -1870,12 +1994,65 @@ static void sleep_until(uint64_t t)
 		usleep((useconds_t)((t - n) / 1000 + 1));
 }
 
+/* The lag probe (--probe-port). */
+
+/* A request of kind op for user i on c, sent and answered; 0 when the
+ * reply is a success, 1 an error reply, -1 a broken connection. */
+static int probe_call(struct worker *w, struct conn *c, enum op op, uint64_t i)
+{
+	struct slot s = {.kind = (uint8_t)op, .user = i};
+	enc_userdb(w, c, 0, &s);
+	long n = sync_call(PROTO_USERDB, c, NULL);
+	if (n <= 0)
+		return -1;
+	return sync_reply_failed(PROTO_USERDB, c, n);
+}
+
+/* Until t_stop, every 5 ms: create a user on --port (the writer, A) and,
+ * from the moment A acknowledged it, ask --probe-port (B) for it by id
+ * every 100 us until B has it: that time is the coherence lag.  Users
+ * from create_base + 5*10^8 on, so they never meet the load's creates. */
+static void *probe_run(void *arg)
+{
+	struct probe *p = arg;
+	struct bench *b = p->b;
+	struct worker w = {.b = b, .rng = 7};
+	struct conn a, bn;
+	if (conn_open(b, &a) < 0 || conn_open_at(b, &bn, b->o.probe_port) < 0)
+		die("lag probe: cannot connect");
+	for (uint64_t k = 0, t = now_ns(); t < p->t_stop; k++) {
+		uint64_t i = (uint64_t)b->o.create_base + 500000000ull + k;
+		uint64_t next = t + 5000000ull;
+		if (probe_call(&w, &a, OP_CREATE, i)) {
+			p->errors++;
+		} else {
+			uint64_t acked = now_ns(), seen;
+			int r;
+			while ((r = probe_call(&w, &bn, OP_GET_BY_ID, i)) ==
+				   1 &&
+			       now_ns() - acked < 5000000000ull)
+				usleep(100);
+			seen = now_ns();
+			if (r)
+				p->missing++;
+			else if (acked >= p->t_measure)
+				hist_add(&p->lag, seen - acked);
+		}
+		sleep_until(next);
+		t = now_ns();
+	}
+	conn_close(&a);
+	conn_close(&bn);
+	return NULL;
+}
+
 /* client_cpu: the generator's own CPU use over the run, in cores; near 1.0
  * per thread means the client, not the server, was the limit.  server_ns:
  * the server's CPU over the measured interval, or < 0 when not measured. */
 static void report_print(const struct bench *b, const struct hist *h,
 			 uint64_t ops, uint64_t errors, double secs,
-			 double client_cpu, double server_ns)
+			 double client_cpu, double server_ns, double tree_ns,
+			 uint64_t late)
 {
 	const struct opts *o = &b->o;
 	printf("{\"proto\":\"%s\",\"op\":\"%s\",\"users\":%ld,\"conns\":%d,"
@@ -1895,6 +2072,26 @@ static void report_print(const struct bench *b, const struct hist *h,
 		       "\"server_us_per_op\":%.3f",
 		       server_ns / 1e9, secs > 0 ? server_ns / 1e9 / secs : 0,
 		       ops ? server_ns / 1e3 / (double)ops : 0);
+	if (tree_ns >= 0)
+		printf(",\"tree_cpu_s\":%.4f,\"tree_cpu_cores\":%.3f,"
+		       "\"tree_us_per_op\":%.3f",
+		       tree_ns / 1e9, secs > 0 ? tree_ns / 1e9 / secs : 0,
+		       ops ? tree_ns / 1e3 / (double)ops : 0);
+	if (o->rate > 0)
+		printf(",\"rate\":%.0f,\"late_starts\":%llu", o->rate,
+		       (unsigned long long)late);
+	if (b->probe) {
+		const struct hist *l = &b->probe->lag;
+		printf(",\"lag_samples\":%llu,\"lag_missing\":%llu,"
+		       "\"lag_probe_errors\":%llu,\"lag_p50_us\":%.1f,"
+		       "\"lag_p99_us\":%.1f,\"lag_max_us\":%.1f",
+		       (unsigned long long)l->total,
+		       (unsigned long long)b->probe->missing,
+		       (unsigned long long)b->probe->errors,
+		       (double)hist_quantile(l, 0.50) / 1e3,
+		       (double)hist_quantile(l, 0.99) / 1e3,
+		       (double)l->max / 1e3);
+	}
 	printf("}\n");
 }
 
@@ -1928,6 +2125,14 @@ static void worker_setup(struct bench *b, struct worker *w, int index,
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
 		epoll_ctl(w->ep, EPOLL_CTL_ADD, c->fd, &ev);
 	}
+	if (b->o.rate > 0) {
+		w->interval_ns = (uint64_t)(1e9 / b->o.rate * b->o.threads);
+		w->interval_ns += !w->interval_ns;
+		w->idle = calloc((size_t)nconns * (size_t)b->o.pipeline,
+				 sizeof *w->idle);
+		if (!w->idle)
+			die("out of memory");
+	}
 }
 
 static int run_workload(struct bench *b)
@@ -1951,28 +2156,45 @@ static int run_workload(struct bench *b)
 	for (int t = 0; t < nt; t++) {
 		ws[t].t_measure = t_measure;
 		ws[t].t_stop = t_stop;
+		ws[t].next_due = t0;
 		pthread_create(&ws[t].thread, NULL, worker_run, &ws[t]);
 	}
-	/* The server's CPU over exactly the window the workers count ops in
+	struct probe *probe = NULL;
+	if (o->probe_port) {
+		probe = calloc(1, sizeof *probe);
+		if (!probe)
+			die("out of memory");
+		*probe = (struct probe){
+		    .b = b, .t_measure = t_measure, .t_stop = t_stop};
+		pthread_create(&probe->thread, NULL, probe_run, probe);
+	}
+	/* The servers' CPU over exactly the window the workers count ops in
 	 * (load: the whole run). */
-	double srv0 = -1, srv1 = -1;
-	if (o->server_pid) {
+	double srv0 = -1, srv1 = -1, tree0 = -1, tree1 = -1;
+	if (o->server_pid || o->tree_pid) {
 		sleep_until(t_measure);
-		srv0 = proc_cpu_ns(o->server_pid);
+		srv0 = o->server_pid ? proc_cpu_ns(o->server_pid) : -1;
+		tree0 = o->tree_pid ? tree_cpu_ns(o->tree_pid) : -1;
 		if (t_stop != UINT64_MAX) {
 			sleep_until(t_stop);
-			srv1 = proc_cpu_ns(o->server_pid);
+			srv1 = o->server_pid ? proc_cpu_ns(o->server_pid) : -1;
+			tree1 = o->tree_pid ? tree_cpu_ns(o->tree_pid) : -1;
 		}
 	}
 	struct hist *h = calloc(1, sizeof *h);
-	uint64_t ops = 0, errors = 0;
+	uint64_t ops = 0, errors = 0, late = 0;
 	int lost = 0;
 	for (int t = 0; t < nt; t++) {
 		pthread_join(ws[t].thread, NULL);
 		hist_merge(h, &ws[t].hist);
 		ops += ws[t].ops;
 		errors += ws[t].errors;
+		late += ws[t].late;
 		lost |= ws[t].stopping == 2;
+	}
+	if (probe) {
+		pthread_join(probe->thread, NULL);
+		b->probe = probe;
 	}
 	uint64_t t_end = now_ns();
 	double secs = o->op == OP_LOAD ? (double)(t_end - t0) / 1e9
@@ -1980,17 +2202,23 @@ static int run_workload(struct bench *b)
 	double wall = (double)(t_end - t0) / 1e9;
 	if (o->server_pid && t_stop == UINT64_MAX)
 		srv1 = proc_cpu_ns(o->server_pid);
+	if (o->tree_pid && t_stop == UINT64_MAX)
+		tree1 = tree_cpu_ns(o->tree_pid);
 	report_print(b, h, ops, errors, secs,
 		     wall > 0 ? (cpu_seconds() - cpu0) / wall : 0,
-		     srv0 >= 0 && srv1 >= 0 ? srv1 - srv0 : -1);
+		     srv0 >= 0 && srv1 >= 0 ? srv1 - srv0 : -1,
+		     tree0 >= 0 && tree1 >= 0 ? tree1 - tree0 : -1, late);
 	for (int t = 0; t < nt; t++) {
 		for (int i = 0; i < ws[t].nconns; i++)
 			conn_close(&ws[t].conns[i]);
 		free(ws[t].conns);
+		free(ws[t].idle);
 		close(ws[t].ep);
 	}
 	free(ws);
 	free(h);
+	free(probe);
+	b->probe = NULL;
 	return lost ? 1 : 0;
 }
 
@@ -2283,7 +2511,7 @@ static void usage(void)
 	    "usage: userdb-bench --proto userdb|redis|tarantool --port N "
 	    "--op OP [options]\n"
 	    "  OP: load get_by_id get_by_email get_many list_first list_deep\n"
-	    "      search create update mix ping snapshot wait ids\n"
+	    "      search create update mix ping snapshot wait ids cpu\n"
 	    "  --host H          server address (127.0.0.1)\n"
 	    "  --api-key K       userdb: send auth first on every "
 	    "connection\n"
@@ -2308,9 +2536,21 @@ static void usage(void)
 	    "reply\n"
 	    "  --no-hashes       load and create users without a "
 	    "password_hash\n"
+	    "  --plain-ids       user i's id is usr_ + i in 16 decimal digits "
+	    "(SQL can\n"
+	    "                    compute it: bench/pg.sh)\n"
 	    "  --server-pid PID  also report the CPU time PID (all threads) "
 	    "used in\n"
 	    "                    the measured interval, and per request\n"
+	    "  --tree-pid PID    the same for PID and all its children "
+	    "(a postmaster);\n"
+	    "                    with --op cpu: print that CPU time now\n"
+	    "  --rate R          start R operations per second in all (open "
+	    "loop; at\n"
+	    "                    most conns x pipeline in flight)\n"
+	    "  --probe-port N    with --op create: every 5 ms create a user "
+	    "on --port\n"
+	    "                    and time until N serves it (coherence lag)\n"
 	    "Prints one JSON object on stdout.  userdb-bench --self-test "
 	    "checks the parsers.\n");
 	exit(2);
@@ -2338,7 +2578,9 @@ static void opts_parse(struct opts *o, int argc, char **argv)
 	    {"limit", 1, 0, 'l'},	{"write-pct", 1, 0, 'W'},
 	    {"show", 0, 0, 'x'},	{"list-2rtt", 0, 0, 'L'},
 	    {"no-hashes", 0, 0, 'H'},	{"server-pid", 1, 0, 'C'},
-	    {"tls", 0, 0, 'Z'},		{0, 0, 0, 0},
+	    {"tls", 0, 0, 'Z'},		{"plain-ids", 0, 0, 'I'},
+	    {"tree-pid", 1, 0, 'R'},	{"rate", 1, 0, 'r'},
+	    {"probe-port", 1, 0, 'Q'},	{0, 0, 0, 0},
 	};
 	int ch, v;
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -2349,7 +2591,7 @@ static void opts_parse(struct opts *o, int argc, char **argv)
 			o->proto = (enum proto)v;
 			break;
 		case 'o':
-			if ((v = lookup(optarg, op_names, OP_IDS + 1)) < 0)
+			if ((v = lookup(optarg, op_names, OP_CPU + 1)) < 0)
 				usage();
 			o->op = (enum op)v;
 			break;
@@ -2364,6 +2606,18 @@ static void opts_parse(struct opts *o, int argc, char **argv)
 			break;
 		case 'Z':
 			o->tls = 1;
+			break;
+		case 'I':
+			plain_ids = 1;
+			break;
+		case 'R':
+			o->tree_pid = atoi(optarg);
+			break;
+		case 'r':
+			o->rate = atof(optarg);
+			break;
+		case 'Q':
+			o->probe_port = atoi(optarg);
 			break;
 		case 'n':
 			o->users = atol(optarg);
@@ -2420,10 +2674,11 @@ static void opts_parse(struct opts *o, int argc, char **argv)
 			usage();
 		}
 	}
-	if (!o->port || o->users < 1 || o->conns < 1 || o->pipeline < 1 ||
-	    o->pipeline > 65535 || o->threads < 1 || o->many < 1 ||
-	    o->many > GET_MANY_MAX || o->limit < 1 || o->limit > 100 ||
-	    o->duration <= 0)
+	if ((!o->port && o->op != OP_CPU) || o->users < 1 || o->conns < 1 ||
+	    o->pipeline < 1 || o->pipeline > 65535 || o->threads < 1 ||
+	    o->many < 1 || o->many > GET_MANY_MAX || o->limit < 1 ||
+	    o->limit > 100 || o->duration <= 0 || o->rate < 0 ||
+	    (o->probe_port && (o->proto != PROTO_USERDB || o->op != OP_CREATE)))
 		usage();
 }
 
@@ -2457,6 +2712,12 @@ int main(int argc, char **argv)
 		return run_wait(&b);
 	if (b.o.op == OP_IDS)
 		return print_ids(&b.o);
+	if (b.o.op == OP_CPU) {
+		/* for load tools that cannot measure it (pgbench) */
+		double ns = b.o.tree_pid ? tree_cpu_ns(b.o.tree_pid) : -1;
+		printf("{\"op\":\"cpu\",\"tree_cpu_ns\":%.0f}\n", ns);
+		return ns < 0;
+	}
 	if (b.o.proto == PROTO_REDIS && b.o.op != OP_PING &&
 	    b.o.op != OP_SNAPSHOT)
 		redis_scripts(&b);
