@@ -115,8 +115,6 @@ int pg_row_int(const char *s, size_t n, int64_t *out);
 /* The enum ud_event of "user.created" etc., or -1. */
 int pg_row_event_type(const char *s, size_t n);
 
-#endif
-
 /* ---- records into rows (the write path) ---------------------------------
  *
  * pg_row_params: the text parameters of the statement that commits one
@@ -144,3 +142,5 @@ struct pg_row_params {
  * 0, UD_EINVAL (a record this codec cannot write) or UD_ENOMEM. */
 int pg_row_params(const void *rec, size_t n, uint64_t old_version,
 		  uint32_t failed_verifies, struct pg_row_params *out);
+
+#endif

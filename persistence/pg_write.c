@@ -386,10 +386,8 @@ void pg_writer_tick(struct pg_writer *w, int64_t now_ms)
 		go_down(w, "postgres did not answer within the write timeout");
 }
 
-/* The stored version of the user a record changes (0: a new user), and
- * its failed-verification count after the change. */
-static uint64_t old_version(struct pg_writer *w, const void *rec, size_t len,
-			    uint32_t *failed)
+uint64_t pg_write_old_version(ud_db *db, const void *rec, size_t len,
+			      uint32_t *failed)
 {
 	struct change ch;
 	const ud_user *u = NULL;
@@ -400,9 +398,9 @@ static uint64_t old_version(struct pg_writer *w, const void *rec, size_t len,
 	if (change_decode(rec, len, &ch))
 		return 0;
 	if (ch.type == CH_PUT)
-		u = ud_user_get(w->db, record_id(ch.rec), ch.rec->id_len);
+		u = ud_user_get(db, record_id(ch.rec), ch.rec->id_len);
 	else if (ch.type == CH_DEL || ch.type == CH_EVENT)
-		u = ud_user_get(w->db, ch.id, ch.id_len);
+		u = ud_user_get(db, ch.id, ch.id_len);
 	if (u) {
 		ud_user_view(u, &v);
 		ver = v.etag;
@@ -424,7 +422,7 @@ static int journal_cb(void *ctx, const void *rec, size_t len)
 
 	if (w->state != PG_READY)
 		return UD_EUNAVAILABLE;
-	ver = old_version(w, rec, len, &failed);
+	ver = pg_write_old_version(w->db, rec, len, &failed);
 	if ((rc = pg_row_params(rec, len, ver, failed, &p)))
 		return rc == UD_EINVAL ? UD_EINTERNAL : rc;
 	if ((p.kind != PGS_NONE &&

@@ -92,6 +92,11 @@ void pg_writer_stats(const struct pg_writer *w, struct pg_writer_stats *out);
 struct pg_result;
 const char *pg_write_stmt(int kind, const char **name);
 int pg_write_verdict(const struct pg_result *r);
+/* The version db holds of the user change record rec[0..len) changes (0:
+ * a new user), and in *failed its failed-verification count after the
+ * change: what pg_row_params() needs. */
+uint64_t pg_write_old_version(ud_db *db, const void *rec, size_t len,
+			      uint32_t *failed);
 
 /* The last connection error ("" if none); valid until the next call. */
 const char *pg_writer_error(const struct pg_writer *w);
