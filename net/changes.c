@@ -10,21 +10,10 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "chwin.h"
 #include "codec.h"
 #include "journal.h"
-#include "retain.h"
 #include "server.h"
-
-/* One encoded change: the msgpack map, and where its user_id lies in it. */
-struct entry {
-	uint64_t seq;
-	uint64_t cum; /* bytes of every entry pushed so far, this one's too */
-	char *mp;
-	uint32_t len;
-	uint32_t uid_off;
-	uint16_t uid_len;
-	uint8_t event;
-};
 
 /* Bytes shared by every watcher's output (evbuffer_add_reference). */
 struct chunk {
@@ -37,116 +26,27 @@ struct watcher {
 	struct conn *c; /* referenced */
 	enum changes_proto proto;
 	char uid[UD_ID_MAX + 1];
-	size_t uid_len;	 /* 0: every user */
-	uint64_t cursor; /* ring index (absolute) of the next change to send */
+	size_t uid_len;	      /* 0: every user */
+	struct chwin_cur cur; /* after the last change sent */
 	struct watcher *prev, *next;
 };
 
 struct changes {
 	struct server *srv;
-	/* the window: entries start .. start+count-1 (absolute indexes) at
-	 * slot index % cap */
-	struct entry *ring;
-	size_t cap, keep;
-	uint64_t start, count;
-	uint64_t floor; /* resumable: since >= floor */
-	uint64_t bytes; /* of every entry pushed (struct entry.cum) */
-	/* committed, not yet durable; pending_log[i]: the log seq that
-	 * pending[i] waits for (changes_publish) */
-	struct entry *pending;
-	uint64_t *pending_log;
-	size_t npending, cappending;
+	struct chwin *win;
+	struct chwin_cur sent; /* after the last change delivered */
 	struct watcher *watchers;
 	size_t nwatchers;
 	struct event *heartbeat;
 	struct event *batch; /* deliver() once CHANGES_BATCH_US have passed */
-	uint64_t sent;	     /* ring index of the first entry not delivered */
 	uint64_t next_deliver_us; /* no delivery before (deliver()) */
-	struct ud_buf scratch;
+	struct ud_buf frames[2];  /* per protocol */
 };
 
-/* ---- encoding ------------------------------------------------------------ */
-
-static void pack_cstr(msgpack_packer *pk, const char *s, size_t n)
-{
-	msgpack_pack_str(pk, n);
-	msgpack_pack_str_body(pk, s, n);
-}
-
-/* details.actor as a string, if the event's details have one. */
-static bool find_actor(const void *mp, size_t n, const char **s, size_t *len)
-{
-	struct codec_mp_cur cur = {mp, (const unsigned char *)mp + n};
-	struct codec_mp_item it, v;
-	uint32_t pairs;
-
-	if (!mp || !n || codec_mp_next(&cur, &it) || it.type != CODEC_MP_MAP)
-		return false;
-	for (pairs = it.n; pairs > 0; pairs--) {
-		if (codec_mp_next(&cur, &it))
-			return false;
-		if (it.type == CODEC_MP_STR && it.n == 5 &&
-		    !memcmp(it.s, "actor", 5)) {
-			if (codec_mp_next(&cur, &v) || v.type != CODEC_MP_STR)
-				return false;
-			*s = v.s;
-			*len = v.n;
-			return true;
-		}
-		if (it.type == CODEC_MP_ARRAY || it.type == CODEC_MP_MAP)
-			return false; /* keys are strings (codec.h) */
-		if (codec_mp_skip(&cur, CODEC_WALK_DEPTH))
-			return false;
-	}
-	return false;
-}
-
-/* The change as a msgpack map into e (malloc'd).  0 or UD_ENOMEM. */
-static int entry_encode(struct changes *ch, const struct ud_change *c,
-			struct entry *e)
-{
-	struct ud_buf *b = &ch->scratch;
-	const char *actor, *ev = ud_event_name(c->event);
-	size_t actor_len;
-	char at[32];
-	msgpack_packer pk;
-	int rc = 0;
-
-	b->len = 0;
-	msgpack_packer_init(&pk, b, codec_buf_write_cb);
-	msgpack_pack_map(&pk, 6);
-	pack_cstr(&pk, "seq", 3);
-	msgpack_pack_uint64(&pk, c->seq);
-	pack_cstr(&pk, "event", 5);
-	pack_cstr(&pk, ev, strlen(ev));
-	pack_cstr(&pk, "user_id", 7);
-	msgpack_pack_str(&pk, c->user_id_len);
-	e->uid_off = (uint32_t)b->len;
-	msgpack_pack_str_body(&pk, c->user_id, c->user_id_len);
-	pack_cstr(&pk, "at", 2);
-	pack_cstr(&pk, at, ud_time_format(c->at_ms, at));
-	pack_cstr(&pk, "actor", 5);
-	if (find_actor(c->details, c->details_len, &actor, &actor_len))
-		pack_cstr(&pk, actor, actor_len);
-	else
-		msgpack_pack_nil(&pk);
-	pack_cstr(&pk, "user", 4);
-	if (c->user)
-		rc = ud_user_write_msgpack(c->user, b);
-	else
-		msgpack_pack_nil(&pk);
-	if (rc || !b->data || !(e->mp = malloc(b->len)))
-		return UD_ENOMEM;
-	memcpy(e->mp, b->data, b->len);
-	e->len = (uint32_t)b->len;
-	e->seq = c->seq;
-	e->uid_len = (uint16_t)c->user_id_len;
-	e->event = (uint8_t)c->event;
-	return 0;
-}
+/* ---- framing ------------------------------------------------------------- */
 
 /* Append e framed for proto to b.  0 or UD_ENOMEM. */
-static int entry_frame(const struct entry *e, enum changes_proto proto,
+static int entry_frame(const struct chwin_ent *e, enum changes_proto proto,
 		       struct ud_buf *b)
 {
 	char head[96];
@@ -169,196 +69,36 @@ static int entry_frame(const struct entry *e, enum changes_proto proto,
 	return 0;
 }
 
-static bool entry_matches(const struct entry *e, const struct watcher *w)
+/* What a read frames into: both protocols (need[p]) or one watcher's. */
+struct framer {
+	struct ud_buf *b[2];
+	const struct watcher *w; /* its filter, when set */
+};
+
+static int frame_cb(void *ctx, const struct chwin_ent *e)
 {
-	return !w->uid_len || (w->uid_len == e->uid_len &&
-			       !memcmp(e->mp + e->uid_off, w->uid, w->uid_len));
-}
+	struct framer *f = ctx;
 
-/* ---- the window ------------------------------------------------------------
- */
-
-static struct entry *ring_at(const struct changes *ch, uint64_t i)
-{
-	return &ch->ring[i % ch->cap];
-}
-
-static uint64_t ring_end(const struct changes *ch)
-{
-	return ch->start + ch->count;
-}
-
-/* The seq of the last change published (or known at start). */
-static uint64_t last_seq(const struct changes *ch)
-{
-	return ch->count ? ring_at(ch, ring_end(ch) - 1)->seq : ch->floor;
-}
-
-/* The ring holds the window, and at least what one delivery needs. */
-static size_t ring_max(const struct changes *ch)
-{
-	return ch->keep > CHANGES_RING_MIN ? ch->keep : CHANGES_RING_MIN;
-}
-
-/* Resumable: since >= this.  Past the last `keep` entries when the ring
- * holds more (a small --changes-keep). */
-static uint64_t floor_seq(const struct changes *ch)
-{
-	if (ch->count > ch->keep)
-		return ring_at(ch, ring_end(ch) - ch->keep - 1)->seq;
-	return ch->floor;
-}
-
-static int ring_grow(struct changes *ch)
-{
-	size_t cap = ch->cap ? ch->cap * 2 : 1024;
-	struct entry *r;
-
-	if (cap > ring_max(ch))
-		cap = ring_max(ch);
-	if (!(r = calloc(cap, sizeof(*r))))
-		return UD_ENOMEM;
-	for (uint64_t i = ch->start; i < ring_end(ch); i++)
-		r[i % cap] = *ring_at(ch, i);
-	free(ch->ring);
-	ch->ring = r;
-	ch->cap = cap;
+	if (f->w && f->w->uid_len &&
+	    (f->w->uid_len != e->uid_len ||
+	     memcmp(e->uid, f->w->uid, e->uid_len)))
+		return 0;
+	for (int p = 0; p < 2; p++)
+		if (f->b[p] && entry_frame(e, (enum changes_proto)p, f->b[p]))
+			return UD_ENOMEM;
 	return 0;
 }
 
-/* Take e into the window (its mp too), dropping the oldest past keep. */
-static void ring_push(struct changes *ch, struct entry *e)
+/* ---- from the engine (or any other source) ------------------------------ */
+
+void changes_note(struct changes *ch, const struct ud_change *c)
 {
-	if (ch->count == ch->cap && ch->cap < ring_max(ch))
-		ring_grow(ch); /* on failure the window just stays smaller */
-	if (ch->cap == 0) {
-		ch->floor = e->seq;
-		free(e->mp);
-		return;
-	}
-	if (ch->count == ch->cap) { /* full: the oldest goes */
-		struct entry *old = ring_at(ch, ch->start);
-		ch->floor = old->seq;
-		free(old->mp);
-		ch->start++;
-		ch->count--;
-	}
-	ch->bytes += e->len;
-	e->cum = ch->bytes;
-	*ring_at(ch, ring_end(ch)) = *e;
-	ch->count++;
+	chwin_note(ch->win, c, ud_log_seq(ch->srv->db), ch->nwatchers > 0);
 }
-
-/* Bytes of the entries from index i to the end: what a watcher at cursor
- * i still owes its socket, besides its output. */
-static uint64_t ring_lag(const struct changes *ch, uint64_t i)
-{
-	const struct entry *e;
-
-	if (i >= ring_end(ch))
-		return 0;
-	e = ring_at(ch, i);
-	return ch->bytes - (e->cum - e->len);
-}
-
-/* The absolute index of the first entry with seq > since. */
-static uint64_t ring_find(const struct changes *ch, uint64_t since)
-{
-	uint64_t lo = ch->start, hi = ring_end(ch);
-
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (ring_at(ch, mid)->seq <= since)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* ---- from the engine --------------------------------------------------- */
 
 static void note_cb(void *ctx, const struct ud_change *c)
 {
-	struct changes *ch = ctx;
-	struct entry e;
-
-	if (ch->npending == ch->cappending) {
-		size_t cap = ch->cappending ? ch->cappending * 2 : 64;
-		struct entry *p = realloc(ch->pending, cap * sizeof(*p));
-		if (p)
-			ch->pending = p;
-		uint64_t *l = realloc(ch->pending_log, cap * sizeof(*l));
-		if (l)
-			ch->pending_log = l;
-		if (!p || !l)
-			goto lost;
-		ch->cappending = cap;
-	}
-	if (entry_encode(ch, c, &e))
-		goto lost;
-	ch->pending_log[ch->npending] = ud_log_seq(ch->srv->db);
-	ch->pending[ch->npending++] = e;
-	return;
-lost:
-	/* Out of memory: the stream cannot show this change, so no resume
-	 * may pass over it.  Watchers must reload (410 on resume). */
-	fprintf(stderr,
-		"userdb-server: out of memory: change %llu is not "
-		"in the change stream\n",
-		(unsigned long long)c->seq);
-	ch->floor = c->seq;
-}
-
-/* Rebuild the window from the log segments kept on disk. */
-static int load_cb(void *ctx, uint64_t log_seq, const void *payload, size_t len)
-{
-	struct changes *ch = ctx;
-	struct ud_change c;
-	struct entry e;
-	void *own;
-	int rc;
-
-	(void)log_seq;
-	rc = ud_change_decode(ch->srv->db, payload, len, &c, &own);
-	if (rc == 1)
-		return 0;
-	if (rc == 0)
-		rc = entry_encode(ch, &c, &e);
-	ud_change_release(own);
-	if (rc)
-		return rc;
-	ring_push(ch, &e);
-	return 0;
-}
-
-static void load_window(struct changes *ch)
-{
-	struct ud_error err = {0};
-	uint64_t now = ud_db_last_seq(ch->srv->db);
-	int rc = 0;
-
-	if (!ch->srv->cfg.no_persist)
-		rc = retain_scan(ch->srv->db, load_cb, ch, &err);
-	if (rc || (ch->count && last_seq(ch) != now)) {
-		fprintf(stderr,
-			"userdb-server: warning: the change stream cannot "
-			"resume from before seq %llu (%s)\n",
-			(unsigned long long)now,
-			rc ? err.message
-			   : "the log does not hold every change");
-		while (ch->count) {
-			free(ring_at(ch, ch->start)->mp);
-			ch->start++;
-			ch->count--;
-		}
-	}
-	/* The log holds every change after the first one kept: changes are
-	 * numbered by one, so resuming from the seq before it misses none. */
-	if (ch->count && ch->floor == 0)
-		ch->floor = ring_at(ch, ch->start)->seq - 1;
-	else if (!ch->count)
-		ch->floor = now;
+	changes_note(ctx, c);
 }
 
 /* ---- watchers ------------------------------------------------------------ */
@@ -421,18 +161,12 @@ static bool watcher_ready(const struct watcher *w)
 	return !w->c->closed && !w->c->on_held;
 }
 
-/* Frames of entries [from, end) for proto, as one shared chunk. */
-static struct chunk *chunk_new(const struct changes *ch, uint64_t from,
-			       uint64_t end, enum changes_proto p,
-			       struct ud_buf *b)
+/* b's bytes as one shared chunk (NULL on out of memory). */
+static struct chunk *chunk_new(const struct ud_buf *b)
 {
-	struct chunk *k;
+	struct chunk *k = malloc(sizeof(*k) + b->len);
 
-	b->len = 0;
-	for (uint64_t i = from; i < end; i++)
-		if (entry_frame(ring_at(ch, i), p, b))
-			return NULL;
-	if (!(k = malloc(sizeof(*k) + b->len)))
+	if (!k)
 		return NULL;
 	k->refs = 1;
 	k->len = b->len;
@@ -468,36 +202,32 @@ static int send_bytes(struct watcher *w, struct chunk *k, const char *p,
 	return -1;
 }
 
-/* A filtered watcher gets its own copies of the entries that match. */
-static int send_filtered(struct changes *ch, struct watcher *w, uint64_t from,
-			 uint64_t end)
+/* Read w's changes after its cursor up to seq upto, at most max bytes,
+ * framed for it into b.  0 or a code (w is then cut). */
+static int read_for(struct changes *ch, struct watcher *w, uint64_t upto,
+		    size_t max, struct ud_buf *b)
 {
-	struct ud_buf *b = &ch->scratch;
+	struct framer f = {{NULL, NULL}, w};
 
+	f.b[w->proto] = b;
 	b->len = 0;
-	for (uint64_t i = from; i < end; i++) {
-		const struct entry *e = ring_at(ch, i);
-		if (entry_matches(e, w) && entry_frame(e, w->proto, b))
-			return -1;
-	}
-	return b->len ? send_bytes(w, NULL, b->data, b->len) : 0;
+	return chwin_read(ch->win, &w->cur, upto, max, frame_cb, &f);
 }
 
-/* Send one live watcher the entries [from, end): the shared chunk of its
- * protocol (made on first use), or its own copies when it filters. */
-static void send_live(struct changes *ch, struct watcher *w, uint64_t from,
-		      uint64_t end, struct chunk **kp)
+/* Send one live watcher what was delivered: the shared chunk of its
+ * protocol, or its own copies when it filters. */
+static void send_live(struct changes *ch, struct watcher *w, struct chunk *k)
 {
+	struct ud_buf *b = &ch->frames[w->proto];
 	int rc;
 
-	w->cursor = end;
 	if (w->uid_len) {
-		rc = send_filtered(ch, w, from, end);
-	} else if (!*kp &&
-		   !(*kp = chunk_new(ch, from, end, w->proto, &ch->scratch))) {
-		rc = -1;
+		rc = read_for(ch, w, ch->sent.seq, SIZE_MAX, b);
+		if (rc == 0 && b->len)
+			rc = send_bytes(w, NULL, b->data, b->len);
 	} else {
-		rc = send_bytes(w, *kp, (*kp)->data, (*kp)->len);
+		w->cur = ch->sent;
+		rc = k ? send_bytes(w, k, k->data, k->len) : -1;
 	}
 	if (rc || out_len(w) > ch->srv->cfg.max_output)
 		watcher_cut(ch, w);
@@ -513,27 +243,56 @@ static uint64_t thread_cpu_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* Send the window's entries not broadcast yet to every live watcher. */
+/* Is w at the delivered point, ready, with room in its output? */
+static bool watcher_live(const struct changes *ch, const struct watcher *w,
+			 const struct chwin_cur *from)
+{
+	return w->cur.seq == from->seq && watcher_ready(w) &&
+	       out_len(w) < pump_bytes(ch);
+}
+
+/* The frames of the changes not yet delivered, for each protocol a live
+ * unfiltered watcher speaks, as shared chunks; ch->sent moves past them. */
+static void chunks_make(struct changes *ch, const struct chwin_cur *from,
+			struct chunk *k[2])
+{
+	struct framer f = {{NULL, NULL}, NULL};
+	struct watcher *w;
+	int rc;
+
+	for (w = ch->watchers; w; w = w->next)
+		if (!w->uid_len && watcher_live(ch, w, from))
+			f.b[w->proto] = &ch->frames[w->proto];
+	for (int p = 0; p < 2; p++)
+		if (f.b[p])
+			f.b[p]->len = 0;
+	rc = chwin_read(ch->win, &ch->sent, chwin_published(ch->win), SIZE_MAX,
+			frame_cb, &f);
+	if (rc) /* the live watchers are cut; later ones start from now */
+		chwin_seek_end(ch->win, &ch->sent);
+	for (int p = 0; p < 2; p++)
+		if (f.b[p] && rc == 0)
+			k[p] = chunk_new(f.b[p]);
+}
+
+/* Send the changes not delivered yet to every live watcher. */
 static void deliver(struct changes *ch)
 {
-	uint64_t from = ch->sent, end = ring_end(ch);
+	struct chwin_cur from = ch->sent;
 	struct chunk *k[2] = {NULL, NULL};
 	struct watcher *w, *next;
-
 	uint64_t t0 = metrics_now_ns() / 1000, cpu0 = thread_cpu_us(), took;
 
-	ch->sent = end;
-	if (from < ch->start)
-		from = ch->start; /* dropped before we got to them */
-	for (w = ch->watchers; w && from < end; w = next) {
+	chunks_make(ch, &from, k);
+	for (w = ch->watchers; w && from.seq < ch->sent.seq; w = next) {
 		next = w->next;
 		/* one with much unsent falls behind: pumped */
-		if (w->cursor == from && watcher_ready(w) &&
-		    out_len(w) < pump_bytes(ch))
-			send_live(ch, w, from, end, &k[w->proto]);
+		if (watcher_live(ch, w, &from))
+			send_live(ch, w, k[w->proto]);
 	}
 	chunk_unref(k[0]);
 	chunk_unref(k[1]);
+	chwin_trim(ch->win, ch->sent.seq);
 	/* Deliveries take at most a fifth of the loop's time: with many
 	 * watchers they come less often and carry more changes each. */
 	took = thread_cpu_us() - cpu0;
@@ -552,22 +311,14 @@ static void deliver_cb(evutil_socket_t fd, short what, void *arg)
 
 void changes_publish(struct changes *ch, uint64_t durable)
 {
-	uint64_t now = metrics_now_ns() / 1000;
-	size_t n = 0;
+	uint64_t now = metrics_now_ns() / 1000, was = chwin_published(ch->win);
 
-	while (n < ch->npending && ch->pending_log[n] <= durable)
-		ring_push(ch, &ch->pending[n++]);
-	if (n == 0 && ch->npending)
+	chwin_publish(ch->win, durable);
+	if (chwin_published(ch->win) == was)
 		return;
-	ch->npending -= n;
-	if (n && ch->npending) { /* (pending is NULL before any change) */
-		memmove(ch->pending, ch->pending + n,
-			ch->npending * sizeof(*ch->pending));
-		memmove(ch->pending_log, ch->pending_log + n,
-			ch->npending * sizeof(*ch->pending_log));
-	}
 	if (!ch->watchers) {
-		ch->sent = ring_end(ch);
+		chwin_seek_end(ch->win, &ch->sent);
+		chwin_trim(ch->win, ch->sent.seq);
 	} else if (now >= ch->next_deliver_us) {
 		deliver(ch);
 	} else if (!evtimer_pending(ch->batch, NULL)) {
@@ -580,36 +331,24 @@ void changes_publish(struct changes *ch, uint64_t durable)
 
 bool changes_pending(const struct changes *ch)
 {
-	return ch && ch->npending > 0;
+	return ch && chwin_pending(ch->win);
 }
 
 /* Frame w's next changes from the window into its output, up to
- * CHANGES_PUMP_BYTES queued. */
+ * the pump limit queued. */
 static void watcher_pump(struct changes *ch, struct watcher *w)
 {
 	struct evbuffer *out = bufferevent_get_output(w->c->bev);
-	struct ud_buf *b = &ch->scratch;
+	struct ud_buf *b = &ch->frames[w->proto];
+	size_t have = evbuffer_get_length(out);
+	uint64_t owed = (ch->sent.ord - w->cur.ord) * chwin_avg_bytes(ch->win);
 
-	/* The window moved past it, or it owes more than --max-output. */
-	if (w->cursor < ch->start ||
-	    evbuffer_get_length(out) + ring_lag(ch, w->cursor) >
-		ch->srv->cfg.max_output) {
-		watcher_cut(ch, w);
-		return;
-	}
-	while (w->cursor < ch->sent &&
-	       evbuffer_get_length(out) < pump_bytes(ch)) {
-		const struct entry *e = ring_at(ch, w->cursor++);
-		if (!entry_matches(e, w))
-			continue;
-		b->len = 0;
-		if (entry_frame(e, w->proto, b) ||
-		    evbuffer_add(out, b->data, b->len)) {
-			watcher_cut(ch, w);
-			return;
-		}
-	}
-	if (evbuffer_get_length(out) > ch->srv->cfg.max_output)
+	/* It owes more than --max-output (estimated from the average size
+	 * of a change), or the window no longer has its next change. */
+	if (have + owed > ch->srv->cfg.max_output ||
+	    read_for(ch, w, ch->sent.seq, pump_bytes(ch) - have, b) ||
+	    evbuffer_add(out, b->data, b->len) ||
+	    evbuffer_get_length(out) > ch->srv->cfg.max_output)
 		watcher_cut(ch, w);
 }
 
@@ -623,7 +362,8 @@ void changes_pump(struct changes *ch)
 		next = w->next;
 		if (w->c->closed)
 			watcher_free(ch, w);
-		else if (watcher_ready(w) && w->cursor < ch->sent)
+		else if (watcher_ready(w) && w->cur.seq < ch->sent.seq &&
+			 out_len(w) < pump_bytes(ch))
 			watcher_pump(ch, w); /* behind what was delivered */
 	}
 }
@@ -650,20 +390,14 @@ int changes_watch(struct changes *ch, struct conn *c, enum changes_proto p,
 		  size_t uid_len, uint64_t *last, struct ud_error *err)
 {
 	struct watcher *w = c->watch;
+	struct chwin_cur cur;
+	int rc;
 
-	*last = last_seq(ch);
-	if (has_since && since < floor_seq(ch))
-		return ud_error_set(err, UD_EGONE, "since",
-				    "changes after seq %llu are no longer "
-				    "retained (the oldest resumable seq is "
-				    "%llu): reload and watch from now",
-				    (unsigned long long)since,
-				    (unsigned long long)floor_seq(ch));
-	if (has_since && since > *last)
-		return ud_error_set(err, UD_EINVAL, "since",
-				    "seq %llu is after the last change (%llu)",
-				    (unsigned long long)since,
-				    (unsigned long long)*last);
+	*last = chwin_published(ch->win);
+	if (has_since && (rc = chwin_seek(ch->win, since, &cur, err)) != 0)
+		return rc;
+	if (!has_since)
+		chwin_seek_end(ch->win, &cur);
 	if (uid_len > UD_ID_MAX)
 		return ud_error_set(err, UD_EINVAL, "user_id",
 				    "user_id is too long");
@@ -685,7 +419,7 @@ int changes_watch(struct changes *ch, struct conn *c, enum changes_proto p,
 	if (uid_len)
 		memcpy(w->uid, uid, uid_len);
 	w->uid_len = uid_len;
-	w->cursor = has_since ? ring_find(ch, since) : ring_end(ch);
+	w->cur = cur;
 	return 0;
 }
 
@@ -702,7 +436,12 @@ size_t changes_watchers(const struct changes *ch)
 
 uint64_t changes_last_seq(const struct changes *ch)
 {
-	return last_seq(ch);
+	return chwin_published(ch->win);
+}
+
+uint64_t changes_window_bytes(const struct changes *ch)
+{
+	return ch ? chwin_bytes(ch->win) : 0;
 }
 
 /* ---- life ------------------------------------------------------------------
@@ -716,13 +455,13 @@ struct changes *changes_new(struct server *srv)
 	if (!ch)
 		goto fail;
 	ch->srv = srv;
-	ch->keep = srv->cfg.changes_keep;
 	ch->heartbeat = event_new(srv->base, -1, EV_PERSIST, heartbeat_cb, ch);
 	ch->batch = evtimer_new(srv->base, deliver_cb, ch);
 	if (!ch->heartbeat || !ch->batch || event_add(ch->heartbeat, &tv))
 		goto fail;
-	load_window(ch);
-	ch->sent = ring_end(ch);
+	if (!(ch->win = chwin_new(srv->db, srv->cfg.changes_keep)))
+		goto fail;
+	chwin_seek_end(ch->win, &ch->sent);
 	ud_db_set_changes(srv->db, note_cb, ch);
 	return ch;
 fail:
@@ -739,17 +478,12 @@ void changes_free(struct changes *ch)
 		ud_db_set_changes(ch->srv->db, NULL, NULL);
 	while (ch->watchers)
 		watcher_free(ch, ch->watchers);
-	for (uint64_t i = ch->start; i < ring_end(ch); i++)
-		free(ring_at(ch, i)->mp);
-	for (size_t i = 0; i < ch->npending; i++)
-		free(ch->pending[i].mp);
+	chwin_free(ch->win);
 	if (ch->heartbeat)
 		event_free(ch->heartbeat);
 	if (ch->batch)
 		event_free(ch->batch);
-	free(ch->ring);
-	free(ch->pending);
-	free(ch->pending_log);
-	ud_buf_free(&ch->scratch);
+	ud_buf_free(&ch->frames[0]);
+	ud_buf_free(&ch->frames[1]);
 	free(ch);
 }

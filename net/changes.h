@@ -3,27 +3,32 @@
  * window of resumable changes, and sharing one encoding among watchers.
  *
  * Source.  The engine tells us of every applied change (journal.h,
- * ud_db_set_changes); its seq is the event id.  changes_note_cb encodes it
- * once, as the msgpack map {"seq","event","user_id","at","actor","user"}
- * (actor: the event's details.actor when present, else nil), and parks it
- * on the pending list with the log seq of its record (ud_log_seq() right
- * after the engine journaled it).  Nothing reaches a watcher from there
- * until changes_publish(ch, durable) with durable >= that log seq: the
- * server passes ud_durable_seq() after each flush, so changes leave only
- * once they are as durable as replies (server.h; with --fsync always, once
+ * ud_db_set_changes); its seq is the event id.  Another source (PostgreSQL
+ * mode) may hand changes in with changes_note().  Each goes into the
+ * window (chwin.h), which encodes it -- once, as the msgpack map
+ * {"seq","event","user_id","at","actor","user"}, actor being the event's
+ * details.actor or nil -- only when it must keep it in memory or someone
+ * watches, with the log seq of its record (ud_log_seq() right after the
+ * engine journaled it).  Nothing reaches a watcher until
+ * changes_publish(ch, durable) with durable >= that log seq: the server
+ * passes ud_durable_seq() after each flush, so changes leave only once
+ * they are as durable as replies (server.h; with --fsync always, once
  * fdatasynced by the log's syncer).
  *
- * Window.  Published changes go into a ring of the latest `--changes-keep`
- * encoded maps, in seq order.  `floor` is the seq below which changes are
- * no longer known: the last one dropped from the ring (or, at start, the
- * seq before the first change found in the log).  A resume from since >=
- * floor misses nothing; since < floor is UD_EGONE (410 `gone`).  At start
- * the ring is rebuilt from the log segments that persistence keeps for
- * this (persistence/retain.h), so a resume works across a restart or a
- * kill -9: a watcher was only ever sent changes already in the log file.
- * Memory: one malloc'd map per change in the window (about 300-600 bytes
- * for a typical user), so the default 1M window can cost a few hundred MB
- * when full.
+ * Window.  chwin.h keeps what may be resumed: a resume from since misses
+ * nothing while since is among the last `--changes-keep` changes, else
+ * UD_EGONE (410 `gone`).  With a data dir the changes are read back from
+ * the log segments that persistence keeps (persistence/retain.h), so a
+ * resume works across a restart or a kill -9 (a watcher was only ever
+ * sent changes already in the log file), and memory holds only an index
+ * and, while someone watches, a short tail of encoded changes.  Without
+ * one they are kept zstd-compressed in blocks.  Measured (VmRSS growth per
+ * user of `userdb-bench --op load --users 300000 --pipeline 16`, busy
+ * shared 2-core VM): before the change stream 260 B/user (no hashes) /
+ * 380 (hashes); with the earlier window of one malloc'd map per change
+ * 511 / 581 with a data dir and 734 / 580 with --no-persist; now 269 /
+ * 328 with a data dir and 303 / 361 with --no-persist
+ * (bench/changes_mem.py).
  *
  * Sharing and batching.  Published changes are delivered to watchers at
  * most once per CHANGES_BATCH_US, and after a pause of at least four
@@ -38,24 +43,24 @@
  * its socket at once when nothing is queued before it).  200 watchers
  * cost 200 pointer appends or writes per delivery, not per change, and no
  * encoding each; a watcher with a user_id filter gets its own copies of
- * what matches.  The ring holds at least CHANGES_RING_MIN entries for this
- * even when --changes-keep is smaller (resumes still honour it).
+ * what matches.
  *
- * Watchers.  A watcher is live when it has been sent everything up to the
- * ring's end and its output holds less than the pump limit
+ * Watchers.  A watcher is live when it has been sent everything delivered
+ * so far and its output holds less than the pump limit
  * (CHANGES_PUMP_BYTES, at most a quarter of --max-output); only live
  * watchers get the shared chunks.  Others are behind: changes_pump()
- * (after every loop iteration) frames the next ring entries into a behind
- * watcher's output while that output is under the pump limit, so a burst
- * of writes or a catch-up of a million changes is paced by the socket.
- * What a watcher owes is its output plus the bytes of the ring's entries
- * after its cursor (struct entry.cum); past --max-output it is closed (and
- * counted as dropped), as is one so far behind that the ring dropped its
- * next change (it reconnects and gets 410).  Nothing a watcher does
- * blocks writers or other watchers.  A connection's watcher waits while
- * the connection has held replies, so the reply to changes.watch (and the
- * SSE headers) leave first.  SSE watchers get a comment line every
- * CHANGES_HEARTBEAT_S seconds.
+ * (after every loop iteration) frames the next changes of the window
+ * (read back from the log or the blocks) into a behind watcher's output
+ * while that output is under the pump limit, so a burst of writes or a
+ * catch-up of a million changes is paced by the socket.
+ * What a watcher owes is its output plus the changes after its cursor
+ * (their count times the window's average encoded size); past
+ * --max-output it is closed (and counted as dropped), as is one so far
+ * behind that the window dropped its next change (it reconnects and gets
+ * 410).  Nothing a watcher does blocks writers or other watchers.  A
+ * connection's watcher waits while the connection has held replies, so the
+ * reply to changes.watch (and the SSE headers) leave first.  SSE watchers get a
+ * comment line every CHANGES_HEARTBEAT_S seconds.
  *
  * Threads: the loop thread only.
  */
@@ -69,12 +74,12 @@
 
 #define CHANGES_PUMP_BYTES   (256u << 10)
 #define CHANGES_BATCH_US     1000  /* deliveries at most this often */
-#define CHANGES_RING_MIN     65536 /* entries kept for delivery anyway */
 #define CHANGES_PAUSE_MAX_US 20000 /* the longest pause between deliveries */
 #define CHANGES_HEARTBEAT_S  10
 
 struct server;
 struct conn;
+struct ud_change;
 struct changes;
 
 enum changes_proto { CHANGES_SSE, CHANGES_RPC };
@@ -103,8 +108,15 @@ int changes_watch(struct changes *ch, struct conn *c, enum changes_proto p,
 /* c stops being a watcher (no-op when it is not one). */
 void changes_unwatch(struct changes *ch, struct conn *c);
 
-/* For stats and tests: watchers, the window's bounds. */
+/* Take change c (borrowed) from a source other than the store's listener
+ * (PostgreSQL mode's replication stream: c->seq given, only increasing).
+ * It leaves with the next changes_publish(). */
+void changes_note(struct changes *ch, const struct ud_change *c);
+
+/* For stats and tests: watchers, the last published seq, the memory the
+ * window holds (chwin.h). */
 size_t changes_watchers(const struct changes *ch);
 uint64_t changes_last_seq(const struct changes *ch);
+uint64_t changes_window_bytes(const struct changes *ch);
 
 #endif

@@ -74,6 +74,13 @@ const char *persist_dir(ud_db *db)
 	return p ? p->dir : NULL;
 }
 
+struct oplog *persist_log(ud_db *db)
+{
+	struct persist *p = persist_of(db);
+
+	return p ? p->log : NULL;
+}
+
 static int apply_cb(void *ctx, const void *rec, size_t len,
 		    struct ud_error *err)
 {

@@ -634,3 +634,17 @@ int oplog_last_errno(const struct oplog *o)
 {
 	return o->last_errno;
 }
+
+void oplog_tell(const struct oplog *o, uint64_t *seg, uint64_t *off)
+{
+	*seg = o->nseg ? o->segs[o->nseg - 1].first_seq : 0;
+	*off = o->good_size + o->batch.len;
+}
+
+uint64_t oplog_seg_next(const struct oplog *o, uint64_t seg)
+{
+	for (size_t i = 0; i < o->nseg; i++)
+		if (o->segs[i].first_seq > seg)
+			return o->segs[i].first_seq;
+	return 0;
+}

@@ -147,6 +147,13 @@ uint64_t oplog_records(const struct oplog *o);	 /* written since open */
 size_t oplog_batch_bytes(const struct oplog *o); /* not yet written */
 int oplog_last_errno(const struct oplog *o);	 /* of the last failure */
 
+/* Where the next record will start: the current segment's first seq and
+ * the offset just past the last record appended (written or batched). */
+void oplog_tell(const struct oplog *o, uint64_t *seg, uint64_t *off);
+/* The first seq of the live segment after the one starting at seg (the
+ * oldest live one when seg is older than all), 0 when there is none. */
+uint64_t oplog_seg_next(const struct oplog *o, uint64_t seg);
+
 /* Name of a segment: "log-<16 hex>.ulog" into out[32]. */
 void oplog_seg_name(uint64_t first_seq, char out[32]);
 

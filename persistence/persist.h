@@ -20,4 +20,8 @@ const char *persist_snapshot_error(ud_db *db);
  * ud_close(). */
 const char *persist_dir(ud_db *db);
 
+/* The log of db (NULL for a store in memory only); valid until
+ * ud_close(). */
+struct oplog *persist_log(ud_db *db);
+
 #endif

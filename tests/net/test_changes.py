@@ -492,10 +492,114 @@ def test_heartbeat():
     s.close()
     srv.stop()
 
+def rpc_writes(srv, n, base, pad):
+    """n creates and updates pipelined over RPC (100 in flight): each user
+    is created, then every third one renamed.  Returns nothing; every
+    reply must be a success."""
+    r = Rpc(srv.rpc)
+    ids = []
+    ok = True
+    i = 0
+    while i < n:
+        k = min(100, n - i)
+        for j in range(i, i + k):
+            if j % 3 == 2 and ids:
+                m = [0, 10 + j, "user.update",
+                     [ids[(j * 7) % len(ids)], {"name": "R%d" % (base + j)}]]
+            else:
+                m = [0, 10 + j, "user.create",
+                     [{"name": "W%d" % (base + j),
+                       "email": "w%d@x.com" % (base + j),
+                       "custom_data": {"pad": pad, "j": base + j}}]]
+            r.s.sendall(msgpack.packb(m))
+        for _ in range(k):
+            m = r._next()
+            ok &= m[2] is None
+            if m[2] is None and isinstance(m[3], dict) and "id" in m[3] \
+                    and m[3].get("name", "").startswith("W"):
+                ids.append(m[3]["id"])
+        i += k
+    r.close()
+    return ok
+
+
+def window_case(persist):
+    """Changes kept beyond the in-memory tail: written with no watcher (the
+    log-backed form encodes nothing then), then with a live watcher (the
+    tail), read back from seq 0 by a late watcher (log segments around two
+    snapshots, or compressed blocks without a data dir), from a seq in the
+    middle, and after kill -9 and restart; the keep rule at the edge."""
+    name = "log" if persist else "memory"
+    pad = "p" * 400
+    keep = 9000
+    extra = ("--changes-keep", str(keep)) + (() if persist else
+                                              ("--no-persist",))
+    srv = Server(None, *extra)
+    d = srv.dir
+    snap = Rpc(srv.rpc)
+    check(rpc_writes(srv, 3000, 0, pad), name + ": writes 1")
+    snap.call("server.snapshot", [])
+    check(rpc_writes(srv, 2000, 3000, pad), name + ": writes 2")
+    live = Rpc(srv.rpc)
+    err, res = live.call("changes.watch", [None])
+    first = res["seq"]
+    check(first == 5000, name + ": 5000 changes before the watcher")
+    check(rpc_writes(srv, 5000, 5000, pad), name + ": writes 3")
+    snap.call("server.snapshot", [])
+    last = snap.call("changes.watch", [None])[1]["seq"]
+    check(last == 10000, name + ": 10000 changes")
+    lives = []
+    while len(lives) < last - first:
+        m = live.note(20)
+        lives.append(m[2][0])
+    check([c["seq"] for c in lives] == list(range(first + 1, last + 1)),
+          name + ": the live watcher got every change after it joined")
+    late = Sse(srv, "?since=%d" % (last - keep), timeout=30)
+    got = late.events(keep)
+    late.close()
+    check([e[0] for e in got] == list(range(last - keep + 1, last + 1)),
+          name + ": a late watcher reads back the last --changes-keep")
+    check([e[2] for e in got[-len(lives):]] == lives,
+          name + ": read back equals what was sent live")
+    check(all(e[2]["user"]["custom_data"]["pad"] == pad for e in got
+              if e[2]["event"] == "user.created"), name + ": whole users")
+    s = Sse(srv, "?since=%d" % (last - keep - 1))
+    check(s.status == 410, name + ": one more than --changes-keep: 410")
+    s.close()
+    mid = Sse(srv, "?since=4321")
+    m = mid.events(3)
+    mid.close()
+    check([e[0] for e in m] == [4322, 4323, 4324] and
+          [e[2] for e in m] == [e[2] for e in got if e[0] in
+                                (4322, 4323, 4324)],
+          name + ": resume from the middle")
+    live.close()
+    snap.close()
+    if not persist:
+        check(srv.stop() == 0, name + ": stop")
+        return
+    srv.kill9()
+    srv = Server(d, *extra)
+    again = Sse(srv, "?since=%d" % (last - keep), timeout=30)
+    got2 = again.events(keep)
+    again.close()
+    check([e[2] for e in got2] == [e[2] for e in got],
+          name + ": the same changes after kill -9 and restart")
+    s = Sse(srv, "?since=%d" % (last - keep - 1))
+    check(s.status == 410, name + ": 410 after restart")
+    s.close()
+    check(srv.stop() == 0, name + ": stop")
+
+
+def test_window_forms():
+    window_case(True)
+    window_case(False)
+
 
 def main():
     for t in (test_exact_sequence, test_restart_resume, test_gone,
-              test_slow_and_vanished, test_actor_and_scope, test_heartbeat):
+              test_slow_and_vanished, test_actor_and_scope, test_heartbeat,
+              test_window_forms):
         try:
             t()
         except Exception as e:  # a crash is a failure, not a stop
