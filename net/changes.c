@@ -170,7 +170,8 @@ static struct chunk *chunk_new(const struct ud_buf *b)
 		return NULL;
 	k->refs = 1;
 	k->len = b->len;
-	memcpy(k->data, b->data, b->len);
+	if (b->len)
+		memcpy(k->data, b->data, b->len);
 	return k;
 }
 
@@ -347,7 +348,7 @@ static void watcher_pump(struct changes *ch, struct watcher *w)
 	 * of a change), or the window no longer has its next change. */
 	if (have + owed > ch->srv->cfg.max_output ||
 	    read_for(ch, w, ch->sent.seq, pump_bytes(ch) - have, b) ||
-	    evbuffer_add(out, b->data, b->len) ||
+	    (b->len && evbuffer_add(out, b->data, b->len)) ||
 	    evbuffer_get_length(out) > ch->srv->cfg.max_output)
 		watcher_cut(ch, w);
 }
