@@ -532,8 +532,10 @@ def window_case(persist):
     name = "log" if persist else "memory"
     pad = "p" * 400
     keep = 9000
-    extra = ("--changes-keep", str(keep)) + (() if persist else
-                                              ("--no-persist",))
+    # --fsync always: changes are published as the log's syncer makes
+    # them durable
+    extra = ("--changes-keep", str(keep)) + (
+        ("--fsync", "always") if persist else ("--no-persist",))
     srv = Server(None, *extra)
     d = srv.dir
     snap = Rpc(srv.rpc)
