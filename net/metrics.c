@@ -70,8 +70,14 @@ uint64_t metrics_now_ns(void)
 void metrics_observe(struct metrics *m, enum metric_route r, bool error,
 		     uint64_t start_ns)
 {
+	metrics_observe_at(m, r, error, start_ns, metrics_now_ns());
+}
+
+void metrics_observe_at(struct metrics *m, enum metric_route r, bool error,
+			uint64_t start_ns, uint64_t end_ns)
+{
 	int proto = r >= MR_RPC_FIRST;
-	double s = (double)(metrics_now_ns() - start_ns) / 1e9;
+	double s = (double)(end_ns - start_ns) / 1e9;
 	unsigned i = 0;
 
 	m->requests[r]++;

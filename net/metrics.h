@@ -99,6 +99,11 @@ uint64_t metrics_now_ns(void);
 /* Count one reply. */
 void metrics_observe(struct metrics *m, enum metric_route r, bool error,
 		     uint64_t start_ns);
+/* The same with the end time given (a caller that has just read the
+ * clock, so one reading serves as this reply's end and the next one's
+ * start). */
+void metrics_observe_at(struct metrics *m, enum metric_route r, bool error,
+			uint64_t start_ns, uint64_t end_ns);
 /* Append the whole exposition (these counters plus the store's ud_stats).
  * Returns 0 or UD_ENOMEM. */
 int metrics_write(const struct metrics *m, const struct ud_stats *st,
