@@ -338,6 +338,7 @@ static int feed_start(ud_pg *c, struct ud_error *err)
 	c->feed = FEED_STREAMING;
 	c->epoch++;
 	c->feed_backoff_ms = 0;
+	c->q_next_try_ms = 0; /* PostgreSQL is back: no waiting for misses */
 	c->st.pg_down = false;
 	if (c->ever_streamed)
 		c->st.feed_restarts++;
