@@ -60,7 +60,7 @@
 #define CHWIN_BLOCK_BYTES (256u << 10)
 #define CHWIN_MARK_EVERY  256
 #define CHWIN_TAIL_BLOCKS 8
-#define CHWIN_ZSTD_LEVEL  3
+#define CHWIN_ZSTD_LEVEL  1
 
 struct chwin;
 

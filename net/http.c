@@ -884,6 +884,8 @@ static int h_metrics(struct http_req *r)
 	b->len = 0;
 	ud_stats(srv->db, &st);
 	srv->metrics.backoff_users = backoff_users(srv->backoff);
+	srv->metrics.changes_watchers = changes_watchers(srv->changes);
+	srv->metrics.changes_window_bytes = changes_window_bytes(srv->changes);
 	metrics_observe(&srv->metrics, r->route, false, r->hc->start_ns);
 	if (metrics_write(&srv->metrics, &st, pool_inflight(srv->pool), b) ||
 	    pgmode_metrics(srv, b))

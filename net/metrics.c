@@ -279,6 +279,13 @@ static int write_state(const struct metrics *m, const struct ud_stats *st,
 	     (double)m->backoff_users},
 	    {"userdb_password_jobs", "gauge",
 	     "Password hash/verify jobs in flight.", (double)jobs},
+	    {"userdb_changes_watchers", "gauge",
+	     "Change stream watchers (SSE and RPC).",
+	     (double)m->changes_watchers},
+	    {"userdb_changes_window_bytes", "gauge",
+	     "Memory held by the change stream's window (index, tail, "
+	     "compressed blocks).",
+	     (double)m->changes_window_bytes},
 	};
 	int rc = 0;
 	for (size_t i = 0; i < sizeof rows / sizeof rows[0] && !rc; i++)

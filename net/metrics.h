@@ -82,8 +82,10 @@ struct metrics {
 	uint64_t connections_open, connections_total, connections_refused;
 	uint64_t connections_dropped; /* slow or over max_output */
 	uint64_t flush_errors;
-	uint64_t verify_delayed; /* verifications held by the back-off */
-	uint64_t backoff_users;	 /* users with failures counted (gauge) */
+	uint64_t verify_delayed;       /* verifications held by the back-off */
+	uint64_t backoff_users;	       /* users with failures counted (gauge) */
+	uint64_t changes_watchers;     /* gauge, set before a scrape */
+	uint64_t changes_window_bytes; /* gauge, set before a scrape */
 	/* requests by key name (never by key), kept across key reloads */
 	struct metrics_key keys[METRICS_KEYS];
 	unsigned n_keys;

@@ -575,6 +575,19 @@ def window_case(persist):
           [e[2] for e in m] == [e[2] for e in got if e[0] in
                                 (4322, 4323, 4324)],
           name + ": resume from the middle")
+    c = http.client.HTTPConnection("127.0.0.1", srv.http, timeout=10)
+    c.request("GET", "/metrics", headers=AUTH)
+    text = c.getresponse().read().decode()
+    c.close()
+    gauge = {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
+             if l.startswith("userdb_changes_")}
+    wb = gauge.get("userdb_changes_window_bytes", -1)
+    # raw, 10000 changes of about 650 bytes: 6.5 MB; the log-backed form
+    # holds marks and a tail of at most 8 + 1 blocks of 256 KB
+    check(0 < wb < (4 << 20) if not persist else 0 < wb <= 9 * 262144 +
+          65536, name + ": window memory reported and bounded (%r)" % wb)
+    check(gauge.get("userdb_changes_watchers", 0) >= 2.0,  # live, snap
+          name + ": watchers gauge (%r)" % gauge)
     live.close()
     snap.close()
     if not persist:
