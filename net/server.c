@@ -184,8 +184,16 @@ void conn_reply_end(struct conn *c, bool write)
 }
 
 /* Every reply is written and no job is left: close, or linger first. */
+static void conn_socket_read_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_finish(struct conn *c)
 {
+	if (c->linger && c->tls && !c->rev && !c->lingering) { /* tls.h */
+		tls_close_notify(c->bev);
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		c->rev =
+		    event_new(c->srv->base, bufferevent_getfd(c->bev),
+			      EV_READ | EV_PERSIST, conn_socket_read_cb, c);
+	}
 	if (!c->linger || c->lingering || !c->rev || c->srv->stopping ||
 	    shutdown(event_get_fd(c->rev), SHUT_WR) != 0) {
 		conn_close(c);

@@ -7,6 +7,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -96,7 +97,51 @@ struct gate {
 	const struct conn_proto *proto;
 	tls_open_fn open;
 	struct event *ev;
+	size_t discarded; /* refusing: bytes read and dropped so far */
 };
+
+static void gate_end(struct gate *g, bool close_fd)
+{
+	event_free(g->ev);
+	if (close_fd)
+		close(g->fd);
+	free(g);
+}
+
+/* Refusing a client that is not speaking TLS: its write side was shut (a
+ * FIN), now read and drop what it sends until it closes, errs, goes quiet
+ * for CONN_LINGER_S or sent CONN_LINGER_MAX (server.h's lingering close):
+ * closing with its bytes unread would make the kernel send a reset. */
+static void gate_discard_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct gate *g = arg;
+	char buf[4096];
+	ssize_t n = (what & EV_READ) ? read(fd, buf, sizeof buf) : 0;
+
+	if (n < 0 &&
+	    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return;
+	if (n > 0 && (g->discarded += (size_t)n) <= CONN_LINGER_MAX)
+		return; /* persistent: each read restarts the timeout */
+	gate_end(g, true);
+}
+
+static void gate_refuse(struct gate *g)
+{
+	struct timeval tv = {.tv_sec = CONN_LINGER_S};
+
+	event_free(g->ev);
+	g->ev = NULL;
+	if (shutdown(g->fd, SHUT_WR) == 0)
+		g->ev = event_new(g->srv->base, g->fd, EV_READ | EV_PERSIST,
+				  gate_discard_cb, g);
+	if (!g->ev || event_add(g->ev, &tv)) {
+		if (g->ev)
+			event_free(g->ev);
+		close(g->fd);
+		free(g);
+	}
+}
 
 static void gate_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -109,12 +154,14 @@ static void gate_cb(evutil_socket_t fd, short what, void *arg)
 		if (event_add(g->ev, &tv) == 0)
 			return; /* spurious: wait on */
 	}
-	event_free(g->ev);
-	if (n == 1 && first == 0x16)
+	if (n == 1 && first == 0x16) {
 		g->open(g->srv, fd, g->proto);
-	else
-		close(fd);
-	free(g);
+		gate_end(g, false);
+	} else if (n == 1) {
+		gate_refuse(g);
+	} else {
+		gate_end(g, true); /* EOF, an error or the gate's timeout */
+	}
 }
 
 void tls_gate(struct server *srv, evutil_socket_t fd,
@@ -132,7 +179,17 @@ void tls_gate(struct server *srv, evutil_socket_t fd,
 		close(fd);
 		return;
 	}
-	*g = (struct gate){srv, fd, proto, open, g->ev};
+	*g = (struct gate){srv, fd, proto, open, g->ev, 0};
+}
+
+void tls_close_notify(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl && SSL_is_init_finished(ssl))
+		SSL_shutdown(
+		    ssl); /* sends close_notify; no wait for the peer's */
+	ERR_clear_error();
 }
 
 void tls_reload(struct server *srv)

@@ -10,6 +10,9 @@
  * before) and encrypting the output that held replies are moved into.  So
  * the server branches on conn->tls in four places (open, start/stop
  * reading, release of held replies, lingering close), never per byte.
+ * A lingering close (server.h) works as for plaintext once the output is
+ * written: close_notify, the bufferevent disabled, the write side shut and
+ * the socket read with the connection's own read event to drop the rest.
  *
  * Policy: TLS 1.2 or newer, OpenSSL's default ("recommended") cipher
  * lists and groups, no renegotiation, no session tickets across reloads
@@ -43,14 +46,20 @@ struct bufferevent *tls_bev_new(struct server *srv, evutil_socket_t fd);
  * TLS client starts with a handshake record (0x16) and goes on to
  * open(srv, fd, proto); anything else (a plaintext HTTP or RPC client,
  * which would otherwise leave OpenSSL waiting for the rest of a "record"
- * its first bytes seem to announce) is closed at once, as is a client that
- * sends nothing within TLS_GATE_S seconds. */
+ * its first bytes seem to announce) gets no answer and a lingering close
+ * (server.h: the write side shut, what it sends read and dropped, so it
+ * sees a clean EOF, not a reset); a client that sends nothing within
+ * TLS_GATE_S seconds is closed. */
 #define TLS_GATE_S 10
 struct conn_proto;
 typedef void (*tls_open_fn)(struct server *srv, evutil_socket_t fd,
 			    const struct conn_proto *proto);
 void tls_gate(struct server *srv, evutil_socket_t fd,
 	      const struct conn_proto *proto, tls_open_fn open);
+/* A lingering close of a TLS connection, its output written: send
+ * close_notify (if the handshake is done) before the write side is shut;
+ * the server then reads and drops the raw bytes that still come. */
+void tls_close_notify(struct bufferevent *bev);
 /* SIGHUP: load the certificate and key again. */
 void tls_reload(struct server *srv);
 

@@ -196,19 +196,19 @@ def tls_1_1_is_refused():
 
 
 def closed_without_plaintext_reply(port, data):
+    """Sends data and reads to the end: the server closes cleanly (FIN, so
+    EOF here, never a reset, which would also have thrown away anything it
+    had sent) after at most a TLS alert record (content type 21), never an
+    HTTP or msgpack answer."""
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     got = b""
-    try:
-        s.sendall(data)
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            got += chunk
-    except (ConnectionResetError, BrokenPipeError):
-        pass
+    s.sendall(data)
+    while True:
+        chunk = s.recv(4096)  # ConnectionResetError fails the test
+        if not chunk:
+            break
+        got += chunk
     s.close()
-    # at most a TLS alert record (content type 21), never HTTP or msgpack
     assert not got or got[0] == 21, got[:80]
 
 
@@ -220,12 +220,53 @@ def plaintext_and_garbage_on_tls_ports_are_dropped():
     closed_without_plaintext_reply(srv.rpc[1], msgpack.packb([0, 1, "ping",
                                                               []]))
     closed_without_plaintext_reply(srv.rpc[1], os.urandom(5000))
+    # a plaintext client that goes on sending after the server gave up on
+    # it: what it sends is read and discarded, so its send completes too
+    closed_without_plaintext_reply(srv.http[1], b"POST /v1/users HTTP/1.1\r\n"
+                                   b"Content-Length: 3000000\r\n\r\n" +
+                                   b"x" * 3000000)
     # a TLS-looking record header with nonsense after it
     closed_without_plaintext_reply(srv.http[1], b"\x16\x03\x01\x00\x40" +
                                    os.urandom(64))
     assert time.time() - t0 < 8, "a bad client was left hanging"
     c = Rpc(srv.rpc)
     assert c.ok("ping") == "pong", "the server goes on"
+
+
+def refused_then_eof(c, data, want):
+    """Over TLS: data is refused mid-request with an error reply (want in
+    it).  The server reads and discards the rest, so the client can still
+    send all of data, then reads that reply and a clean end (close_notify,
+    or at least a FIN), not a reset."""
+    c.sendall(data)  # a reset or a broken pipe raises
+    got = b""
+    while True:
+        try:
+            chunk = c.recv(65536)  # so does a reset here
+        except ssl.SSLEOFError:  # FIN without close_notify: still clean
+            break
+        if not chunk:
+            break
+        got += chunk
+    assert want in got, got[:300]
+    c.close()
+
+
+@test
+def refused_requests_over_tls_close_lingering():
+    # HTTP: a body over --max-body (1 MB) gets its 413, then a clean end
+    raw = socket.create_connection(srv.http, timeout=20)
+    c = client_ctx().wrap_socket(raw, server_hostname="localhost")
+    body = b"x" * (4 << 20)
+    refused_then_eof(c, b"POST /v1/users HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer " + KEY.encode() +
+                     b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body,
+                     b"413")
+    # RPC: a frame over --max-frame gets its error, then a clean end
+    c = Rpc(srv.rpc)
+    c.ok("auth", KEY)
+    refused_then_eof(c.s, msgpack.packb([0, 9, "user.get", ["x" * (4 << 20)]]),
+                     b"frame over the size limit")
 
 
 @test
