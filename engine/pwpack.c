@@ -135,7 +135,11 @@ static int leb_read(const uint8_t **p, const uint8_t *end, uint32_t *v)
 		uint8_t b = *(*p)++;
 		x |= (uint64_t)(b & 0x7f) << shift;
 		if (!(b & 0x80))
-			return x <= UINT32_MAX ? (*v = (uint32_t)x, 0) : -1;
+			/* the shortest form only (a last byte 0 after others
+			 * is padding): one value, one packed form */
+			return x <= UINT32_MAX && (b || !shift)
+				   ? (*v = (uint32_t)x, 0)
+				   : -1;
 	}
 	return -1;
 }

@@ -257,15 +257,13 @@ static char *file_slurp(const char *path, size_t *len, FILE *err)
 	return buf;
 }
 
-int apikey_file_load(struct keyset *ks, const char *path, FILE *err)
+int apikey_file_parse(struct keyset *ks, char *buf, size_t len,
+		      const char *path, FILE *err)
 {
-	size_t len = 0, off = 0;
+	size_t off = 0;
 	unsigned lineno = 0;
-	char *buf = file_slurp(path, &len, err);
 	int rc = 0;
 
-	if (!buf)
-		return -1;
 	while (off < len && rc == 0) {
 		char *nl = memchr(buf + off, '\n', len - off);
 		size_t n = nl ? (size_t)(nl - (buf + off)) : len - off;
@@ -273,6 +271,18 @@ int apikey_file_load(struct keyset *ks, const char *path, FILE *err)
 		rc = file_line(ks, buf + off, n, path, lineno, err);
 		off += n + 1;
 	}
+	return rc;
+}
+
+int apikey_file_load(struct keyset *ks, const char *path, FILE *err)
+{
+	size_t len = 0;
+	char *buf = file_slurp(path, &len, err);
+	int rc;
+
+	if (!buf)
+		return -1;
+	rc = apikey_file_parse(ks, buf, len, path, err);
 	sodium_memzero(buf, len);
 	free(buf);
 	return rc;

@@ -81,6 +81,10 @@ int apikey_reload(struct keyset *ks, const struct server_config *cfg,
 /* Parse a key file into ks (appending; names key-N from ks->n + 1 on).
  * 0, or -1 after a message to err naming the file and line. */
 int apikey_file_load(struct keyset *ks, const char *path, FILE *err);
+/* The same for the file's bytes buf[0..len) (borrowed, not modified):
+ * the parser alone, without the permission and size checks. */
+int apikey_file_parse(struct keyset *ks, char *buf, size_t len,
+		      const char *path, FILE *err);
 /* Add one key with its scope and name (NULL: key-N).  0 or -1 when full. */
 int keyset_add_scoped(struct keyset *ks, const char *key, size_t len,
 		      enum key_scope scope, const char *name);

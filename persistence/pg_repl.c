@@ -275,11 +275,11 @@ static void on_relation(struct pg_repl *r, struct rd *d)
 		     : !strcmp(name, "users")  ? PGT_USERS
 		     : !strcmp(name, "events") ? PGT_EVENTS
 					       : PGT_OTHER;
-	rel->ncols = n;
-	if (n > MAX_COLS) {
+	if (n > MAX_COLS) { /* ncols stays 0: no tuple indexes past col[] */
 		d->bad = true;
 		return;
 	}
+	rel->ncols = n;
 	for (int i = 0; i < n; i++) {
 		const char *col;
 		rd_be(d, 1);
@@ -383,6 +383,37 @@ static void on_xlogdata(struct pg_repl *r, struct rd *d)
 	}
 }
 
+int pg_repl_decode(struct pg_repl *r, const unsigned char *msg, size_t n)
+{
+	struct rd d = {msg, msg + n, false};
+	int kind = (int)rd_be(&d, 1), reply = 0;
+
+	if (kind == 'w') {
+		on_xlogdata(r, &d);
+	} else if (kind == 'k') {
+		r->wal_end = rd_be(&d, 8);
+		rd_be(&d, 8);
+		reply = rd_be(&d, 1) != 0;
+	}
+	return d.bad ? -1 : reply;
+}
+
+struct pg_repl *pg_repl_decoder_new(const char *node_id, pg_change_fn fn,
+				    void *ctx)
+{
+	struct pg_repl *r = calloc(1, sizeof(*r));
+
+	if (r && slot_name(r->slot, sizeof r->slot, node_id)) {
+		free(r);
+		return NULL;
+	}
+	if (r) {
+		r->fn = fn;
+		r->ctx = ctx;
+	}
+	return r;
+}
+
 static void send_status(struct pg_repl *r, int64_t now_ms)
 {
 	unsigned char b[1 + 8 * 4 + 1], *p = b;
@@ -435,22 +466,14 @@ void pg_repl_io(struct pg_repl *r, int64_t now_ms)
 		return;
 	}
 	while (r->streaming && (n = PQgetCopyData(r->c, &buf, 1)) > 0) {
-		struct rd d = {(unsigned char *)buf, (unsigned char *)buf + n,
-			       false};
-		int kind = (int)rd_be(&d, 1);
-		if (kind == 'w') {
-			on_xlogdata(r, &d);
-		} else if (kind == 'k') {
-			r->wal_end = rd_be(&d, 8);
-			rd_be(&d, 8);
-			if (rd_be(&d, 1) && !d.bad)
-				send_status(r, now_ms);
+		int rc = pg_repl_decode(r, (unsigned char *)buf, (size_t)n);
+		PQfreemem(buf);
+		if (rc == 1) {
+			send_status(r, now_ms);
 			/* sending may have read more into libpq's buffer */
 			if (r->streaming)
 				PQconsumeInput(r->c);
-		}
-		PQfreemem(buf);
-		if (d.bad) {
+		} else if (rc < 0) {
 			r->undecodable++;
 			set_error(r, "stream",
 				  "a message could not be decoded");

@@ -96,6 +96,18 @@ uint64_t pg_repl_applied_lsn(const struct pg_repl *r);
 uint64_t pg_repl_wal_end(const struct pg_repl *r);
 uint64_t pg_repl_undecodable(const struct pg_repl *r);
 
+/* Decode one CopyData message of the stream: XLogData ('w', whose row
+ * changes go to the callback) or a keepalive ('k'); other kinds are
+ * ignored.  Returns 0, 1 when a keepalive asks for a status reply, or -1
+ * when the message cannot be decoded (rule 4).  msg is borrowed for the
+ * call (a change's values point into it). */
+int pg_repl_decode(struct pg_repl *r, const unsigned char *msg, size_t n);
+/* A reader with no connection that only decodes (pg_repl_decode): for
+ * the tests and the fuzzer.  NULL when out of memory or node_id is bad;
+ * pg_repl_free frees it. */
+struct pg_repl *pg_repl_decoder_new(const char *node_id, pg_change_fn fn,
+				    void *ctx);
+
 /* Drop slot "userdb_<node_id>" of a node gone for good (blocking).  0,
  * UD_ENOTFOUND or UD_EUNAVAILABLE. */
 int pg_repl_drop_slot(const char *conninfo, const char *node_id,

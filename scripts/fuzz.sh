@@ -14,7 +14,8 @@ if [ "${1:-}" = "--ci" ]; then ci=1; shift; fi
 secs=${1:-300}
 [ $# -gt 0 ] && shift
 harnesses=("$@")
-[ ${#harnesses[@]} -gt 0 ] || harnesses=(mpframe rpc http fields recover apply)
+[ ${#harnesses[@]} -gt 0 ] || harnesses=(mpframe rpc http fields recover apply
+	keyfile pgoutput pwpack import)
 
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Release -DUD_FUZZ=ON \
 	-DUD_FAULT_INJECTION=ON >/dev/null

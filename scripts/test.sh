@@ -22,6 +22,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 
 # Fuzzing: libFuzzer harnesses (tests/fuzz, clang, ASan + UBSan) for a short
 # bounded time on their corpus and regressions; a crash fails.  Six harnesses
-# at 20 s each: about 2 minutes after the build.  Longer local runs that grow
-# the corpus: scripts/fuzz.sh [SECONDS].
+# at 20 s each and four narrower ones at 12 s: under 3 minutes after the
+# build.  Longer local runs that grow the corpus: scripts/fuzz.sh [SECONDS].
 bash scripts/fuzz.sh --ci "${UD_FUZZ_SECONDS:-20}" mpframe rpc http fields recover apply
+bash scripts/fuzz.sh --ci "${UD_FUZZ_SMALL_SECONDS:-12}" keyfile pgoutput pwpack import

@@ -125,6 +125,26 @@ Test(pwpack, damaged_packed_bytes_are_refused_or_bounded)
 	cr_assert_eq(pwpack_decode(b, sizeof(b), back), 0);
 }
 
+/* One text, one packed form: a varint padded with a last 0x00 byte (the
+ * fuzzer's find: "v=19" as 0x93 0x00 decoded to the text whose packing is
+ * 0x13) is refused, so a record cannot hold a second spelling. */
+Test(pwpack, a_padded_varint_is_refused)
+{
+	char back[UD_PWHASH_MAX];
+	uint8_t ok[] = {1, 0x13, 8, 1, 1, 1, 's', 'h'};
+	uint8_t padded[] = {1, 0x93, 0x00, 8, 1, 1, 1, 's', 'h'};
+	uint8_t zero[] = {1, 0x13, 8, 0, 1, 1, 's', 'h'};
+	uint8_t b[PWPACK_MAX];
+	size_t n = pwpack_decode(ok, sizeof ok, back);
+
+	cr_assert_gt(n, 0);
+	cr_assert_eq(pwpack_encode(back, n, b), sizeof ok);
+	cr_assert_eq(memcmp(b, ok, sizeof ok), 0);
+	cr_assert_eq(pwpack_decode(padded, sizeof padded, back), 0);
+	cr_assert_gt(pwpack_decode(zero, sizeof zero, back), 0,
+		     "0 is one byte");
+}
+
 /* The store keeps a packable hash packed and gives back the same text:
  * after an import, a password change, and in its change records. */
 Test(pwpack, the_store_gives_back_the_text_it_was_given)

@@ -103,13 +103,27 @@ static void release_held(fake_out_fn out, void *ctx)
 	}
 }
 
+struct server *fake_server_open(void)
+{
+	fake_server_init();
+	seed_store();
+	return &srv;
+}
+
+void fake_server_close(void)
+{
+	struct ud_error err;
+	FUZZ_CHECK(ud_db_check(srv.db, &err) == 0, "store invariants: %s",
+		   err.message);
+	ud_close(srv.db);
+	srv.db = NULL;
+}
+
 void fake_conn_run(const struct conn_proto *proto, bool authed,
 		   const uint8_t *data, size_t size, fake_out_fn out, void *ctx)
 {
 	struct bufferevent *pair[2];
-	struct ud_error err;
-	fake_server_init();
-	seed_store();
+	fake_server_open();
 
 	struct conn *c = calloc(1, sizeof(*c));
 	FUZZ_CHECK(c != NULL, "calloc");
@@ -149,9 +163,5 @@ void fake_conn_run(const struct conn_proto *proto, bool authed,
 	FUZZ_CHECK(srv.conns == NULL, "connection list not empty");
 	conn_unref(c);
 	bufferevent_free(pair[1]);
-
-	FUZZ_CHECK(ud_db_check(srv.db, &err) == 0, "store invariants: %s",
-		   err.message);
-	ud_close(srv.db);
-	srv.db = NULL;
+	fake_server_close();
 }

@@ -32,4 +32,10 @@ void fake_conn_run(const struct conn_proto *proto, bool authed,
 		   const uint8_t *data, size_t size, fake_out_fn out,
 		   void *ctx);
 
+/* The server alone, for a harness that drives a module directly: made on
+ * first use as above, with a fresh seeded store; fake_server_close checks
+ * the store's invariants and closes it. */
+struct server *fake_server_open(void);
+void fake_server_close(void);
+
 #endif

@@ -150,3 +150,155 @@ for k, v in list(rpc.items())[:8]:
 put("mpframe", "types", mp([1, -1, 255, 65536, 2**40, -2**40, 1.5, "s" * 40,
                             b"bin", {"m": []}, None, True]) +
     b"\xd4\x01\x00\xc7\x02\x05ab\xdc\x00\x01\xc0\xde\x00\x01\xa1k\xc0")
+
+# ---- keyfile: key files ----------------------------------------------------
+keyfile = {
+    "good": b"# services\n\nsvc-key-0123456789 verify svc\n"
+            b"   # the console\nconsole-key-0123 admin console\n"
+            b"ro-key-unnamed\tread\r\n",
+    "unknown_scope": b"k1 admin\nk2 superuser\n",
+    "fields": b"k1\nk2 read a b\n",
+    "bad_name": b"k1 read bad/name\n",
+    "twice": b"k1 read\nk1 admin\nflag-key read\n",
+    "nul": b"k1 read\x00x\n",
+    "long": b"k" * 1100 + b" read\n",
+    "many": b"".join(b"key%d read\n" % i for i in range(260)),
+}
+for k, v in keyfile.items():
+    put("keyfile", k, v)
+
+# ---- pwpack: packed hashes and encoded strings -----------------------------
+
+
+def leb(v):
+    out = b""
+    while v >= 0x80:
+        out += bytes([v & 0x7f | 0x80])
+        v >>= 7
+    return out + bytes([v])
+
+
+def pack(alg, v, m, t, p, salt, hsh):
+    return bytes([alg]) + leb(v) + leb(m) + leb(t) + leb(p) + \
+        bytes([len(salt)]) + salt + hsh
+
+
+def b64(b):
+    import base64
+    return base64.b64encode(b).rstrip(b"=")
+
+
+salt, hsh = bytes(range(16)), bytes(range(100, 132))
+pwpack = {
+    "packed_id": pack(1, 19, 65536, 2, 1, salt, hsh),
+    "packed_i": pack(2, 19, 8, 1, 1, salt[:8], hsh[:16]),
+    "text_id": b"$argon2id$v=19$m=65536,t=2,p=1$" + b64(salt) + b"$" +
+               b64(hsh),
+    "text_i": b"$argon2i$v=19$m=8,t=1,p=1$" + b64(salt[:9]) + b"$" +
+              b64(hsh[:17]),
+    "text_odd": b"$argon2id$v=19$m=065536,t=2,p=1$" + b64(salt) + b"$" +
+                b64(hsh),
+}
+for k, v in pwpack.items():
+    put("pwpack", k, v)
+
+# ---- pgoutput: CopyData messages of the replication stream -----------------
+import struct  # noqa: E402
+
+
+def w(msg, lsn=0x1000):
+    return b"w" + struct.pack(">QQQ", lsn, lsn, 0) + msg
+
+
+def cstr(s):
+    return s.encode() + b"\0"
+
+
+USER_COLS = ["id", "name", "email", "email_folded", "role", "status",
+             "avatar", "custom_data", "identities", "password_hash",
+             "last_sign_in_at", "created_at", "updated_at", "version",
+             "failed_verifies"]
+
+
+def relation(relid, ns, name, cols):
+    b = b"R" + struct.pack(">I", relid) + cstr(ns) + cstr(name) + b"d" + \
+        struct.pack(">H", len(cols))
+    for c in cols:
+        b += b"\0" + cstr(c) + struct.pack(">Ii", 25, -1)
+    return w(b)
+
+
+def tuple_(vals):
+    b = struct.pack(">H", len(vals))
+    for v in vals:
+        if v is None:
+            b += b"n"
+        elif v == "<unchanged>":
+            b += b"u"
+        else:
+            v = v.encode()
+            b += b"t" + struct.pack(">I", len(v)) + v
+    return b
+
+
+def user_row(uid, version, name="Ann", email="ann@x.io", pw=None,
+             custom="{}"):
+    t = "2025-01-20 15:00:00.123456+00"
+    return [uid, name, email, email.lower(), "user", "active", None, custom,
+            "{}", pw, None, t, t, str(version), "0"]
+
+
+begin = w(b"B" + struct.pack(">QQI", 0x2000, 0, 7))
+commit = w(b"C" + b"\0" + struct.pack(">QQQ", 0x1000, 0x2000, 0))
+rel_users = relation(16385, "userdb", "users", USER_COLS)
+rel_events = relation(16390, "userdb", "events",
+                      ["id", "user_id", "event", "created_at", "details"])
+ins = w(b"I" + struct.pack(">I", 16385) + b"N" +
+        tuple_(user_row("usr_pg1", 1)))
+upd = w(b"U" + struct.pack(">I", 16385) + b"N" +
+        tuple_(user_row("usr_pg1", 2, name="Bo", custom='{"a": [1]}')))
+upd_old = w(b"U" + struct.pack(">I", 16385) + b"O" +
+            tuple_(user_row("usr_pg1", 2)) + b"N" +
+            tuple_(user_row("usr_pg1", 3, pw="<unchanged>")))
+ins_ev = w(b"I" + struct.pack(">I", 16390) + b"N" +
+           tuple_(["1", "usr_pg1", "user.created",
+                   "2025-01-20 15:00:00+00", "{}"]))
+dele = w(b"D" + struct.pack(">I", 16385) + b"K" +
+         tuple_(["usr_pg1"] + [None] * 14))
+origin = w(b"O" + struct.pack(">Q", 0x1000) + cstr("userdb_n1"))
+keepalive = b"k" + struct.pack(">QQ", 0x3000, 0) + b"\1"
+pgoutput = {
+    "stream": SEP.join([rel_users, rel_events, begin, ins, ins_ev, commit,
+                        keepalive, begin, upd, upd_old, commit, begin, dele,
+                        commit]),
+    "own": SEP.join([rel_users, begin, origin, ins, commit]),
+    "bad_row": SEP.join([rel_users, begin, w(
+        b"I" + struct.pack(">I", 16385) + b"N" +
+        tuple_(user_row("usr_pg2", 0, email="nope"))), commit]),
+    "unknown_rel": SEP.join([begin, ins]),
+    "other_table": relation(16385, "public", "users", USER_COLS[:3]),
+}
+for k, v in pgoutput.items():
+    put("pgoutput", k, v)
+
+# ---- import: flags, seed, NDJSON body ---------------------------------------
+lines = [
+    {"id": "usr_imp1", "name": "Imp", "email": "imp@x.io"},
+    {"name": "No Id", "email": "noid@x.io", "role": "admin",
+     "custom_data": {"k": [1, 2]}},
+    {"id": "usr_a", "name": "Again", "email": "again@x.io"},
+    {"name": "Dup", "email": "A@X.IO"},
+    {"name": "H", "email": "h@x.io", "password_hash":
+     "$argon2id$v=19$m=8,t=1,p=1$c29tZXNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"},
+    {"name": "P", "email": "p@x.io", "password": "plain"},
+    {"name": "T", "email": "t@x.io", "created_at": "2024-02-29T12:00:00Z",
+     "is_suspended": True},
+]
+body = b"\n".join(json.dumps(x).encode() for x in lines) + \
+    b"\n\n  \r\nnot json\n[1]\n{\"name\": \"\xff\"}\n{\"a\":1,\"a\":2}"
+put("import", "fail", b"\x00\x07" + body)
+put("import", "skip", b"\x01\x03" + body)
+put("import", "update", b"\x02\x11" + body)
+put("import", "badquery", b"\x03\x00" + body)
+put("import", "long_under", b"\x1c\x00" + body)
+put("import", "long_over", b"\x1c\xff" + b"\r\n" + body)
