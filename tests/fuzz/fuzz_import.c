@@ -30,9 +30,36 @@
 #include "bulk.h"
 #include "fake_conn.h"
 #include "fuzz_util.h"
+#include "pool.h"
 
 static const char *const queries[] = {"", "on_conflict=skip",
 				      "on_conflict=update", "on_conflict=no"};
+
+struct wait {
+	int woken; /* -1, or the last BULK_IMPORT_MORE / _DONE */
+};
+
+static void wake_cb(void *ctx, int what)
+{
+	((struct wait *)ctx)->woken = what;
+}
+
+/* Run the loop (the pool's batches) until the import wakes with what. */
+static void wait_for(struct server *srv, struct wait *w, int what)
+{
+	for (unsigned spins = 0; w->woken != what; spins++) {
+		FUZZ_CHECK(spins < 1000000, "the import never woke (%d)", what);
+		event_base_loop(srv->base, EVLOOP_ONCE);
+	}
+	w->woken = -1;
+}
+
+static void feed(struct server *srv, struct bulk_import *im, struct wait *w,
+		 const char *p, size_t n)
+{
+	if (!bulk_import_feed(im, "fuzz", 4, p, n))
+		wait_for(srv, w, BULK_IMPORT_MORE);
+}
 
 /* Import body[0..n) into a fresh store, in pieces when seed is non-zero;
  * the result (or the error code) into out. */
@@ -40,13 +67,15 @@ static int run(const char *q, const char *body, size_t n, size_t pad,
 	       unsigned seed, struct ud_buf *out)
 {
 	struct server *srv = fake_server_open();
-	struct bulk_import *im = bulk_import_new(srv, q, strlen(q));
+	struct wait w = {-1};
+	struct bulk_import *im =
+	    bulk_import_new(srv, q, strlen(q), wake_cb, &w);
 	struct ud_error err = {0};
 	int rc;
 
 	FUZZ_CHECK(im != NULL, "bulk_import_new");
 	if (!seed) {
-		bulk_import_feed(im, body, n);
+		feed(srv, im, &w, body, n);
 	} else {
 		for (size_t off = 0; off < n;) {
 			size_t k =
@@ -54,13 +83,16 @@ static int run(const char *q, const char *body, size_t n, size_t pad,
 			if (off + 64 < pad) /* big pieces through the padding */
 				k <<= 12;
 			k = k < n - off ? k : n - off;
-			bulk_import_feed(im, body + off, k);
+			feed(srv, im, &w, body + off, k);
 			off += k;
 		}
 	}
+	if (bulk_import_end(im) == 1)
+		wait_for(srv, &w, BULK_IMPORT_DONE);
 	rc = bulk_import_finish(im, out, &err);
 	FUZZ_CHECK(rc == 0 || err.message[0], "an error without a reason");
 	bulk_import_free(im);
+	FUZZ_CHECK(!pool_inflight(srv->pool), "jobs left in the pool");
 	fake_server_close();
 	return rc;
 }
