@@ -649,7 +649,7 @@ static int check_put(const ud_db *db, const struct change *ch,
 			   (int)r->id_len, record_id(r));
 	if (db->cache)
 		return 0; /* a replayed load may meet an unevicted user */
-	if (!ch->has_event)
+	if (!ch->has_event && !db->restore)
 		return BAD("changes user %.*s without an event", (int)r->id_len,
 			   record_id(r));
 	if (r->seq != old->seq || r->created_ms != old->created_ms ||
@@ -733,6 +733,8 @@ int change_check_store(const ud_db *db, const struct change *ch,
 			return BAD("%s missing user %.*s",
 				   ch->type == CH_DEL ? "deletes" : "logs for",
 				   (int)ch->id_len, ch->id);
+		if (!ch->has_event && ch->type == CH_DEL && db->restore)
+			return 0;
 		if (!ch->has_event ||
 		    ch->ev.type != (ch->type == CH_DEL
 					? UD_EV_DELETED
@@ -830,6 +832,16 @@ int ud_db_apply_foreign(ud_db *db, const void *rec, size_t len,
 	db->foreign = true;
 	rc = ud_db_apply(db, rec, len, err);
 	db->foreign = false;
+	return rc;
+}
+
+int ud_db_restore(ud_db *db, const void *rec, size_t len, struct ud_error *err)
+{
+	int rc;
+
+	db->restore = true;
+	rc = ud_db_apply_foreign(db, rec, len, err);
+	db->restore = false;
 	return rc;
 }
 

@@ -85,6 +85,7 @@ struct ud_db {
 	bool cache;   /* max_users or max_bytes set */
 	bool foreign; /* applying another writer's change (ud_db_apply_foreign)
 		       */
+	bool restore; /* ud_db_restore: a put or delete without an event */
 	uint32_t *lru_prev, *lru_next; /* by slot; allocated in cache mode */
 	size_t lru_cap;
 	uint32_t lru_head, lru_tail; /* most / least recently used */

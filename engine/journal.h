@@ -48,6 +48,13 @@ int ud_db_apply(ud_db *db, const void *rec, size_t len, struct ud_error *err);
 int ud_db_apply_foreign(ud_db *db, const void *rec, size_t len,
 			struct ud_error *err);
 
+/* ud_db_apply_foreign() of a put or a delete without an event, also on a
+ * live user: PostgreSQL mode puts back the state PostgreSQL holds after it
+ * refused a write memory had applied optimistically (pg.h), so the
+ * rollback adds nothing to the activity log or the change stream.  Same
+ * codes as ud_db_apply(). */
+int ud_db_restore(ud_db *db, const void *rec, size_t len, struct ud_error *err);
+
 /* Loading many records (a snapshot) faster, in two halves (load.c):
  * ud_load_prepare() on any thread, then ud_load_apply() on the owner thread
  * in record order.  Together they are ud_db_apply(): same checks, same

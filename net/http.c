@@ -129,6 +129,7 @@ static void http_send(struct conn *c, int status, const char *extra,
 	bool keep = hc->limit_status == 0 &&
 		    http_should_keep_alive(&hc->parser) && !c->srv->stopping;
 	struct evbuffer *out = conn_reply_begin(c);
+	c->reply_tag = keep;
 	evbuffer_add_printf(out,
 			    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 			    "Content-Length: %zu\r\n%s%s\r\n",
@@ -156,12 +157,9 @@ static void send_json(struct conn *c, int status, const char *extra, bool write)
 		  hc->out.len, write);
 }
 
-/* Error envelope; route counts the request. */
-static void send_error(struct conn *c, enum metric_route route,
-		       const struct ud_error *err, const char *extra)
+/* The error envelope of err into b (emptied first). */
+static void error_json(struct ud_buf *b, const struct ud_error *err)
 {
-	struct http_conn *hc = c->state;
-	struct ud_buf *b = &hc->out;
 	int code = err->code ? err->code : UD_EINTERNAL;
 	const char *msg = err->message[0] ? err->message : ud_code_name(code);
 	b->len = 0;
@@ -174,8 +172,34 @@ static void send_error(struct conn *c, enum metric_route route,
 		codec_json_string(b, err->field, strlen(err->field));
 	}
 	json_lit(b, "}}");
+}
+
+/* Error envelope; route counts the request. */
+static void send_error(struct conn *c, enum metric_route route,
+		       const struct ud_error *err, const char *extra)
+{
+	struct http_conn *hc = c->state;
+	int code = err->code ? err->code : UD_EINTERNAL;
+	error_json(&hc->out, err);
 	metrics_observe(&c->srv->metrics, route, true, hc->start_ns);
 	send_json(c, ud_code_http_status(code), extra, false);
+}
+
+/* conn_proto.refused: the error response that replaces a write's
+ * (tag: whether that one kept the connection alive). */
+static void http_refused(struct conn *c, uint64_t tag,
+			 const struct ud_error *err, struct evbuffer *out)
+{
+	struct ud_buf b = {0};
+	int status = ud_code_http_status(err->code);
+	error_json(&b, err);
+	evbuffer_add_printf(out,
+			    "HTTP/1.1 %d %s\r\nContent-Type: application/json"
+			    "\r\nContent-Length: %zu\r\n%s\r\n",
+			    status, reason(status), b.len,
+			    tag ? "" : "Connection: close\r\n");
+	evbuffer_add(out, b.data, b.len);
+	ud_buf_free(&b);
 }
 
 static void send_error_code(struct conn *c, enum metric_route route, int code,
@@ -1507,4 +1531,5 @@ const struct conn_proto http_proto = {
     .init = http_init,
     .on_read = http_on_read,
     .on_free = http_free,
+    .refused = http_refused,
 };

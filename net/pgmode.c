@@ -121,12 +121,43 @@ static int64_t wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* A row with this email and id did not fit memory: when memory's holder
+ * of that email is another user with a write of this node in flight, its
+ * state is an optimistic one PostgreSQL is refusing (the unique index let
+ * the row's writer have the email): take it out of memory until its own
+ * row is read back, and say so (the caller applies the row again). */
+static bool make_room(struct server *srv, const struct pg_val *email,
+		      const struct pg_val *id)
+{
+	const ud_user *u;
+	struct ud_user_view v;
+	struct ud_error err;
+
+	if (!email->s || !id->s ||
+	    !(u = ud_user_get_by_email(srv->db, email->s, email->n)))
+		return false;
+	ud_user_view(u, &v);
+	if ((v.id_len == id->n && memcmp(v.id, id->s, id->n) == 0) ||
+	    !pg_writer_pending(srv->pg->w, v.id, v.id_len))
+		return false;
+	char hold[UD_ID_MAX];
+	size_t n = v.id_len;
+	memcpy(hold, v.id, n);
+	if (pg_apply_restore(srv->db, hold, n, NULL, &err) < 0)
+		return false;
+	pg_writer_reread(srv->pg->w, hold, n);
+	return true;
+}
+
 /* A row change from the stream (pg_apply.h). */
 static int apply_cb(void *ctx, const struct pg_row_change *c)
 {
 	struct server *srv = ctx;
 	struct ud_error err = {0};
 	int rc = pg_apply_change(srv->db, c, wall_ms(), &err);
+
+	if (rc < 0 && make_room(srv, &c->v[PGU_EMAIL], &c->v[PGU_ID]))
+		rc = pg_apply_change(srv->db, c, wall_ms(), &err);
 
 	if (rc == 0)
 		srv->pg->applied++;
@@ -192,23 +223,38 @@ int pgmode_open(struct server *srv)
 	return load_all(srv, pm);
 }
 
-/* A write PostgreSQL refused or lost: close the connections waiting for
- * it; a refused create leaves memory again. */
+/* A write PostgreSQL refused or lost: its reply becomes PostgreSQL's
+ * verdict, or (lost, or no mark to redo) its connection is closed. */
 static void write_failed(void *ctx, uint64_t serial, int code, const char *msg)
 {
 	struct server *srv = ctx;
 
-	for (struct conn *c = srv->held_head; c; c = c->held_next)
-		if (c->held_write && c->pg_first <= serial &&
-		    serial <= c->pg_last)
+	for (struct conn *c = srv->held_head; c; c = c->held_next) {
+		bool marked = false;
+		if (!c->held_write || serial < c->pg_first ||
+		    serial > c->pg_last)
+			continue;
+		for (size_t i = 0; i < c->pg_nmarks; i++) {
+			struct pg_mark *m = &c->pg_marks[i];
+			if (serial < m->first || serial > m->last)
+				continue;
+			marked = true;
+			if (!m->code)
+				m->code = code;
+		}
+		if (!marked || code == UD_EUNAVAILABLE)
 			c->pg_failed = true;
-	srv->pg->refused_closes++;
+	}
+	if (code == UD_EUNAVAILABLE)
+		srv->pg->refused_closes++;
 	fprintf(stderr, "userdb-server: postgres refused write %llu (%s): %s\n",
 		(unsigned long long)serial, ud_code_name(code),
 		msg && *msg ? msg : "-");
 }
 
 static void fd_cb(evutil_socket_t fd, short what, void *arg);
+static void restore_cb(void *ctx, const char *id, size_t n,
+		       const struct pg_val *row);
 
 /* Watch the writer's socket for what it wants now. */
 static void watch(struct server *srv)
@@ -267,7 +313,8 @@ int pgmode_start(struct server *srv)
 	char origin[64];
 
 	pg_repl_origin_name(origin, sizeof origin, pm->node_id);
-	pm->w = pg_writer_new(srv->cfg.postgres, origin, write_failed, srv);
+	pm->w = pg_writer_new(srv->cfg.postgres, origin, write_failed,
+			      restore_cb, srv);
 	pm->repl_ev = event_new(srv->base, pg_repl_fd(pm->repl),
 				EV_READ | EV_PERSIST, repl_cb, srv);
 	if (!pm->w || !pm->repl_ev || event_add(pm->repl_ev, NULL))
@@ -347,13 +394,85 @@ void pgmode_note_reply(struct conn *c)
 {
 	struct pgmode *pm = c->srv->pg;
 	uint64_t s = pg_writer_serial(pm->w);
+	uint64_t first = c->srv->pg_seen + 1;
 
 	if (s <= c->srv->pg_seen) /* the write journaled nothing */
 		return;
 	if (!c->pg_first || c->pg_first > c->pg_last)
-		c->pg_first = c->srv->pg_seen + 1;
+		c->pg_first = first;
 	c->pg_last = s;
 	c->srv->pg_seen = s;
+	if (c->pg_nmarks == c->pg_capmarks) {
+		size_t cap = c->pg_capmarks ? 2 * c->pg_capmarks : 8;
+		struct pg_mark *m = realloc(c->pg_marks, cap * sizeof(*m));
+		if (!m)
+			return; /* unmarked: a refusal closes (write_failed) */
+		c->pg_marks = m;
+		c->pg_capmarks = cap;
+	}
+	c->pg_marks[c->pg_nmarks++] =
+	    (struct pg_mark){c->reply_start, evbuffer_get_length(c->held),
+			     first,	     s,
+			     c->reply_tag,   0};
+}
+
+/* The error a refused write answers, as the default mode words it. */
+static void refusal(int code, struct ud_error *err)
+{
+	if (code == UD_EDUPEMAIL)
+		ud_error_set(err, code, "email",
+			     "a user with this email exists");
+	else if (code == UD_EDUPID)
+		ud_error_set(err, code, "id", "a user with this id exists");
+	else
+		ud_error_set(err, code, NULL,
+			     "the user changed (another writer committed "
+			     "first)");
+}
+
+void pgmode_redo_refused(struct conn *c)
+{
+	struct evbuffer *nb = NULL;
+	size_t at = 0;
+
+	for (size_t i = 0; i < c->pg_nmarks; i++) {
+		struct pg_mark *m = &c->pg_marks[i];
+		struct ud_error err;
+		if (!m->code || !c->proto->refused)
+			continue;
+		if (!nb && !(nb = evbuffer_new())) {
+			conn_close(c);
+			return;
+		}
+		evbuffer_remove_buffer(c->held, nb, m->start - at);
+		evbuffer_drain(c->held, m->end - m->start);
+		at = m->end;
+		refusal(m->code, &err);
+		c->proto->refused(c, m->tag, &err, nb);
+	}
+	if (!nb)
+		return;
+	evbuffer_add_buffer(nb, c->held);
+	evbuffer_add_buffer(c->held, nb);
+	evbuffer_free(nb);
+}
+
+/* The row PostgreSQL holds for a user whose write it refused or lost. */
+static void restore_cb(void *ctx, const char *id, size_t n,
+		       const struct pg_val *row)
+{
+	struct server *srv = ctx;
+	struct ud_error err = {0};
+	int rc = pg_apply_restore(srv->db, id, n, row, &err);
+
+	if (rc < 0 && row &&
+	    make_room(srv, &row[PGU_EMAIL], &(struct pg_val){id, n}))
+		rc = pg_apply_restore(srv->db, id, n, row, &err);
+	if (rc < 0)
+		fprintf(stderr,
+			"userdb-server: postgres: cannot restore %.*s from its "
+			"row: %s\n",
+			(int)n, id, err.message);
 }
 
 int pgmode_may_release(const struct conn *c)

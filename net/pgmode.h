@@ -11,16 +11,23 @@
  *
  * Replies.  A write's reply is held (server.h) until PostgreSQL committed
  * every record journaled up to it: conn_reply_end notes the serial range
- * (pgmode_note_reply), server_release_held asks pgmode_may_release.  A
- * connection whose write PostgreSQL refused or lost is closed with its held
- * replies unsent: the write was applied to memory optimistically, and
- * memory keeps it until the user is next loaded (not yet repaired: the
- * replication stream that would correct it is still to come).
+ * and where the reply lies in the connection's held bytes (a struct
+ * pg_mark, pgmode_note_reply); server_release_held asks
+ * pgmode_may_release, then pgmode_redo_refused replaces each reply whose
+ * write PostgreSQL refused by the protocol's error reply for that verdict
+ * (conn_proto.refused: 409 duplicate_email / duplicate_id, 412
+ * precondition_failed, with the default mode's fields and messages), in
+ * place, so pipelined replies keep their order.  A write whose outcome is
+ * unknown (the connection broke with it in flight) closes its connection
+ * with the held replies unsent.  Either way memory is put back to the row
+ * PostgreSQL holds (pg_write.h, Rollback).
  */
 #ifndef UD_NET_PGMODE_H
 #define UD_NET_PGMODE_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct server;
 struct conn;
@@ -37,7 +44,18 @@ void pgmode_close(struct server *srv);
 void pgmode_flush(struct server *srv);
 void pgmode_tick(struct server *srv);
 
+/* A held write reply: bytes [start, end) of its connection's held buffer,
+ * the write serials [first, last] it waits for, the protocol's tag, and
+ * PostgreSQL's refusal (0: none). */
+struct pg_mark {
+	size_t start, end;
+	uint64_t first, last, tag;
+	int code;
+};
+
 void pgmode_note_reply(struct conn *c);
+/* Replace c's held replies that PostgreSQL refused (before they leave). */
+void pgmode_redo_refused(struct conn *c);
 /* 1: c's held write replies may leave; 0: not yet; -1: never (close). */
 int pgmode_may_release(const struct conn *c);
 

@@ -101,6 +101,7 @@ static void rpc_reply(struct conn *c, uint64_t msgid, int rc,
 {
 	msgpack_packer pk;
 	struct evbuffer *out = conn_reply_begin(c);
+	c->reply_tag = msgid;
 	if (rc) {
 		msgpack_packer_init(&pk, out, evbuffer_write_cb);
 		msgpack_pack_array(&pk, 4);
@@ -119,6 +120,19 @@ static void rpc_reply(struct conn *c, uint64_t msgid, int rc,
 		evbuffer_add(out, res->data, res->len);
 	}
 	conn_reply_end(c, write);
+}
+
+/* conn_proto.refused: the error reply of call tag (its msgid). */
+static void rpc_refused(struct conn *c, uint64_t tag,
+			const struct ud_error *err, struct evbuffer *out)
+{
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, out, evbuffer_write_cb);
+	msgpack_pack_array(&pk, 4);
+	msgpack_pack_uint8(&pk, 1);
+	msgpack_pack_uint64(&pk, tag);
+	pack_error(&pk, err);
+	msgpack_pack_nil(&pk);
 }
 
 static void rpc_error_reply(struct conn *c, uint64_t msgid, int code,
@@ -1183,4 +1197,5 @@ const struct conn_proto rpc_proto = {
     .init = rpc_init,
     .on_read = rpc_on_read,
     .on_free = rpc_free,
+    .refused = rpc_refused,
 };

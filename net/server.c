@@ -49,6 +49,7 @@ void conn_unref(struct conn *c)
 	if (c->proto->on_free)
 		c->proto->on_free(c);
 	evbuffer_free(c->held);
+	free(c->pg_marks);
 	free(c);
 }
 
@@ -160,6 +161,7 @@ void conn_job_end(struct conn *c)
 
 struct evbuffer *conn_reply_begin(struct conn *c)
 {
+	c->reply_start = evbuffer_get_length(c->held);
 	return c->held;
 }
 
@@ -467,9 +469,12 @@ static void server_release_held(struct server *srv, int flush_rc,
 			c = next;
 			continue;
 		}
+		if (srv->pg && !c->closed)
+			pgmode_redo_refused(c); /* PostgreSQL's verdicts */
 		c->on_held = false;
 		c->held_write = false;
 		c->pg_first = c->pg_last = 0;
+		c->pg_nmarks = 0;
 		if (!c->closed) {
 			struct evbuffer *out = conn_send_held(c);
 			if (evbuffer_get_length(out) > srv->cfg.max_output) {

@@ -91,6 +91,10 @@ struct conn_proto {
 	int (*init)(struct conn *c);	 /* allocate c->state; 0 or -1 */
 	void (*on_read)(struct conn *c); /* consume input, queue replies */
 	void (*on_free)(struct conn *c); /* free c->state (last reference) */
+	/* PostgreSQL mode: append to out the error reply (err: PostgreSQL's
+	 * verdict) that replaces a write reply queued with reply_tag tag. */
+	void (*refused)(struct conn *c, uint64_t tag,
+			const struct ud_error *err, struct evbuffer *out);
 };
 extern const struct conn_proto rpc_proto;
 extern const struct conn_proto http_proto;
@@ -121,6 +125,10 @@ struct conn {
 	/* PostgreSQL mode: the serials of the held write replies (pgmode.h) */
 	uint64_t pg_first, pg_last;
 	bool pg_failed;
+	size_t reply_start;	  /* held's length when the reply began */
+	uint64_t reply_tag;	  /* the protocol's note for proto->refused */
+	struct pg_mark *pg_marks; /* the held write replies (pgmode.h) */
+	size_t pg_nmarks, pg_capmarks;
 	unsigned jobs, max_jobs; /* password jobs in flight, and the cap */
 	int refs;
 	struct watcher *watch; /* a change-stream watcher (changes.h) */

@@ -141,3 +141,25 @@ int pg_apply_change(ud_db *db, const struct pg_row_change *c, int64_t now_ms,
 	ud_buf_free(&rec);
 	return rc;
 }
+
+int pg_apply_restore(ud_db *db, const char *id, size_t id_len,
+		     const struct pg_val *row, struct ud_error *err)
+{
+	const ud_user *u = ud_user_get(db, id, id_len);
+	struct ud_buf rec = {0};
+	int rc;
+
+	if (!row && !u)
+		return 1;
+	if (!row)
+		rc = pg_row_delete(id, id_len, 0, 0, &rec);
+	else
+		rc = pg_row_put(row,
+				u ? ((const struct record *)u)->seq
+				  : db->last_event + 1,
+				-1, 0, &rec, err);
+	if (rc == 0)
+		rc = ud_db_restore(db, rec.data, rec.len, err);
+	ud_buf_free(&rec);
+	return rc;
+}

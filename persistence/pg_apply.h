@@ -30,4 +30,14 @@
 int pg_apply_change(ud_db *db, const struct pg_row_change *c, int64_t now_ms,
 		    struct ud_error *err);
 
+/* Put user id back to the state PostgreSQL holds: row (PG_USERS_COLS
+ * order, as pg_row_put reads it) or NULL when PostgreSQL has no such row.
+ * The rollback of writes PostgreSQL refused or whose outcome was lost
+ * (pg_write.h): no event, so nothing reaches the activity log or the
+ * change stream; applied even when memory's ETag equals the row's (memory
+ * may hold a refused write that happened to get the same version).
+ * Returns 0, 1 (nothing to do) or a negative code with err. */
+int pg_apply_restore(ud_db *db, const char *id, size_t id_len,
+		     const struct pg_val *row, struct ud_error *err);
+
 #endif

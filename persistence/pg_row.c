@@ -217,7 +217,7 @@ int pg_row_delete(const char *id, size_t id_len, uint64_t ev_id, int64_t ms,
 	struct change ch = {.type = CH_DEL,
 			    .id = id,
 			    .id_len = id_len,
-			    .has_event = true,
+			    .has_event = ev_id != 0,
 			    .ev = {ev_id, ms, UD_EV_DELETED, "\x80", 1}};
 
 	return change_encode(&ch, out);

@@ -82,7 +82,8 @@ enum pg_event_col {
  * UD_ENOMEM. */
 int pg_row_put(const struct pg_val *v, uint64_t seq, int ev_type,
 	       uint64_t ev_id, struct ud_buf *out, struct ud_error *err);
-/* Append the delete of user id with event user.deleted (ev_id, ms). */
+/* Append the delete of user id with event user.deleted (ev_id, ms); ev_id
+ * 0: no event (a rollback, ud_db_restore). */
 int pg_row_delete(const char *id, size_t id_len, uint64_t ev_id, int64_t ms,
 		  struct ud_buf *out);
 /* Milliseconds of a timestamptz in ISO text form at UTC

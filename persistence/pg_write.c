@@ -65,6 +65,9 @@ static const char *const stmts[] = {
 	" INSERT INTO userdb.events (user_id, event, created_at, details)"
 	" SELECT id, $3, " TS("$4") ", $5::jsonb FROM u",
 };
+#define REREAD_NAME "ud_reread"
+#define REREAD_SQL  "SELECT " PG_USERS_COLS " FROM userdb.users WHERE id = $1"
+
 static const char *const stmt_names[] = {[PGS_CREATE] = "ud_create",
 					 [PGS_UPDATE] = "ud_update",
 					 [PGS_DELETE] = "ud_delete",
@@ -73,15 +76,25 @@ static const char *const stmt_names[] = {[PGS_CREATE] = "ud_create",
 
 /* A transaction in flight: its results are read in this order. */
 struct inflight {
-	uint64_t serial; /* 0: the connection's own (prepare) */
+	uint64_t serial; /* 0: the connection's own (prepare, re-read) */
 	int64_t sent_ms;
-	int code;   /* first error seen in its results */
-	bool empty; /* a sync alone: the record had nothing to write */
+	int code;    /* first error seen in its results */
+	bool empty;  /* a sync alone: the record had nothing to write */
+	bool reread; /* a re-read of user id (serial 0) */
+	uint8_t id_len;
+	char id[UD_ID_MAX + 1]; /* the user the record changes, or re-reads */
+};
+
+/* A user whose row must be read back (its write was refused or lost). */
+struct reread {
+	uint8_t id_len;
+	char id[UD_ID_MAX + 1]; /* NUL-terminated: a text parameter */
 };
 
 struct pg_writer {
 	char *conninfo;
 	pg_fail_fn fail;
+	pg_restore_fn restore;
 	void *ctx;
 	ud_db *db;
 	PGconn *c;
@@ -91,13 +104,16 @@ struct pg_writer {
 	uint64_t serial, durable;
 	struct inflight *q; /* ring */
 	size_t q_head, q_len, q_cap;
+	struct reread *rr; /* users to re-read once READY */
+	size_t rr_len, rr_cap;
 	struct pg_writer_stats st;
 	char error[256];
 	char origin[64];
 };
 
 struct pg_writer *pg_writer_new(const char *conninfo, const char *origin,
-				pg_fail_fn fail, void *ctx)
+				pg_fail_fn fail, pg_restore_fn restore,
+				void *ctx)
 {
 	struct pg_writer *w = calloc(1, sizeof(*w));
 
@@ -107,6 +123,7 @@ struct pg_writer *pg_writer_new(const char *conninfo, const char *origin,
 	}
 	snprintf(w->origin, sizeof w->origin, "%s", origin);
 	w->fail = fail;
+	w->restore = restore;
 	w->ctx = ctx;
 	w->backoff_ms = BACKOFF_MIN_MS;
 	return w;
@@ -120,6 +137,7 @@ void pg_writer_free(struct pg_writer *w)
 		ud_db_set_journal(w->db, NULL, NULL);
 	PQfinish(w->c);
 	free(w->q);
+	free(w->rr);
 	free(w->conninfo);
 	free(w);
 }
@@ -164,7 +182,8 @@ static struct inflight *q_at(struct pg_writer *w, size_t i)
 	return &w->q[(w->q_head + i) % w->q_cap];
 }
 
-static int q_push(struct pg_writer *w, uint64_t serial, bool empty)
+static int q_push(struct pg_writer *w, uint64_t serial, bool empty,
+		  const struct reread *who, bool reread)
 {
 	if (w->q_len == w->q_cap) {
 		size_t cap = w->q_cap ? 2 * w->q_cap : 64;
@@ -178,8 +197,55 @@ static int q_push(struct pg_writer *w, uint64_t serial, bool empty)
 		w->q_head = 0;
 		w->q_cap = cap;
 	}
-	*q_at(w, w->q_len++) = (struct inflight){serial, w->now_ms, 0, empty};
+	struct inflight *f = q_at(w, w->q_len++);
+	*f = (struct inflight){serial, w->now_ms, 0, empty, reread, 0, {0}};
+	if (who) {
+		f->id_len = who->id_len;
+		memcpy(f->id, who->id, who->id_len);
+	}
 	return 0;
+}
+
+/* Remember that user who must be read back from PostgreSQL (at most once
+ * in the list); out of memory drops it (the stream still corrects it). */
+static void rr_push(struct pg_writer *w, const char *id, size_t n)
+{
+	if (n == 0 || n > UD_ID_MAX)
+		return;
+	for (size_t i = 0; i < w->rr_len; i++)
+		if (w->rr[i].id_len == n && memcmp(w->rr[i].id, id, n) == 0)
+			return;
+	if (w->rr_len == w->rr_cap) {
+		size_t cap = w->rr_cap ? 2 * w->rr_cap : 16;
+		struct reread *rr = realloc(w->rr, cap * sizeof(*rr));
+		if (!rr)
+			return;
+		w->rr = rr;
+		w->rr_cap = cap;
+	}
+	w->rr[w->rr_len].id_len = (uint8_t)n;
+	memcpy(w->rr[w->rr_len].id, id, n);
+	w->rr[w->rr_len++].id[n] = 0;
+}
+
+static void go_down(struct pg_writer *w, const char *why);
+
+/* Send the pending re-reads (PG_READY only). */
+static void rr_send(struct pg_writer *w)
+{
+	while (w->rr_len && w->state == PG_READY) {
+		struct reread *r = &w->rr[w->rr_len - 1];
+		const char *p[1] = {r->id};
+		int len[1] = {r->id_len};
+		if (!PQsendQueryPrepared(w->c, REREAD_NAME, 1, p, len, NULL,
+					 0) ||
+		    !PQpipelineSync(w->c) || q_push(w, 0, false, r, true)) {
+			go_down(w, PQerrorMessage(w->c));
+			return;
+		}
+		w->rr_len--;
+		w->want_write = true;
+	}
 }
 
 /* The head transaction is over (its sync came back). */
@@ -190,11 +256,14 @@ static void q_pop_done(struct pg_writer *w, const char *msg)
 	w->q_head = (w->q_head + 1) % w->q_cap;
 	w->q_len--;
 	if (f.serial == 0) {
+		if (f.reread && f.code)
+			rr_push(w, f.id, f.id_len); /* try again */
 		return;
 	}
 	if (f.code) {
 		w->st.refused++;
 		w->fail(w->ctx, f.serial, f.code, msg);
+		rr_push(w, f.id, f.id_len);
 	} else {
 		w->st.committed++;
 	}
@@ -221,6 +290,8 @@ static void go_down(struct pg_writer *w, const char *why)
 				"flight");
 			w->durable = f.serial;
 		}
+		if ((f.serial && !f.empty) || f.reread)
+			rr_push(w, f.id, f.id_len); /* outcome unknown */
 	}
 	w->durable = w->serial;
 	w->next_try_ms = w->now_ms + w->backoff_ms;
@@ -249,16 +320,20 @@ static void on_connected(struct pg_writer *w)
 				    " WHERE NOT EXISTS (SELECT 1 FROM"
 				    " pg_replication_origin WHERE roname = $1)",
 				    1, NULL, o, NULL, NULL, 0) &&
-		  PQpipelineSync(w->c) && q_push(w, 0, false) == 0 &&
+		  PQpipelineSync(w->c) &&
+		  q_push(w, 0, false, NULL, false) == 0 &&
 		  PQsendQueryParams(w->c,
 				    "SELECT pg_replication_origin_session_setup"
 				    "($1)",
 				    1, NULL, o, NULL, NULL, 0) &&
-		  PQpipelineSync(w->c) && q_push(w, 0, false) == 0;
+		  PQpipelineSync(w->c) && q_push(w, 0, false, NULL, false) == 0;
 
 	for (size_t i = 1; ok && i < N_STMTS; i++)
 		ok = PQsendPrepare(w->c, stmt_names[i], stmts[i], 0, NULL) &&
-		     PQpipelineSync(w->c) && q_push(w, 0, false) == 0;
+		     PQpipelineSync(w->c) &&
+		     q_push(w, 0, false, NULL, false) == 0;
+	ok = ok && PQsendPrepare(w->c, REREAD_NAME, REREAD_SQL, 0, NULL) &&
+	     PQpipelineSync(w->c) && q_push(w, 0, false, NULL, false) == 0;
 	if (!ok) {
 		go_down(w, PQerrorMessage(w->c));
 		return;
@@ -267,7 +342,9 @@ static void on_connected(struct pg_writer *w)
 	w->backoff_ms = BACKOFF_MIN_MS;
 	w->error[0] = 0;
 	w->st.reconnects++;
-	try_flush(w);
+	rr_send(w);
+	if (w->state == PG_READY)
+		try_flush(w);
 }
 
 static void connect_poll(struct pg_writer *w)
@@ -316,6 +393,29 @@ int pg_write_verdict(const struct pg_result *r)
 	}
 }
 
+/* A re-read's rows: hand the row (or its absence) to the restore
+ * callback.  A failed re-read is tried again. */
+static void reread_result(struct pg_writer *w, struct inflight *f, PGresult *r)
+{
+	struct pg_val v[PGU__COUNT];
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK ||
+	    (PQntuples(r) == 1 && PQnfields(r) != PGU__COUNT)) {
+		f->code = UD_EUNAVAILABLE;
+		return;
+	}
+	if (PQntuples(r) == 0) {
+		w->restore(w->ctx, f->id, f->id_len, NULL);
+		return;
+	}
+	for (int i = 0; i < PGU__COUNT; i++)
+		v[i] = PQgetisnull(r, 0, i)
+			   ? (struct pg_val){NULL, 0}
+			   : (struct pg_val){PQgetvalue(r, 0, i),
+					     (size_t)PQgetlength(r, 0, i)};
+	w->restore(w->ctx, f->id, f->id_len, v);
+}
+
 static void read_results(struct pg_writer *w)
 {
 	char msg[192] = "";
@@ -335,6 +435,11 @@ static void read_results(struct pg_writer *w)
 			msg[0] = 0;
 			continue;
 		}
+		if (f->reread) {
+			reread_result(w, f, r);
+			PQclear(r);
+			continue;
+		}
 		if (f->serial == 0 && PQresultStatus(r) != PGRES_COMMAND_OK &&
 		    PQresultStatus(r) != PGRES_TUPLES_OK) {
 			snprintf(msg, sizeof msg, "prepare: %s",
@@ -351,6 +456,7 @@ static void read_results(struct pg_writer *w)
 		}
 		PQclear(r);
 	}
+	rr_send(w);
 }
 
 void pg_writer_io(struct pg_writer *w, int64_t now_ms)
@@ -410,12 +516,32 @@ uint64_t pg_write_old_version(ud_db *db, const void *rec, size_t len,
 	return ver;
 }
 
+/* The user a record changes, into who (id_len 0: none). */
+static void record_who(const void *rec, size_t len, struct reread *who)
+{
+	struct change ch;
+
+	who->id_len = 0;
+	if (change_decode(rec, len, &ch))
+		return;
+	if (ch.type == CH_PUT && ch.rec->id_len <= UD_ID_MAX) {
+		who->id_len = (uint8_t)ch.rec->id_len;
+		memcpy(who->id, record_id(ch.rec), who->id_len);
+	} else if ((ch.type == CH_DEL || ch.type == CH_EVENT) &&
+		   ch.id_len <= UD_ID_MAX) {
+		who->id_len = (uint8_t)ch.id_len;
+		memcpy(who->id, ch.id, who->id_len);
+	}
+	change_release(&ch);
+}
+
 /* The journal callback: send the record's statement now (libpq buffers
  * it; the loop flushes), or refuse the write while PostgreSQL is down. */
 static int journal_cb(void *ctx, const void *rec, size_t len)
 {
 	struct pg_writer *w = ctx;
 	struct pg_row_params p;
+	struct reread who;
 	uint32_t failed;
 	uint64_t ver;
 	int rc;
@@ -423,13 +549,14 @@ static int journal_cb(void *ctx, const void *rec, size_t len)
 	if (w->state != PG_READY)
 		return UD_EUNAVAILABLE;
 	ver = pg_write_old_version(w->db, rec, len, &failed);
+	record_who(rec, len, &who);
 	if ((rc = pg_row_params(rec, len, ver, failed, &p)))
 		return rc == UD_EINVAL ? UD_EINTERNAL : rc;
 	if ((p.kind != PGS_NONE &&
 	     !PQsendQueryPrepared(w->c, stmt_names[p.kind], p.n, p.p, p.len,
 				  NULL, 0)) ||
 	    !PQpipelineSync(w->c) ||
-	    q_push(w, w->serial + 1, p.kind == PGS_NONE)) {
+	    q_push(w, w->serial + 1, p.kind == PGS_NONE, &who, false)) {
 		ud_buf_free(&p.txt);
 		go_down(w, PQerrorMessage(w->c));
 		return UD_EUNAVAILABLE;
@@ -438,6 +565,25 @@ static int journal_cb(void *ctx, const void *rec, size_t len)
 	w->serial++;
 	w->want_write = true;
 	return 0;
+}
+
+bool pg_writer_pending(const struct pg_writer *w, const char *id, size_t n)
+{
+	for (size_t i = 0; i < w->q_len; i++) {
+		const struct inflight *f = &w->q[(w->q_head + i) % w->q_cap];
+		if (f->id_len == n && memcmp(f->id, id, n) == 0)
+			return true;
+	}
+	for (size_t i = 0; i < w->rr_len; i++)
+		if (w->rr[i].id_len == n && memcmp(w->rr[i].id, id, n) == 0)
+			return true;
+	return false;
+}
+
+void pg_writer_reread(struct pg_writer *w, const char *id, size_t n)
+{
+	rr_push(w, id, n);
+	rr_send(w);
 }
 
 void pg_writer_attach(struct pg_writer *w, ud_db *db)

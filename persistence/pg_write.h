@@ -11,8 +11,22 @@
  * another node took; a version that moved: another writer got there first)
  * or whose outcome is unknown (the connection broke while it was in
  * flight) is reported through the fail callback with its serial and code
- * (UD_EDUPEMAIL, UD_EDUPID, UD_EPRECONDITION, UD_EUNAVAILABLE); its reply
- * must never be sent, since memory applied it optimistically.
+ * (UD_EDUPEMAIL, UD_EDUPID, UD_EPRECONDITION, UD_EUNAVAILABLE); its
+ * success reply must never be sent, since memory applied it
+ * optimistically: the caller answers PostgreSQL's verdict instead (409,
+ * 412) or, for an unknown outcome, closes the connection.
+ *
+ * Rollback.  Memory applied the change before PostgreSQL judged it, so
+ * after a refusal or a lost outcome the writer reads the user's row back
+ * (statement ud_reread, sent in the pipeline after the verdict; after a
+ * reconnect for lost ones) and hands it, or its absence, to the restore
+ * callback, which puts memory back to what PostgreSQL holds
+ * (pg_apply_restore).  The read comes after the verdict on the same
+ * connection, so it sees every commit up to it; the replication stream
+ * then brings later ones.  A later write of this node on the same user
+ * that was already in flight was built on the refused state; its own
+ * WHERE version = old refuses it as well (unless another writer happened
+ * to commit that very version: see README, Not yet).
  *
  * Statements (prepared once per connection, parameters as text):
  *   create   INSERT INTO userdb.users ... (unique id and folded email)
@@ -45,6 +59,7 @@
 #define UD_PG_WRITE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "userdb.h"
@@ -57,6 +72,11 @@ enum { PG_WANT_READ = 1, PG_WANT_WRITE = 2 };
 struct pg_writer;
 typedef void (*pg_fail_fn)(void *ctx, uint64_t serial, int code,
 			   const char *message);
+struct pg_val;
+/* row: the user's columns in PG_USERS_COLS order (borrowed for the call),
+ * or NULL when PostgreSQL has no row of that id. */
+typedef void (*pg_restore_fn)(void *ctx, const char *id, size_t id_len,
+			      const struct pg_val *row);
 
 /* A writer for conninfo (copied), not connected yet (PG_DOWN, first try at
  * the next tick).  Its transactions carry the replication origin `origin`
@@ -64,7 +84,8 @@ typedef void (*pg_fail_fn)(void *ctx, uint64_t serial, int code,
  * pg_replication_origin_* functions), so the node's own stream can tell
  * its own writes from everyone else's.  NULL when out of memory. */
 struct pg_writer *pg_writer_new(const char *conninfo, const char *origin,
-				pg_fail_fn fail, void *ctx);
+				pg_fail_fn fail, pg_restore_fn restore,
+				void *ctx);
 void pg_writer_free(struct pg_writer *w);
 /* Journal db's mutations through w from now on. */
 void pg_writer_attach(struct pg_writer *w, ud_db *db);
@@ -83,6 +104,11 @@ struct pg_writer_stats {
 	uint64_t committed, refused, lost, reconnects, inflight;
 };
 void pg_writer_stats(const struct pg_writer *w, struct pg_writer_stats *out);
+/* True while a write of user id is in flight or its row is still to be
+ * read back: memory's state of that user may be one PostgreSQL refuses. */
+bool pg_writer_pending(const struct pg_writer *w, const char *id, size_t n);
+/* Read user id's row back and restore it (as after a refusal). */
+void pg_writer_reread(struct pg_writer *w, const char *id, size_t n);
 /* For another connection that commits the same records one at a time (the
  * embedded connector): the SQL of statement kind (enum pg_stmt, pg_row.h)
  * and its prepared name in *name, or NULL for PGS_NONE; and PostgreSQL's
