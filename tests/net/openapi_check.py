@@ -16,7 +16,8 @@ mismatches, empty when the response conforms:
   body is valid against its schema with jsonschema's Draft 2020-12
   validator: a JSON body as a whole, an NDJSON body line by line.  HEAD
   responses, empty bodies of listed bodiless responses and the endless
-  text/event-stream are not parsed.
+  text/event-stream are not parsed; Spec.check_event(data) checks one
+  event's data (the document's Change) instead.
 
 $refs in the document are resolved by the validator itself against the whole
 document, so the schemas are checked exactly as written."""
@@ -119,6 +120,17 @@ class Spec:
                 if len(errs) > 5:
                     break
         return errs
+
+
+    def check_event(self, data):
+        """Mismatches of one change-stream event's data (the JSON of an SSE
+        data line, or a changes.watch notification's change) against the
+        schema the document gives it: $defs/data of /v1/events' 200
+        text/event-stream body."""
+        return self._errors("/paths/%s/get/responses/200/content/%s/schema/"
+                            "$defs/data" % (_esc("/v1/events"),
+                                            _esc("text/event-stream")),
+                            data, "event data")
 
 
 def load(port):

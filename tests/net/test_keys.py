@@ -12,7 +12,8 @@ http.client):
 - SIGHUP rotation under load: no connection dropped, a removed key fails
   from its next request on, a new key works at once, a bad file keeps the
   old set and says why;
-- a non-loopback --bind without TLS is refused unless --allow-plaintext.
+- a non-loopback --bind without TLS is refused unless --allow-plaintext;
+- every HTTP response conforms to the served OpenAPI document.
 
 Prints "N passed, M failed" and exits non-zero on any failure."""
 import os
@@ -51,8 +52,13 @@ def Server(*extra, **kw):
 Rpc = udclient.Rpc
 
 
+SPEC = [None]  # the served OpenAPI document, loaded on first use
+
+
 def http_req(addr, method, path, key=None, body=None):
-    r = udclient.request(addr, method, path, key, body)
+    """Every response, 403s and 401s too, is checked against the OpenAPI
+    document (openapi_check.py via udclient): a mismatch fails the test."""
+    r = udclient.request(addr, method, path, key, body, spec=SPEC)
     return r.status, r.json, r.body
 
 
@@ -420,4 +426,5 @@ admin.close()
 rc = srv.stop()
 shutil.rmtree(tmp, ignore_errors=True)
 T.check("sigterm exits 0 (got %r)" % rc, rc == 0)
+T.check("responses were checked against openapi.json", SPEC[0] is not None)
 T.finish()
