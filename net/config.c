@@ -77,6 +77,9 @@ static const struct opt opts[] = {
      "memory only: no data dir, nothing written"},
     {"postgres", OPT_STR, OFF(postgres), "CONNINFO",
      "PostgreSQL is the system of record (libpq conninfo or URI)"},
+    {"drop-node", OPT_STR, OFF(drop_node), "NODE_ID",
+     "with --postgres: drop the replication slot and origin of a node gone "
+     "for good (its data dir's node-id), then exit"},
     {"max-body", OPT_SIZE, OFF(max_body), "BYTES",
      "largest HTTP body (1048576)"},
     {"max-header", OPT_SIZE, OFF(max_header), "BYTES",

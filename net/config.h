@@ -34,7 +34,8 @@ struct server_config {
 	bool allow_plaintext;		/* a non-loopback bind without TLS */
 	const char *socket_path;	/* NULL = no Unix socket */
 	bool no_persist;
-	const char *postgres; /* --postgres CONNINFO, NULL = off (SPEC §7) */
+	const char *postgres;  /* --postgres CONNINFO, NULL = off (SPEC §7) */
+	const char *drop_node; /* --drop-node NODE_ID: drop its slot, exit */
 	/* limits */
 	size_t max_body;	 /* HTTP body bytes, 1 MiB */
 	size_t max_header;	 /* HTTP header block bytes, 16 KiB */

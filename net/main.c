@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "pgmode.h"
 #include "server.h"
 #include "userdb_version.h"
 
@@ -31,6 +32,11 @@ int main(int argc, char **argv)
 		config_usage(stdout);
 		config_free(&cfg);
 		return 0;
+	}
+	if (cfg.drop_node) {
+		status = pgmode_drop_node(&cfg);
+		config_free(&cfg);
+		return status;
 	}
 	if (server_start(&srv, &cfg) == 0)
 		server_run(&srv);

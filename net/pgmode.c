@@ -202,6 +202,25 @@ static int load_all(struct server *srv, struct pgmode *pm)
 	return 0;
 }
 
+int pgmode_drop_node(const struct server_config *cfg)
+{
+	struct ud_error err = {0};
+	int rc;
+
+	if (!cfg->postgres) {
+		fprintf(stderr,
+			"userdb-server: --drop-node needs --postgres\n");
+		return 2;
+	}
+	rc = pg_repl_drop_slot(cfg->postgres, cfg->drop_node, &err);
+	if (rc == 0)
+		printf("dropped the replication slot and origin of node %s\n",
+		       cfg->drop_node);
+	else
+		fprintf(stderr, "userdb-server: %s\n", err.message);
+	return rc == 0 ? 0 : rc == UD_EINVAL ? 2 : 1;
+}
+
 int pgmode_open(struct server *srv)
 {
 	struct ud_error err = {0};

@@ -40,6 +40,14 @@ int pgmode_open(struct server *srv);
 int pgmode_start(struct server *srv);
 void pgmode_close(struct server *srv);
 
+struct server_config;
+/* userdb-server --postgres CONNINFO --drop-node NODE_ID: drop the slot
+ * userdb_<NODE_ID> of a node gone for good (its WAL is then released) and
+ * its replication origin, saying what it did.  Refused while that node is
+ * connected (its slot is active).  Returns the exit status: 0 dropped, 1
+ * nothing of that node found or PostgreSQL refused, 2 usage. */
+int pgmode_drop_node(const struct server_config *cfg);
+
 /* Once per loop iteration and on the tick. */
 void pgmode_flush(struct server *srv);
 void pgmode_tick(struct server *srv);

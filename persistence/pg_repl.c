@@ -2,6 +2,7 @@
  * pg_repl.c -- the pgoutput stream reader; rules in pg_repl.h.
  */
 #include "pg_repl.h"
+#include "pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -496,6 +497,38 @@ void pg_repl_tick(struct pg_repl *r, int64_t now_ms)
 	pg_repl_io(r, now_ms);
 }
 
+/* The origin named slot too (its writer's, pg_write.h).  rc: the slot's
+ * outcome so far (0 or UD_ENOTFOUND); returns 0 when either was dropped. */
+static int drop_origin(const char *conninfo, const char *slot, int rc,
+		       struct ud_error *err)
+{
+	const char *p[1] = {slot};
+	PGconn *c = pg_connect(conninfo, err);
+	PGresult *res;
+
+	if (!c)
+		return UD_EUNAVAILABLE;
+	res = PQexecParams(c,
+			   "SELECT count(pg_replication_origin_drop(roname))"
+			   " FROM pg_replication_origin WHERE roname = $1",
+			   1, NULL, p, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		rc = ud_error_set(err, UD_EUNAVAILABLE, NULL,
+				  "postgres: dropping origin %s: %s", slot,
+				  PQerrorMessage(c));
+	} else if (strcmp(PQgetvalue(res, 0, 0), "1") == 0) {
+		rc = 0;
+	} else if (rc == UD_ENOTFOUND) {
+		ud_error_set(err, rc, NULL,
+			     "postgres: no slot or origin %s (no such node, "
+			     "or dropped already)",
+			     slot);
+	}
+	PQclear(res);
+	PQfinish(c);
+	return rc;
+}
+
 int pg_repl_drop_slot(const char *conninfo, const char *node_id,
 		      struct ud_error *err)
 {
@@ -519,5 +552,7 @@ int pg_repl_drop_slot(const char *conninfo, const char *node_id,
 	}
 	PQclear(res);
 	PQfinish(c);
-	return rc;
+	if (rc == UD_EUNAVAILABLE)
+		return rc;
+	return drop_origin(conninfo, slot, rc, err);
 }

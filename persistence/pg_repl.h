@@ -108,8 +108,11 @@ int pg_repl_decode(struct pg_repl *r, const unsigned char *msg, size_t n);
 struct pg_repl *pg_repl_decoder_new(const char *node_id, pg_change_fn fn,
 				    void *ctx);
 
-/* Drop slot "userdb_<node_id>" of a node gone for good (blocking).  0,
- * UD_ENOTFOUND or UD_EUNAVAILABLE. */
+/* Drop slot "userdb_<node_id>" of a node gone for good and its writer's
+ * replication origin of the same name (blocking).  0 when either was
+ * dropped, UD_ENOTFOUND when neither exists, UD_EINVAL for a malformed
+ * node id, UD_EUNAVAILABLE when PostgreSQL refuses (a slot still in use
+ * by a running node) or cannot be reached. */
 int pg_repl_drop_slot(const char *conninfo, const char *node_id,
 		      struct ud_error *err);
 

@@ -610,7 +610,42 @@ def t_a_slot_dropped_while_down_means_a_reload():
     b.kill()
 
 
-CASES = [t_races_between_nodes_get_409_and_412,
+def t_drop_node_drops_a_dead_nodes_slot_and_origin():
+    ci = new_db()
+    a, b = Server(ci), Server(ci)
+    a.call("POST", "/v1/users", {"name": "A", "email": "dn@x.io"})
+    na = open(os.path.join(a.dir, "node-id")).read().strip()
+    nb = open(os.path.join(b.dir, "node-id")).read().strip()
+    a.kill()
+
+    def drop(node):
+        return subprocess.run([SERVER, "--postgres", ci, "--drop-node", node],
+                              capture_output=True, text=True, timeout=30)
+
+    def has(node):
+        return psql(ci, "SELECT (SELECT count(*) FROM pg_replication_slots"
+                    " WHERE slot_name = 'userdb_%s') + (SELECT count(*) FROM"
+                    " pg_replication_origin WHERE roname = 'userdb_%s')"
+                    % (node, node))
+    expect(has(na) == "2", "a dead node keeps its slot and origin")
+    p = drop(nb)
+    expect(p.returncode == 1 and "active" in p.stderr,
+           "a running node's slot is refused: %r" % (p.stderr,))
+    expect(has(nb) == "2", "the running node kept its slot")
+    p = drop(na)
+    expect(p.returncode == 0 and na in p.stdout, (p.returncode, p.stderr))
+    expect(has(na) == "0", "slot and origin gone")
+    p = drop(na)
+    expect(p.returncode == 1 and "no slot" in p.stderr, p.stderr)
+    p = drop("../x")
+    expect(p.returncode == 2 and "bad node id" in p.stderr, p.stderr)
+    expect(b.call("POST", "/v1/users", {"name": "B", "email": "dn2@x.io"}
+                  )[0] == 201, "the other node goes on")
+    b.kill()
+
+
+CASES = [t_drop_node_drops_a_dead_nodes_slot_and_origin,
+t_races_between_nodes_get_409_and_412,
          t_three_nodes_converge_after_random_writes_through_each,
          t_sql_update_and_delete_reach_every_node,
          t_hostile_rows_are_skipped_and_counted,
