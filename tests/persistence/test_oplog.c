@@ -39,6 +39,20 @@ static double test_ms(void)
 	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* Reopened, the log holds exactly in, up to seq last, all of it durable;
+ * frees in and out. */
+static void reopen_holds(struct recs *in, struct recs *out, uint64_t last)
+{
+	struct oplog *o = log_reopen(dir, UD_FSYNC_ALWAYS, &flt, out, NULL);
+
+	cr_assert(recs_equal(in, out));
+	cr_assert_eq(oplog_last_seq(o), last);
+	cr_assert_eq(oplog_durable_seq(o), last);
+	oplog_close(o);
+	recs_free(in);
+	recs_free(out);
+}
+
 Test(oplog, append_only_batches_until_flush)
 {
 	struct recs in, out = {0};
@@ -57,12 +71,7 @@ Test(oplog, append_only_batches_until_flush)
 	cr_assert_eq(file_size(dir, "log-0000000000000001.ulog"),
 		     (long)oplog_bytes(o));
 	oplog_close(o);
-	o = log_reopen(dir, UD_FSYNC_ALWAYS, &flt, &out, NULL);
-	cr_assert(recs_equal(&in, &out));
-	cr_assert_eq(oplog_last_seq(o), 10);
-	oplog_close(o);
-	recs_free(&in);
-	recs_free(&out);
+	reopen_holds(&in, &out, 10);
 }
 
 Test(oplog, one_write_per_flush)
@@ -108,6 +117,27 @@ Test(oplog, reopen_appends_across_modes)
 	recs_free(&out);
 }
 
+/* Reopened, the log holds the 5 records of a, the 5 of b and "after";
+ * frees a, b and out. */
+static void reopen_holds_a_b_after(int mode, struct recs *a, struct recs *b,
+				   struct recs *out)
+{
+	struct oplog *o = log_reopen(dir, mode, &flt, out, NULL);
+
+	cr_assert_eq(out->n, 11);
+	for (size_t i = 0; i < 5; i++) {
+		cr_assert_eq(out->lens[i], a->lens[i]);
+		cr_assert_eq(out->lens[5 + i], b->lens[i]);
+		cr_assert_eq(memcmp(out->items[5 + i], b->items[i], b->lens[i]),
+			     0);
+	}
+	cr_assert_eq(memcmp(out->items[10], "after", 5), 0);
+	oplog_close(o);
+	recs_free(a);
+	recs_free(b);
+	recs_free(out);
+}
+
 /* Write a batch under `rule`; it must fail, refuse appends, lose nothing,
  * and succeed once the rule is cleared. */
 static void failing_flush(int mode, const char *rule, bool cut)
@@ -141,19 +171,7 @@ static void failing_flush(int mode, const char *rule, bool cut)
 	cr_assert_eq(oplog_append(o, "after", 5), 0);
 	cr_assert_eq(oplog_flush(o), 0);
 	oplog_close(o);
-	o = log_reopen(dir, mode, &flt, &out, NULL);
-	cr_assert_eq(out.n, 11);
-	for (size_t i = 0; i < 5; i++) {
-		cr_assert_eq(out.lens[i], a.lens[i]);
-		cr_assert_eq(out.lens[5 + i], b.lens[i]);
-		cr_assert_eq(memcmp(out.items[5 + i], b.items[i], b.lens[i]),
-			     0);
-	}
-	cr_assert_eq(memcmp(out.items[10], "after", 5), 0);
-	oplog_close(o);
-	recs_free(&a);
-	recs_free(&b);
-	recs_free(&out);
+	reopen_holds_a_b_after(mode, &a, &b, &out);
 }
 
 Test(oplog, enospc_keeps_batch_until_disk_recovers)
@@ -346,12 +364,7 @@ Test(oplog, async_flush_leaves_fdatasync_to_the_syncer)
 	cr_assert(durable_reaches(o, 20));
 	cr_assert_geq(test_ms() - t0, FAULT_SLOW_MS);
 	oplog_close(o);
-	o = log_reopen(dir, UD_FSYNC_ALWAYS, &flt, &out, NULL);
-	cr_assert(recs_equal(&in, &out));
-	cr_assert_eq(oplog_durable_seq(o), 20);
-	oplog_close(o);
-	recs_free(&in);
-	recs_free(&out);
+	reopen_holds(&in, &out, 20);
 }
 
 Test(oplog, async_flush_in_other_modes_is_durable_when_written)
@@ -408,16 +421,5 @@ Test(oplog, syncer_failure_cuts_back_and_rewrites)
 	cr_assert_eq(oplog_flush_async(o), 0);
 	cr_assert(durable_reaches(o, 11));
 	oplog_close(o);
-	o = log_reopen(dir, UD_FSYNC_ALWAYS, &flt, &out, NULL);
-	cr_assert_eq(out.n, 11);
-	for (size_t i = 0; i < 5; i++) {
-		cr_assert_eq(out.lens[5 + i], b.lens[i]);
-		cr_assert_eq(memcmp(out.items[5 + i], b.items[i], b.lens[i]),
-			     0);
-	}
-	cr_assert_eq(memcmp(out.items[10], "after", 5), 0);
-	oplog_close(o);
-	recs_free(&a);
-	recs_free(&b);
-	recs_free(&out);
+	reopen_holds_a_b_after(UD_FSYNC_ALWAYS, &a, &b, &out);
 }
