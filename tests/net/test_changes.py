@@ -7,7 +7,10 @@ Covers: a watcher sees exactly the changes that random writes made (checked
 against the activity logs and the final state); resume across kill -9 and
 restart (with a snapshot in between) misses nothing and repeats nothing;
 410 gone past --changes-keep; slow watchers cut at --max-output while the
-others get everything; vanished watchers; bad input; the heartbeat.
+others get everything; vanished watchers; bad input; the heartbeat; the
+window beyond its in-memory tail in both forms.  Every HTTP response and
+SSE event is checked against the served OpenAPI document
+(openapi_check.py).
 
 Prints "N passed, M failed" and exits non-zero on any failure."""
 import http.client
@@ -25,6 +28,9 @@ import time
 
 import msgpack
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import openapi_check  # noqa: E402
+
 SERVER = os.environ.get("USERDB_SERVER", "build/userdb-server")
 KEY = "changes-key-0123456789"
 AUTH = {"Authorization": "Bearer " + KEY}
@@ -38,6 +44,30 @@ def check(cond, what):
     else:
         failed += 1
         print("FAIL:", what, flush=True)
+
+
+SPECS = {}  # http port -> openapi_check.Spec of that server's document
+
+
+def spec_of(port):
+    if port not in SPECS:
+        try:
+            SPECS[port] = openapi_check.load(port)
+        except Exception as ex:
+            check(False, "GET /openapi.json loads: %r" % ex)
+            SPECS[port] = None
+    return SPECS[port]
+
+
+def conform(port, method, path, r, body):
+    """Every HTTP response checked against the document the same server
+    serves (openapi_check.py); SSE events with check_event."""
+    spec = spec_of(port)
+    if spec:
+        h = {k.lower(): v for k, v in r.getheaders()}
+        for err in spec.check(method, path, r.status, h, body):
+            check(False, "%s %s conforms to openapi.json: %s" % (
+                method, path, err))
 
 
 class Server:
@@ -84,6 +114,7 @@ class Server:
         r = c.getresponse()
         data = r.read()
         c.close()
+        conform(self.http, method, path, r, data)
         return r.status, json.loads(data) if data else None
 
 
@@ -141,6 +172,9 @@ class Sse:
         self.r = self.c.getresponse()
         self.status = self.r.status
         self.comments = 0
+        self.body = b"" if self.status == 200 else self.r.read()
+        self.port = srv.http
+        conform(srv.http, "GET", "/v1/events" + query, self.r, self.body)
 
     def event(self):
         """The next event as (id, event, data) or None at the end."""
@@ -152,7 +186,11 @@ class Sse:
             line = line.decode().rstrip("\n")
             if line == "":
                 if ev:
-                    return int(ev["id"]), ev["event"], json.loads(ev["data"])
+                    data = json.loads(ev["data"])
+                    spec = spec_of(self.port)
+                    for err in spec.check_event(data) if spec else []:
+                        check(False, "event data conforms: %s" % err)
+                    return int(ev["id"]), ev["event"], data
                 continue
             if line.startswith(":"):
                 self.comments += 1
@@ -346,7 +384,7 @@ def test_gone():
         srv.req("POST", "/v1/users", {"name": "G", "email": "g%d@x.com" % i})
     s = Sse(srv, "?since=6")
     check(s.status == 410, "since older than the window: 410")
-    body = json.loads(s.r.read())
+    body = json.loads(s.body)
     check(body["error"]["code"] == "gone", "code gone")
     s.close()
     s = Sse(srv, "?since=7")
