@@ -4,6 +4,7 @@
 #include "chwin.h"
 
 #include <msgpack.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,6 +161,39 @@ static size_t ent_view(const char *p, struct chwin_ent *e)
 	return ENT_HDR + e->len;
 }
 
+/* ---- arrays -------------------------------------------------------------- */
+
+/* arr (of *cap elements of elem bytes) reallocated to twice as many, or
+ * `first`; NULL (arr untouched) on out of memory. */
+static void *arr_grow(void *arr, size_t *cap, size_t elem, size_t first)
+{
+	size_t n = *cap ? *cap * 2 : first;
+	void *p = realloc(arr, n * elem);
+
+	if (p)
+		*cap = n;
+	return p;
+}
+
+/* The index of the first of n elements (elem bytes each, sorted by the
+ * uint64_t at key_off) whose key is > seq; n when none. */
+static size_t arr_after(const void *arr, size_t n, size_t elem, size_t key_off,
+			uint64_t seq)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		uint64_t key;
+		memcpy(&key, (const char *)arr + mid * elem + key_off, 8);
+		if (key <= seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 /* ---- blocks -------------------------------------------------------------- */
 
 static void block_free(struct chwin *w, struct block *b)
@@ -201,12 +235,11 @@ static struct block *block_add(struct chwin *w, size_t need,
 	struct block *b;
 
 	if (w->nblk == w->capblk) {
-		size_t cap = w->capblk ? w->capblk * 2 : 16;
-		struct block *nb = realloc(w->blk, cap * sizeof(*nb));
+		struct block *nb =
+		    arr_grow(w->blk, &w->capblk, sizeof(*w->blk), 16);
 		if (!nb)
 			return NULL;
 		w->blk = nb;
-		w->capblk = cap;
 	}
 	b = &w->blk[w->nblk];
 	memset(b, 0, sizeof(*b));
@@ -277,16 +310,8 @@ static const char *block_raw(struct chwin *w, const struct block *b)
 /* The first block holding a change after seq (nblk when none). */
 static size_t block_find(const struct chwin *w, uint64_t seq)
 {
-	size_t lo = 0, hi = w->nblk;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (w->blk[mid].last_seq <= seq)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return arr_after(w->blk, w->nblk, sizeof(*w->blk),
+			 offsetof(struct block, last_seq), seq);
 }
 
 /* May block i (sealed, every change in it delivered) go?  The tail keeps
@@ -326,13 +351,12 @@ void chwin_trim(struct chwin *w, uint64_t done)
 static void mark_push(struct chwin *w)
 {
 	if (w->nmk == w->capmk) {
-		size_t cap = w->capmk ? w->capmk * 2 : 64;
-		struct mark *m = realloc(w->mk, cap * sizeof(*m));
+		size_t was = w->capmk;
+		struct mark *m = arr_grow(w->mk, &w->capmk, sizeof(*m), 64);
 		if (!m)
 			return; /* a longer scan later, nothing worse */
 		w->mk = m;
-		w->bytes += (cap - w->capmk) * sizeof(*m);
-		w->capmk = cap;
+		w->bytes += (w->capmk - was) * sizeof(*m);
 	}
 	w->mk[w->nmk++] =
 	    (struct mark){.seq = w->last, .ord = w->total, .pos = w->last_pos};
@@ -352,15 +376,9 @@ static void mark_push(struct chwin *w)
 /* The last mark at or before seq, or the base. */
 static struct mark mark_find(const struct chwin *w, uint64_t seq)
 {
-	size_t lo = 0, hi = w->nmk;
+	size_t lo = arr_after(w->mk, w->nmk, sizeof(*w->mk),
+			      offsetof(struct mark, seq), seq);
 
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (w->mk[mid].seq <= seq)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
 	if (lo == 0)
 		return (struct mark){w->base, w->base_ord, w->base_pos};
 	return w->mk[lo - 1];
@@ -373,12 +391,11 @@ static struct mark mark_find(const struct chwin *w, uint64_t seq)
 static bool wait_push(struct chwin *w, uint64_t log_seq)
 {
 	if (w->nwait == w->capwait) {
-		size_t cap = w->capwait ? w->capwait * 2 : 64;
-		struct waiting *q = realloc(w->wait, cap * sizeof(*q));
+		struct waiting *q =
+		    arr_grow(w->wait, &w->capwait, sizeof(*q), 64);
 		if (!q)
 			return false;
 		w->wait = q;
-		w->capwait = cap;
 	}
 	w->wait[w->nwait++] = (struct waiting){w->last, log_seq, w->last_pos};
 	return true;
@@ -451,11 +468,6 @@ bool chwin_pending(const struct chwin *w)
 uint64_t chwin_published(const struct chwin *w)
 {
 	return w->pub;
-}
-
-uint64_t chwin_published_ord(const struct chwin *w)
-{
-	return w->pub_ord;
 }
 
 uint64_t chwin_avg_bytes(const struct chwin *w)

@@ -106,7 +106,6 @@ bool chwin_pending(const struct chwin *w);
 void chwin_trim(struct chwin *w, uint64_t done);
 
 uint64_t chwin_published(const struct chwin *w); /* its seq (or base) */
-uint64_t chwin_published_ord(const struct chwin *w);
 /* Average bytes of an encoded change (an estimate for lag). */
 uint64_t chwin_avg_bytes(const struct chwin *w);
 /* Memory held by blocks and marks. */

@@ -48,4 +48,10 @@ struct oplog *log_reopen(const char *dir, int mode, struct fault *f,
 /* Append every record of r to o (asserting success). */
 void log_append_all(struct oplog *o, const struct recs *r);
 
+/* A real store on dir (helper_store.c): ud_open with mode, no timed
+ * snapshots, changes_keep = keep (0: the default); asserts success. */
+ud_db *store_open(const char *dir, enum ud_fsync mode, uint64_t keep);
+/* Create user i ("User i", userI@example.com); ud_user_create's code. */
+int store_create(ud_db *db, int i);
+
 #endif

@@ -34,30 +34,12 @@ TestSuite(db, .init = setup, .fini = teardown);
 
 static ud_db *open_db(enum ud_fsync mode)
 {
-	struct ud_options opt = ud_options_default;
-	struct ud_error err = {0};
-	ud_db *db = NULL;
-
-	opt.data_dir = dir;
-	opt.fsync = mode;
-	opt.snapshot_interval = 0;
-	cr_assert_eq(ud_open(&opt, &db, &err), 0, "ud_open: %s", err.message);
-	return db;
+	return store_open(dir, mode, 0);
 }
 
 static int create(ud_db *db, int i)
 {
-	char name[32], email[64];
-	struct ud_fields f = {.set = UD_F_NAME | UD_F_EMAIL};
-	struct ud_error err = {0};
-
-	snprintf(name, sizeof(name), "User %d", i);
-	snprintf(email, sizeof(email), "user%d@example.com", i);
-	f.name = name;
-	f.name_len = strlen(name);
-	f.email = email;
-	f.email_len = strlen(email);
-	return ud_user_create(db, &f, NULL, &err);
+	return store_create(db, i);
 }
 
 static int dump_cb(void *ctx, const void *rec, size_t len)

@@ -33,31 +33,12 @@ TestSuite(retain, .init = setup, .fini = teardown);
 
 static ud_db *open_db(uint64_t keep)
 {
-	struct ud_options opt = ud_options_default;
-	struct ud_error err = {0};
-	ud_db *db = NULL;
-
-	opt.data_dir = dir;
-	opt.fsync = UD_FSYNC_NO;
-	opt.snapshot_interval = 0;
-	opt.changes_keep = keep;
-	cr_assert_eq(ud_open(&opt, &db, &err), 0, "ud_open: %s", err.message);
-	return db;
+	return store_open(dir, UD_FSYNC_NO, keep);
 }
 
 static void create(ud_db *db, int i)
 {
-	char name[32], email[64];
-	struct ud_fields f = {.set = UD_F_NAME | UD_F_EMAIL};
-	struct ud_error err = {0};
-
-	snprintf(name, sizeof(name), "User %d", i);
-	snprintf(email, sizeof(email), "user%d@example.com", i);
-	f.name = name;
-	f.name_len = strlen(name);
-	f.email = email;
-	f.email_len = strlen(email);
-	cr_assert_eq(ud_user_create(db, &f, NULL, &err), 0, "%s", err.message);
+	cr_assert_eq(store_create(db, i), 0);
 }
 
 /* What a read saw: log seqs and the position after each. */
