@@ -32,57 +32,12 @@ import udclient  # noqa: E402
 
 KEY = "tls-test-key-0123456789"
 TMP = tempfile.mkdtemp(prefix="userdb-tls-")
-
-
-def sh(*args):
-    subprocess.run(args, cwd=TMP, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-
-
-CA_CNF = """[ca]
-default_ca = d
-[d]
-database = ./index-%(n)s.txt
-new_certs_dir = .
-serial = ./serial-%(n)s
-default_md = sha256
-policy = p
-copy_extensions = copy
-unique_subject = no
-[p]
-commonName = supplied
-"""
-
-
-def make_ca(name):
-    with open(os.path.join(TMP, name + ".cnf"), "w") as f:
-        f.write(CA_CNF % {"n": name})
-    open(os.path.join(TMP, "index-%s.txt" % name), "w").close()
-    with open(os.path.join(TMP, "serial-%s" % name), "w") as f:
-        f.write("01\n")
-    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-       "ec_paramgen_curve:P-256", "-nodes", "-keyout", name + ".key",
-       "-out", name + ".pem", "-days", "2", "-subj", "/CN=" + name)
-    return os.path.join(TMP, name + ".pem")
-
-
-def make_cert(ca, name, dates=("-days", "2")):
-    sh("openssl", "req", "-newkey", "ec", "-pkeyopt",
-       "ec_paramgen_curve:P-256", "-nodes", "-keyout", name + ".key",
-       "-out", name + ".csr", "-subj", "/CN=localhost", "-addext",
-       "subjectAltName=DNS:localhost,IP:127.0.0.1")
-    sh("openssl", "ca", "-batch", "-config", ca + ".cnf", "-cert",
-       ca + ".pem", "-keyfile", ca + ".key", "-in", name + ".csr", "-out",
-       name + ".pem", "-notext", *dates)
-    return os.path.join(TMP, name + ".pem"), os.path.join(TMP, name + ".key")
-
-
-CA = make_ca("ca")
-OTHER_CA = make_ca("otherca")
-CERT, CERT_KEY = make_cert("ca", "server")
-CERT2, CERT2_KEY = make_cert("otherca", "server2")
-OLD, OLD_KEY = make_cert("ca", "expired", ("-startdate", "20200101000000Z",
-                                           "-enddate", "20200102000000Z"))
+_ca, _other_ca = udclient.TestCA(TMP, "ca"), udclient.TestCA(TMP, "otherca")
+CA, OTHER_CA = _ca.pem, _other_ca.pem
+CERT, CERT_KEY = _ca.cert("server")
+CERT2, CERT2_KEY = _other_ca.cert("server2")
+OLD, OLD_KEY = _ca.cert("expired", dates=("-startdate", "20200101000000Z",
+                                          "-enddate", "20200102000000Z"))
 LIVE_CERT, LIVE_KEY = os.path.join(TMP, "live.pem"), os.path.join(TMP,
                                                                   "live.key")
 shutil.copy(CERT, LIVE_CERT)

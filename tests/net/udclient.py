@@ -27,6 +27,8 @@ or a list [None] that the first response fills by loading the server's own
 document), the response is checked against the OpenAPI document and a
 mismatch raises AssertionError.
 
+TestCA(dir) is a throwaway CA made with openssl, for TLS tests.
+
 Tests() is the little runner the tests share: @T.test runs a function at
 once, prints "ok NAME" or "FAIL NAME" with its traceback, and T.finish()
 prints "N passed, M failed" and exits non-zero on any failure."""
@@ -270,6 +272,59 @@ def request(addr, method, path, key=None, body=None, headers=None, ctx=None,
     if spec is not None:
         _conform(spec, addr, method, path, resp)
     return resp
+
+
+_CA_CNF = """[ca]
+default_ca = d
+[d]
+database = ./index-%(n)s.txt
+new_certs_dir = .
+serial = ./serial-%(n)s
+default_md = sha256
+policy = p
+copy_extensions = copy
+unique_subject = no
+[p]
+commonName = supplied
+"""
+
+
+class TestCA:
+    """A throwaway certificate authority made with the openssl command line
+    in directory dir (P-256 keys, valid 2 days): pem is its certificate,
+    for a client's cafile.  cert(name) signs a server certificate for san
+    and returns (certificate path, key path); dates replaces "-days 2"
+    (e.g. -startdate/-enddate for an expired one)."""
+
+    def __init__(self, dir, name="ca"):
+        self.dir, self.name = dir, name
+        with open(os.path.join(dir, name + ".cnf"), "w") as f:
+            f.write(_CA_CNF % {"n": name})
+        open(os.path.join(dir, "index-%s.txt" % name), "w").close()
+        with open(os.path.join(dir, "serial-%s" % name), "w") as f:
+            f.write("01\n")
+        self._sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                 name + ".key", "-out", name + ".pem", "-days", "2",
+                 "-subj", "/CN=" + name)
+        self.pem = os.path.join(dir, name + ".pem")
+
+    def _sh(self, *args):
+        subprocess.run(args, cwd=self.dir, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def cert(self, name, cn="localhost", san="DNS:localhost,IP:127.0.0.1",
+             dates=("-days", "2")):
+        self._sh("openssl", "req", "-newkey", "ec", "-pkeyopt",
+                 "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+                 name + ".key", "-out", name + ".csr", "-subj", "/CN=" + cn,
+                 "-addext", "subjectAltName=" + san)
+        self._sh("openssl", "ca", "-batch", "-config", self.name + ".cnf",
+                 "-cert", self.name + ".pem", "-keyfile", self.name + ".key",
+                 "-in", name + ".csr", "-out", name + ".pem", "-notext",
+                 *dates)
+        return (os.path.join(self.dir, name + ".pem"),
+                os.path.join(self.dir, name + ".key"))
 
 
 class Tests:
