@@ -101,6 +101,12 @@ static void note_cb(void *ctx, const struct ud_change *c)
 	changes_note(ctx, c);
 }
 
+void changes_take_over(struct changes *ch, uint64_t seq)
+{
+	ud_db_set_changes(ch->srv->db, NULL, NULL);
+	chwin_rebase(ch->win, seq);
+}
+
 /* ---- watchers ------------------------------------------------------------ */
 
 static void chunk_unref_cb(const void *data, size_t len, void *extra)

@@ -112,6 +112,9 @@ void changes_unwatch(struct changes *ch, struct conn *c);
  * (PostgreSQL mode's replication stream: c->seq given, only increasing).
  * It leaves with the next changes_publish(). */
 void changes_note(struct changes *ch, const struct ud_change *c);
+/* Such a source takes over: the store's own changes no longer come in,
+ * nothing up to seq is known and a resume from seq on is served. */
+void changes_take_over(struct changes *ch, uint64_t seq);
 
 /* For stats and tests: watchers, the last published seq, the memory the
  * window holds (chwin.h). */

@@ -445,6 +445,15 @@ void chwin_lose(struct chwin *w, uint64_t seq)
 	w->enc_from = seq;
 }
 
+void chwin_rebase(struct chwin *w, uint64_t seq)
+{
+	chwin_lose(w, seq);
+	if (w->last < seq)
+		w->last = seq;
+	if (w->pub < seq)
+		w->pub = seq;
+}
+
 void chwin_publish(struct chwin *w, uint64_t durable)
 {
 	size_t n = 0;

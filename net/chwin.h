@@ -97,6 +97,9 @@ void chwin_note(struct chwin *w, const struct ud_change *c, uint64_t log_seq,
 		bool watched);
 /* Nothing after this seq may be resumed (a change could not be kept). */
 void chwin_lose(struct chwin *w, uint64_t seq);
+/* Nothing is known up to seq, and a resume from seq is served (nothing
+ * noted yet: PostgreSQL mode's stream starts after seq). */
+void chwin_rebase(struct chwin *w, uint64_t seq);
 /* The changes noted whose log seq <= durable may be read. */
 void chwin_publish(struct chwin *w, uint64_t durable);
 /* True while noted changes wait for chwin_publish(). */

@@ -14,7 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "changes.h"
 #include "datadir.h"
+#include "journal.h"
 #include "pg.h"
 #include "pg_apply.h"
 #include "pg_repl.h"
@@ -35,6 +37,19 @@ struct pgmode {
 	struct event *repl_ev;
 	uint64_t applied, skipped, refused_rows;
 	enum pg_state last_state;
+	/* The change stream (pgmode.h, Change stream): the users change
+	 * waiting for its transaction's event row or commit. */
+	struct {
+		bool on;
+		uint64_t seq, lsn;
+		int event;
+		int64_t at_ms;
+		struct ud_buf rec, details;
+		size_t details_off, details_len;
+		char id[UD_ID_MAX + 1];
+		size_t id_len;
+	} held;
+	uint64_t seq_lsn, seq_last, seq_done_lsn;
 };
 
 static int64_t now_ms(void)
@@ -149,15 +164,144 @@ static bool make_room(struct server *srv, const struct pg_val *email,
 	return true;
 }
 
+/* The seq of the next users change of the transaction that commits at
+ * lsn, or 0 when that transaction was published already (a resend). */
+static uint64_t next_seq(struct pgmode *pm, uint64_t lsn)
+{
+	uint64_t s;
+
+	if (lsn <= pm->seq_done_lsn)
+		return 0;
+	if (lsn == pm->seq_lsn) {
+		s = pm->seq_last + 1;
+	} else {
+		s = lsn << PG_SEQ_INDEX_BITS;
+		if (s <= pm->seq_last)
+			s = pm->seq_last + 1;
+		pm->seq_lsn = lsn;
+	}
+	pm->seq_last = s;
+	return s;
+}
+
+/* Hand the held change to the change stream. */
+static void stream_flush(struct server *srv)
+{
+	struct pgmode *pm = srv->pg;
+	struct ud_change ch;
+	void *own = NULL;
+
+	if (!pm->held.on)
+		return;
+	pm->held.on = false;
+	if (ud_change_decode(srv->db, pm->held.rec.data, pm->held.rec.len, &ch,
+			     &own) != 0)
+		return;
+	ch.seq = pm->held.seq;
+	ch.event = pm->held.event;
+	ch.at_ms = pm->held.at_ms;
+	ch.details = "\x80";
+	ch.details_len = 1;
+	if (pm->held.details_len) {
+		ch.details = pm->held.details.data + pm->held.details_off;
+		ch.details_len = pm->held.details_len;
+	}
+	changes_note(srv->changes, &ch);
+	ud_change_release(own);
+}
+
+/* A users row change (applied, or this node's own): hold it for its
+ * event row. */
+static void stream_hold(struct server *srv, const struct pg_row_change *c)
+{
+	struct pgmode *pm = srv->pg;
+	struct ud_error err = {0};
+	const struct pg_val *id = &c->v[PGU_ID];
+	uint64_t seq;
+
+	stream_flush(srv);
+	if (!srv->changes || !id->s || id->n > UD_ID_MAX ||
+	    !(seq = next_seq(pm, c->commit_lsn)))
+		return;
+	pm->held.rec.len = 0;
+	pm->held.details_len = 0;
+	pm->held.at_ms = wall_ms();
+	if (pg_apply_describe(srv->db, c, &pm->held.rec, &pm->held.at_ms,
+			      &err)) {
+		fprintf(stderr,
+			"userdb-server: postgres: change %llu is not in the "
+			"change stream: %s\n",
+			(unsigned long long)seq, err.message);
+		return;
+	}
+	pm->held.on = true;
+	pm->held.seq = seq;
+	pm->held.lsn = c->commit_lsn;
+	pm->held.event = c->op == PGO_INSERT   ? UD_EV_CREATED
+			 : c->op == PGO_DELETE ? UD_EV_DELETED
+					       : UD_EV_UPDATED;
+	memcpy(pm->held.id, id->s, id->n);
+	pm->held.id_len = id->n;
+}
+
+/* An events row: the held change's own event (name, time, details with
+ * the actor) when it is of the same user and transaction. */
+static void stream_event(struct server *srv, const struct pg_row_change *c)
+{
+	struct pgmode *pm = srv->pg;
+	struct pg_val v[PGE__COUNT];
+	const struct pg_val *uid = &c->v[PGE_USER_ID];
+	struct pg_event e;
+	struct ud_error err;
+	int64_t ms;
+	char t[24];
+
+	if (!pm->held.on || pm->held.lsn != c->commit_lsn || !uid->s ||
+	    uid->n != pm->held.id_len ||
+	    memcmp(uid->s, pm->held.id, uid->n) != 0)
+		return;
+	memcpy(v, c->v, sizeof v);
+	if (!v[PGE_MS].s || pg_row_time(v[PGE_MS].s, v[PGE_MS].n, &ms))
+		return;
+	v[PGE_MS] = (struct pg_val){
+	    t, (size_t)snprintf(t, sizeof t, "%lld", (long long)ms)};
+	if (!v[PGE_ID].s)
+		v[PGE_ID] = (struct pg_val){"1", 1};
+	pm->held.details.len = 0;
+	if (pg_row_event(v, &e, &pm->held.details, &err))
+		return;
+	pm->held.event = e.type;
+	pm->held.at_ms = e.ms;
+	pm->held.details_off = e.details_off;
+	pm->held.details_len = e.details_len;
+	stream_flush(srv);
+}
+
+static void commit_cb(void *ctx, uint64_t lsn, bool own)
+{
+	struct server *srv = ctx;
+
+	(void)own;
+	stream_flush(srv);
+	srv->pg->seq_done_lsn = lsn;
+}
+
 /* A row change from the stream (pg_apply.h). */
 static int apply_cb(void *ctx, const struct pg_row_change *c)
 {
 	struct server *srv = ctx;
 	struct ud_error err = {0};
-	int rc = pg_apply_change(srv->db, c, wall_ms(), &err);
+	int rc;
 
+	if (c->table == PGT_EVENTS) {
+		stream_event(srv, c);
+		return 0;
+	}
+	rc = pg_apply_change(srv->db, c, wall_ms(), &err);
 	if (rc < 0 && make_room(srv, &c->v[PGU_EMAIL], &c->v[PGU_ID]))
 		rc = pg_apply_change(srv->db, c, wall_ms(), &err);
+	if (c->table == PGT_USERS && rc >= 0)
+		stream_hold(srv, c);
 
 	if (rc == 0)
 		srv->pg->applied++;
@@ -339,6 +483,12 @@ int pgmode_start(struct server *srv)
 	if (!pm->w || !pm->repl_ev || event_add(pm->repl_ev, NULL))
 		return -1;
 	pg_writer_attach(pm->w, srv->db);
+	pg_repl_on_commit(pm->repl, commit_cb);
+	if (srv->changes) {
+		uint64_t start = pg_repl_start_lsn(pm->repl);
+		changes_take_over(srv->changes,
+				  start ? (start << PG_SEQ_INDEX_BITS) - 1 : 0);
+	}
 	/* Before `ready`, nothing else runs: wait here for the connection
 	 * (bounded) so the first writes are not refused. */
 	pg_writer_tick(pm->w, now_ms());
@@ -372,6 +522,8 @@ void pgmode_close(struct server *srv)
 		event_free(pm->repl_ev);
 	pg_repl_free(pm->repl);
 	pg_writer_free(pm->w);
+	ud_buf_free(&pm->held.rec);
+	ud_buf_free(&pm->held.details);
 	if (pm->lock_fd >= 0)
 		close(pm->lock_fd);
 	free(pm);

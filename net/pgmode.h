@@ -21,9 +21,32 @@
  * unknown (the connection broke with it in flight) closes its connection
  * with the held replies unsent.  Either way memory is put back to the row
  * PostgreSQL holds (pg_write.h, Rollback).
+ *
+ * Change stream (SPEC §8).  In this mode the store's own notifications are
+ * off (changes_take_over): every change a watcher sees comes from the
+ * replication stream, this node's own writes (their echo) as much as other
+ * nodes' and SQL clients', so it leaves only after PostgreSQL committed it
+ * and every node sees the same changes in the same order.  The seq of the
+ * i-th users row change (i = 0, 1, ...) of the transaction whose commit
+ * record is at LSN L is L * 2^PG_SEQ_INDEX_BITS + i: commit LSNs strictly
+ * increase in the stream and two commit records lie at least 32 bytes
+ * apart, so a transaction of up to 32 * 65536 (2M) user changes never
+ * reaches the next one's seqs; past that a change takes the last seq + 1
+ * (then nodes that saw that transaction and nodes started after it may
+ * number the next transaction differently).  A change is built from the
+ * row (the user after the change; unchanged TOAST columns from memory);
+ * its event name, time and details (so the actor) come from the event row
+ * userdb's writer inserts in the same transaction, and a SQL client's
+ * change is user.created / user.updated / user.deleted with actor null.
+ * A transaction sent again after a reconnect (commit LSN not above the
+ * last one published) is not published twice.  At start the window begins
+ * at the slot's consistent point: a resume from a seq before it is 410,
+ * one from a seq this node has not reached yet is 400 (try again).
  */
 #ifndef UD_NET_PGMODE_H
 #define UD_NET_PGMODE_H
+
+#define PG_SEQ_INDEX_BITS 16
 
 #include <stdbool.h>
 #include <stddef.h>

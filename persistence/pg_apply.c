@@ -80,6 +80,21 @@ static int keep_own(struct filled *f, const struct pg_row_change *c,
 	return 0;
 }
 
+/* f->v: row c as pg_row_put reads it (times in milliseconds, unchanged
+ * TOAST columns from u). */
+static int row_fill(struct filled *f, const struct pg_row_change *c,
+		    const ud_user *u, struct ud_error *err)
+{
+	int rc;
+
+	memcpy(f->v, c->v, sizeof f->v);
+	if ((rc = time_col(f, PGU_SIGNIN_MS, 0, err)) ||
+	    (rc = time_col(f, PGU_CREATED_MS, 1, err)) ||
+	    (rc = time_col(f, PGU_UPDATED_MS, 2, err)))
+		return rc;
+	return keep_own(f, c, u, err);
+}
+
 static int apply_put(ud_db *db, const struct pg_row_change *c, const ud_user *u,
 		     struct ud_error *err)
 {
@@ -89,19 +104,16 @@ static int apply_put(ud_db *db, const struct pg_row_change *c, const ud_user *u,
 	int64_t ver;
 	int rc;
 
-	memcpy(f.v, c->v, sizeof f.v);
-	if (!f.v[PGU_VERSION].s ||
-	    pg_row_int(f.v[PGU_VERSION].s, f.v[PGU_VERSION].n, &ver) || ver < 1)
+	if (!c->v[PGU_VERSION].s ||
+	    pg_row_int(c->v[PGU_VERSION].s, c->v[PGU_VERSION].n, &ver) ||
+	    ver < 1)
 		return ud_error_set(err, UD_EINVAL, NULL, "bad version");
 	if (u) {
 		ud_user_view(u, &view);
 		if (view.etag == (uint64_t)ver)
 			return 1; /* already applied */
 	}
-	if ((rc = time_col(&f, PGU_SIGNIN_MS, 0, err)) ||
-	    (rc = time_col(&f, PGU_CREATED_MS, 1, err)) ||
-	    (rc = time_col(&f, PGU_UPDATED_MS, 2, err)) ||
-	    (rc = keep_own(&f, c, u, err)))
+	if ((rc = row_fill(&f, c, u, err)))
 		goto done;
 	if (u)
 		rc = pg_row_put(f.v, ((const struct record *)u)->seq,
@@ -161,5 +173,29 @@ int pg_apply_restore(ud_db *db, const char *id, size_t id_len,
 	if (rc == 0)
 		rc = ud_db_restore(db, rec.data, rec.len, err);
 	ud_buf_free(&rec);
+	return rc;
+}
+
+int pg_apply_describe(ud_db *db, const struct pg_row_change *c,
+		      struct ud_buf *rec, int64_t *at_ms, struct ud_error *err)
+{
+	const struct pg_val *id = &c->v[PGU_ID];
+	const ud_user *u;
+	struct filled f = {0};
+	int rc;
+
+	if (c->table != PGT_USERS || !id->s)
+		return ud_error_set(err, UD_EINVAL, NULL, "not a user row");
+	if (c->op == PGO_DELETE)
+		return pg_row_delete(id->s, id->n, 1, *at_ms, rec);
+	u = ud_user_get(db, id->s, id->n);
+	rc = row_fill(&f, c, u, err);
+	if (rc == 0)
+		rc = pg_row_put(f.v, u ? ((const struct record *)u)->seq : 1,
+				UD_EV_UPDATED, 1, rec, err);
+	if (rc == 0)
+		pg_row_int(f.v[PGU_UPDATED_MS].s, f.v[PGU_UPDATED_MS].n, at_ms);
+	ud_buf_free(&f.json[0]);
+	ud_buf_free(&f.json[1]);
 	return rc;
 }

@@ -37,6 +37,15 @@ int pg_apply_change(ud_db *db, const struct pg_row_change *c, int64_t now_ms,
  * change stream; applied even when memory's ETag equals the row's (memory
  * may hold a refused write that happened to get the same version).
  * Returns 0, 1 (nothing to do) or a negative code with err. */
+/* The change stream's view of users row change c (after it was applied,
+ * or skipped as this node's own): a change record whose user is the row
+ * (unchanged TOAST columns from memory), with a placeholder event
+ * (user.updated, id 1; a delete's user.deleted) that the caller replaces
+ * (ud_change_decode reads it).  *at_ms: the row's updated_at (a delete:
+ * left as given).  0 or a negative code with err. */
+int pg_apply_describe(ud_db *db, const struct pg_row_change *c,
+		      struct ud_buf *rec, int64_t *at_ms, struct ud_error *err);
+
 int pg_apply_restore(ud_db *db, const char *id, size_t id_len,
 		     const struct pg_val *row, struct ud_error *err);
 

@@ -29,11 +29,17 @@ struct pg_repl {
 	struct rel rels[MAX_RELS];
 	int nrels;
 	uint64_t xact_lsn, applied, wal_end, undecodable;
+	uint64_t start_lsn; /* the slot's consistent point */
+	pg_commit_fn on_commit;
 	bool own_xact; /* the transaction being read has our origin */
 	int64_t last_status_ms;
 	char error[256];
 };
 
+static const char *const event_cols[PGE__COUNT] = {
+    [PGE_ID] = "id",	     [PGE_USER_ID] = "user_id", [PGE_EVENT] = "event",
+    [PGE_MS] = "created_at", [PGE_DETAILS] = "details",
+};
 static const char *const user_cols[PGU__COUNT] = {
     [PGU_ID] = "id",
     [PGU_NAME] = "name",
@@ -128,6 +134,11 @@ static struct pg_repl *create_slot(const char *conninfo, const char *node_id,
 	}
 	if (snapshot)
 		snprintf(snapshot, 64, "%s", PQgetvalue(res, 0, 2));
+	{
+		unsigned hi = 0, lo = 0;
+		if (sscanf(PQgetvalue(res, 0, 1), "%X/%X", &hi, &lo) == 2)
+			r->start_lsn = (uint64_t)hi << 32 | lo;
+	}
 	PQclear(res);
 	return r;
 fail:
@@ -291,6 +302,10 @@ static void on_relation(struct pg_repl *r, struct rd *d)
 			if (rel->table == PGT_USERS &&
 			    !strcmp(col, user_cols[k]))
 				rel->col[i] = (signed char)k;
+		for (int k = 0; k < PGE__COUNT; k++)
+			if (rel->table == PGT_EVENTS &&
+			    !strcmp(col, event_cols[k]))
+				rel->col[i] = (signed char)k;
 	}
 }
 
@@ -370,6 +385,8 @@ static void on_xlogdata(struct pg_repl *r, struct rd *d)
 	case 'C':
 		rd_be(d, 1 + 8);
 		r->applied = rd_be(d, 8); /* the end of the commit */
+		if (r->on_commit && !d->bad)
+			r->on_commit(r->ctx, r->xact_lsn, r->own_xact);
 		break;
 	case 'R':
 		on_relation(r, d);
@@ -555,4 +572,14 @@ int pg_repl_drop_slot(const char *conninfo, const char *node_id,
 	if (rc == UD_EUNAVAILABLE)
 		return rc;
 	return drop_origin(conninfo, slot, rc, err);
+}
+
+void pg_repl_on_commit(struct pg_repl *r, pg_commit_fn fn)
+{
+	r->on_commit = fn;
+}
+
+uint64_t pg_repl_start_lsn(const struct pg_repl *r)
+{
+	return r->start_lsn;
 }

@@ -52,7 +52,8 @@ enum pg_op { PGO_INSERT, PGO_UPDATE, PGO_DELETE };
 struct pg_row_change {
 	enum pg_table table;
 	enum pg_op op;
-	/* users: by enum pg_user_col; times as timestamptz text (UTC) */
+	/* users: by enum pg_user_col, events: by enum pg_event_col; times
+	 * as timestamptz text (UTC) */
 	struct pg_val v[PGU__COUNT];
 	bool unchanged[PGU__COUNT]; /* unchanged TOAST: keep your own */
 	uint64_t commit_lsn;	    /* of the transaction (its final LSN) */
@@ -62,6 +63,9 @@ struct pg_row_change {
 typedef int (*pg_change_fn)(void *ctx, const struct pg_row_change *c);
 
 struct pg_repl;
+/* After a transaction's last change: its commit LSN (the Begin message's
+ * final LSN, as in struct pg_row_change) and whether this node wrote it. */
+typedef void (*pg_commit_fn)(void *ctx, uint64_t commit_lsn, bool own);
 
 /* Connect a replication connection for conninfo (blocking), drop the
  * slot of a previous run and create "userdb_<node_id>" exporting a
@@ -83,6 +87,11 @@ int pg_repl_origin_name(char *out, size_t n, const char *node_id);
 int pg_repl_start(struct pg_repl *r, pg_change_fn fn, void *ctx,
 		  struct ud_error *err);
 void pg_repl_free(struct pg_repl *r);
+/* Also call fn (with pg_repl_start's ctx) at each commit.  NULL: none. */
+void pg_repl_on_commit(struct pg_repl *r, pg_commit_fn fn);
+/* The slot's consistent point: every commit at or after it comes through
+ * the stream, every one before it is in the snapshot. */
+uint64_t pg_repl_start_lsn(const struct pg_repl *r);
 
 int pg_repl_fd(const struct pg_repl *r);
 bool pg_repl_streaming(const struct pg_repl *r);

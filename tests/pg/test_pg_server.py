@@ -644,7 +644,110 @@ def t_drop_node_drops_a_dead_nodes_slot_and_origin():
     b.kill()
 
 
-CASES = [t_drop_node_drops_a_dead_nodes_slot_and_origin,
+class Watch:
+    """An RPC change-stream watcher on a node, collecting notifications."""
+
+    def __init__(self, node, since=None):
+        self.s = socket.create_connection(("127.0.0.1", node.rpc_port),
+                                          timeout=15)
+        self.un = msgpack.Unpacker(raw=False)
+        self.changes = []
+        self.s.sendall(msgpack.packb([0, 1, "auth", [KEY]]) +
+                       msgpack.packb([0, 2, "changes.watch", [since]]))
+        self.reply = None
+        while self.reply is None:
+            self._read()
+
+    def _read(self):
+        data = self.s.recv(65536)
+        if not data:
+            raise AssertionError("watcher connection closed")
+        self.un.feed(data)
+        for m in self.un:
+            if m[0] == 2 and m[1] == "change":
+                self.changes.append(m[2][0])
+            elif m[0] == 1 and m[1] == 2:
+                self.reply = m
+
+    def wait(self, n, timeout=15):
+        deadline = time.time() + timeout
+        self.s.settimeout(0.5)
+        while len(self.changes) < n and time.time() < deadline:
+            try:
+                self._read()
+            except socket.timeout:
+                pass
+        expect(len(self.changes) >= n, "%d of %d changes came" %
+               (len(self.changes), n))
+        return self.changes
+
+    def close(self):
+        self.s.close()
+
+
+def t_change_stream_has_one_numbering_on_every_node():
+    """SPEC §8 in PostgreSQL mode: a watcher on node B sees the writes made
+    through A, through B and by SQL with the seqs A's watcher sees, in
+    commit order, actor null for SQL; a resume on B from a seq A gave
+    misses nothing and repeats nothing."""
+    ci = new_db()
+    a, b = Server(ci), Server(ci)
+    wa, wb = Watch(a), Watch(b)
+    expect(wa.reply[2] is None and wb.reply[2] is None,
+           (wa.reply, wb.reply))
+    st, u, _ = a.call("POST", "/v1/users", {"name": "S", "email": "s@x.io"})
+    uid = u["data"]["id"]
+    expect(b.call("PATCH", "/v1/users/%s/is-suspended" % uid,
+                  {"is_suspended": True})[0] == 200, "suspend via B")
+    psql(ci, "UPDATE userdb.users SET name = 'from sql' WHERE id = '%s'"
+         % uid)
+    st, v, _ = b.call("POST", "/v1/users", {"name": "T", "email": "t@x.io"})
+    psql(ci, "BEGIN; UPDATE userdb.users SET role = 'admin';"
+         " DELETE FROM userdb.users WHERE id = '%s'; COMMIT" % uid)
+    n = 7
+    ca, cb = wa.wait(n), wb.wait(n)
+    key = lambda c: (c["seq"], c["event"], c["user_id"], c["actor"],
+                     c["user"] and c["user"]["name"])
+    expect([key(c) for c in ca[:n]] == [key(c) for c in cb[:n]],
+           "the same changes with the same seqs: %r vs %r" %
+           ([key(c) for c in ca], [key(c) for c in cb]))
+    seqs = [c["seq"] for c in ca]
+    expect(seqs == sorted(seqs) and len(set(seqs)) == n,
+           "strictly increasing: %r" % seqs)
+    evs = [(c["event"], c["user_id"] == uid) for c in ca]
+    expect(evs == [("user.created", True), ("user.suspended", True),
+                   ("user.updated", True), ("user.created", False),
+                   ("user.updated", True), ("user.updated", False),
+                   ("user.deleted", True)], evs)
+    expect(ca[0]["actor"] is not None and ca[1]["actor"] is not None,
+           "userdb's writes name their key: %r" % ca[:2])
+    expect(ca[1]["user"]["status"] == "suspended", ca[1])
+    expect(ca[2]["actor"] is None and ca[2]["user"]["name"] == "from sql",
+           "a SQL change: actor null, the user after it: %r" % ca[2])
+    expect(ca[-1]["user"] is None, "a delete's user is null")
+    expect(seqs[-3] + 1 == seqs[-2] and seqs[-2] + 1 == seqs[-1],
+           "one transaction's changes have adjacent seqs: %r" % seqs[-3:])
+    # resume on B from A's second seq: exactly the rest
+    wr = Watch(b, since=seqs[1])
+    rest = wr.wait(n - 2)
+    expect([key(c) for c in rest] == [key(c) for c in ca[2:n]],
+           "resume on B: %r" % [key(c) for c in rest])
+    b.call("POST", "/v1/users", {"name": "U", "email": "u@x.io"})
+    wr.wait(n - 1)
+    time.sleep(0.3)
+    expect(len(wr.changes) == n - 1 and wr.changes[-1]["seq"] > seqs[-1],
+           "nothing repeated, the next one came")
+    gone = Watch(b, since=seqs[0] // 2)
+    expect(gone.reply[2] and gone.reply[2]["code"] == "gone",
+           "before the node's start: gone %r" % (gone.reply,))
+    gone.close()
+    [w.close() for w in (wa, wb, wr)]
+    a.kill()
+    b.kill()
+
+
+CASES = [t_change_stream_has_one_numbering_on_every_node,
+t_drop_node_drops_a_dead_nodes_slot_and_origin,
 t_races_between_nodes_get_409_and_412,
          t_three_nodes_converge_after_random_writes_through_each,
          t_sql_update_and_delete_reach_every_node,
