@@ -92,3 +92,25 @@ CM
 cmake -S cm -B cm/build -DCMAKE_PREFIX_PATH="$p" >cm.log 2>&1 || { cat cm.log; fail "cmake"; }
 cmake --build cm/build >>cm.log 2>&1 || { cat cm.log; fail "cmake --build"; }
 expect ./cm/build/hello_userdb
+
+# The PostgreSQL connector: its files, examples/pg_cache.c linked with
+# pkg-config userdb_pg and through find_package(userdb) -> userdb::pgcache
+# (run against a database by tests/readme_pg_example.sh).
+for f in include/userdb_pg.h; do [ -f "$p/$f" ] || fail "$f not installed"; done
+for f in libuserdb_pgcache.a pkgconfig/userdb_pg.pc cmake/userdb/userdb_pgTargets.cmake; do
+	[ -f "$libdir/$f" ] || fail "$libdir/$f not installed"
+done
+pkg-config --validate userdb_pg || fail "pkg-config --validate userdb_pg"
+cc "$src/examples/pg_cache.c" $(pkg-config --cflags --libs userdb_pg) -o pg_cache
+[[ $(./pg_cache 2>&1 || true) == "usage: pg_cache CONNINFO" ]] || fail "pg_cache usage"
+mkdir cmpg && cat >cmpg/CMakeLists.txt <<CM
+cmake_minimum_required(VERSION 3.18)
+project(pg_cache C)
+find_package(userdb 0.1 CONFIG REQUIRED)
+add_executable(pg_cache $src/examples/pg_cache.c)
+target_link_libraries(pg_cache PRIVATE userdb::pgcache)
+CM
+cmake -S cmpg -B cmpg/build -DCMAKE_PREFIX_PATH="$p" >cmpg.log 2>&1 || { cat cmpg.log; fail "cmake (pgcache)"; }
+cmake --build cmpg/build >>cmpg.log 2>&1 || { cat cmpg.log; fail "cmake --build (pgcache)"; }
+[[ $(./cmpg/build/pg_cache 2>&1 || true) == "usage: pg_cache CONNINFO" ]] || fail "cmake pg_cache usage"
+echo "pgcache: pkg-config userdb_pg and userdb::pgcache link examples/pg_cache.c"
