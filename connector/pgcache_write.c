@@ -68,12 +68,25 @@ int pgc_journal_cb(void *ctx, const void *rec, size_t len)
 /* One write on the store that holds user id (loaded first), with the
  * retries of a stale copy.  What the write does: */
 struct wop {
-	enum { W_UPDATE, W_DELETE, W_PASSWORD, W_VERIFY } kind;
+	enum {
+		W_UPDATE,
+		W_DELETE,
+		W_PASSWORD,
+		W_VERIFY,
+		W_SUSPEND,
+		W_LINK,
+		W_UNLINK
+	} kind;
 	const struct ud_fields *f;
 	uint64_t if_match;
-	const char *pw;
+	const char *pw; /* the password; W_LINK, W_UNLINK: the target */
 	size_t pw_len;
 	bool *valid;
+	bool suspended;
+	const char *ext; /* W_LINK: the external user id and details */
+	size_t ext_len;
+	const void *details;
+	size_t details_len;
 };
 
 static int run(ud_db *db, const char *id, size_t len, const struct wop *w,
@@ -87,9 +100,19 @@ static int run(ud_db *db, const char *id, size_t len, const struct wop *w,
 	case W_PASSWORD:
 		return ud_user_set_password(db, id, len, w->pw, w->pw_len, out,
 					    err);
-	default:
+	case W_VERIFY:
 		return ud_user_verify_password(db, id, len, w->pw, w->pw_len,
 					       w->valid, err);
+	case W_SUSPEND:
+		return ud_user_set_suspended(db, id, len, w->suspended, out,
+					     err);
+	case W_LINK:
+		return ud_user_link_identity(db, id, len, w->pw, w->pw_len,
+					     w->ext, w->ext_len, w->details,
+					     w->details_len, out, err);
+	default:
+		return ud_user_unlink_identity(db, id, len, w->pw, w->pw_len,
+					       out, err);
 	}
 }
 
@@ -199,4 +222,38 @@ int ud_pg_verify_password(ud_pg *c, const char *id, size_t len, const char *pw,
 
 	*valid = false;
 	return write_user(c, id, len, &w, NULL, err);
+}
+
+int ud_pg_set_suspended(ud_pg *c, const char *id, size_t len, bool suspended,
+			const ud_user **out, struct ud_error *err)
+{
+	struct wop w = {.kind = W_SUSPEND, .suspended = suspended};
+
+	return write_user(c, id, len, &w, out, err);
+}
+
+int ud_pg_link_identity(ud_pg *c, const char *id, size_t len,
+			const char *target, size_t target_len,
+			const char *ext_user_id, size_t ext_user_id_len,
+			const void *details, size_t details_len,
+			const ud_user **out, struct ud_error *err)
+{
+	struct wop w = {.kind = W_LINK,
+			.pw = target,
+			.pw_len = target_len,
+			.ext = ext_user_id,
+			.ext_len = ext_user_id_len,
+			.details = details,
+			.details_len = details_len};
+
+	return write_user(c, id, len, &w, out, err);
+}
+
+int ud_pg_unlink_identity(ud_pg *c, const char *id, size_t len,
+			  const char *target, size_t target_len,
+			  const ud_user **out, struct ud_error *err)
+{
+	struct wop w = {.kind = W_UNLINK, .pw = target, .pw_len = target_len};
+
+	return write_user(c, id, len, &w, out, err);
 }

@@ -9,7 +9,8 @@
  * email (case-insensitive) that misses loads the row with a prepared
  * statement and keeps it; a lookup of an absent id or email is remembered
  * too (a negative entry), so repeated misses do not reach the database.
- * Creates, updates, deletes, password changes and verifications go to
+ * Creates, updates, deletes, passwords, verifications, suspension and
+ * identities go to
  * PostgreSQL first, with the statements a userdb node uses, and return its
  * verdict (UD_EDUPEMAIL / UD_EDUPID for 409, UD_EPRECONDITION for 412,
  * UD_EUNAVAILABLE when it cannot be reached); only a committed change
@@ -148,6 +149,17 @@ int ud_pg_set_password(ud_pg *c, const char *id, size_t len, const char *pw,
 		       struct ud_error *err);
 int ud_pg_verify_password(ud_pg *c, const char *id, size_t len, const char *pw,
 			  size_t pw_len, bool *valid, struct ud_error *err);
+
+int ud_pg_set_suspended(ud_pg *c, const char *id, size_t len, bool suspended,
+			const ud_user **out, struct ud_error *err);
+int ud_pg_link_identity(ud_pg *c, const char *id, size_t len,
+			const char *target, size_t target_len,
+			const char *ext_user_id, size_t ext_user_id_len,
+			const void *details, size_t details_len,
+			const ud_user **out, struct ud_error *err);
+int ud_pg_unlink_identity(ud_pg *c, const char *id, size_t len,
+			  const char *target, size_t target_len,
+			  const ud_user **out, struct ud_error *err);
 
 /* ---- driving the feed --------------------------------------------------- */
 

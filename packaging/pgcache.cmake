@@ -13,14 +13,4 @@ install(FILES ${PROJECT_SOURCE_DIR}/include/userdb_pg.h
   DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/userdb_pgTargets.cmake
   DESTINATION ${UD_CMAKE_DIR} COMPONENT dev)
-install(CODE "
-  set(UD_PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
-  set(UD_PC_LIBDIR [[${ud_pc_LIBDIR}]])
-  set(UD_PC_INCLUDEDIR [[${ud_pc_INCLUDEDIR}]])
-  set(PROJECT_VERSION \"${PROJECT_VERSION}\")
-  set(ud_pc \"\${CMAKE_INSTALL_PREFIX}/${UD_PC_DIR}/userdb_pg.pc\")
-  message(STATUS \"Installing: \$ENV{DESTDIR}\${ud_pc}\")
-  configure_file(\"${CMAKE_CURRENT_SOURCE_DIR}/userdb_pg.pc.in\"
-                 \"\$ENV{DESTDIR}\${ud_pc}\" @ONLY)
-  list(APPEND CMAKE_INSTALL_MANIFEST_FILES \"\$ENV{DESTDIR}\${ud_pc}\")
-  " COMPONENT dev)
+ud_install_pc(userdb_pg)

@@ -27,7 +27,8 @@ cmake -S "$src" -B "$work" -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/us
 grep -q '^UD_FAULT_INJECTION:BOOL=OFF$' "$work/CMakeCache.txt" ||
 	fail "the default build has fault injection"
 cmake --build "$work" -j2 --target userdb-server userdb-cli userdb-check userdb \
-	userdb_engine userdb_shared userdb_packaging_files >"$work/build.log" 2>&1 ||
+	userdb_engine userdb_shared userdb_pgcache userdb_packaging_files \
+	>"$work/build.log" 2>&1 ||
 	{ tail -30 "$work/build.log"; fail build; }
 rm -f "$work"/userdb_*.deb
 (cd "$work" && cpack -G DEB >cpack.log 2>&1) || { cat "$work/cpack.log"; fail cpack; }

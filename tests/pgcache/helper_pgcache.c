@@ -82,3 +82,40 @@ const char *tpc_name(ud_pg *c, const char *id)
 	}
 	return buf;
 }
+
+void tpc_setup(struct tpc *t, size_t max_users)
+{
+	t->ci = tpg_new_db();
+	t->c = tpc_open(t->ci, max_users);
+	t->q = tpg_connect(t->ci);
+}
+
+void tpc_done(struct tpc *t)
+{
+	tpc_check(t->c);
+	ud_pg_close(t->c);
+	PQfinish(t->q);
+	free(t->ci);
+}
+
+struct ud_pg_stats tpc_stats(ud_pg *c)
+{
+	struct ud_pg_stats s;
+
+	ud_pg_stats(c, &s);
+	return s;
+}
+
+void tpc_check(ud_pg *c)
+{
+	struct ud_error e = {0};
+
+	cr_assert_eq(ud_pg_check(c, &e), 0, "%s", e.message);
+}
+
+bool tpc_has_name(ud_pg *c, void *want)
+{
+	const struct tpc_want *w = want;
+
+	return strcmp(tpc_name(c, w->id), w->name) == 0;
+}

@@ -26,6 +26,24 @@ char *tpc_sql(PGconn *q, const char *fmt, ...)
 void tpc_insert(PGconn *q, const char *id, const char *name, const char *email);
 /* The name of a user the cache returns (static buffer; "" when none). */
 const char *tpc_name(ud_pg *c, const char *id);
+/* One test's database, cache and SQL connection. */
+struct tpc {
+	char *ci;
+	ud_pg *c;
+	PGconn *q;
+};
+/* A fresh database with a cache of bound max_users on it, and a SQL
+ * connection; tpc_done checks the cache's invariants and frees it all. */
+void tpc_setup(struct tpc *t, size_t max_users);
+void tpc_done(struct tpc *t);
+struct ud_pg_stats tpc_stats(ud_pg *c);
+/* ud_pg_check, failing the test when an invariant is broken. */
+void tpc_check(ud_pg *c);
+/* For tpc_pump: does user want->id have the name want->name ("" gone)? */
+struct tpc_want {
+	const char *id, *name;
+};
+bool tpc_has_name(ud_pg *c, void *want);
 /* Monotonic milliseconds (fractional). */
 double tpc_now_ms(void);
 

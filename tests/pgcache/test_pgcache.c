@@ -11,14 +11,6 @@
 #include "helper_pg.h"
 #include "helper_pgcache.h"
 
-static struct ud_pg_stats stats(ud_pg *c)
-{
-	struct ud_pg_stats s;
-
-	ud_pg_stats(c, &s);
-	return s;
-}
-
 static uint64_t etag(const ud_user *u)
 {
 	struct ud_user_view v;
@@ -27,18 +19,15 @@ static uint64_t etag(const ud_user *u)
 	return v.etag;
 }
 
-static void check(ud_pg *c)
-{
-	struct ud_error e = {0};
-
-	cr_assert_eq(ud_pg_check(c, &e), 0, "%s", e.message);
-}
-
 Test(pgcache, read_through_by_id_and_email_case_insensitive)
 {
-	char *ci = tpg_new_db();
-	ud_pg *c = tpc_open(ci, 100);
-	PGconn *q = tpg_connect(ci);
+	struct tpc t;
+	ud_pg *c;
+	PGconn *q;
+
+	tpc_setup(&t, 100);
+	c = t.c;
+	q = t.q;
 	struct ud_error e = {0};
 	const ud_user *u;
 	struct ud_user_view v;
@@ -51,31 +40,32 @@ Test(pgcache, read_through_by_id_and_email_case_insensitive)
 	cr_assert_eq(v.name_len, 3);
 	cr_assert_eq(memcmp(v.email, "Ann@Example.com", 15), 0);
 	cr_assert_eq(v.etag, 1, "the ETag is the row's version");
-	cr_assert_eq(stats(c).loads, 1);
-	queries = stats(c).queries;
+	cr_assert_eq(tpc_stats(c).loads, 1);
+	queries = tpc_stats(c).queries;
 	/* hits, by id and by the email in any case, ask nothing */
 	cr_assert_eq(ud_pg_get(c, "usr_ann", 7, NULL), u);
 	cr_assert_eq(ud_pg_get_by_email(c, "aNN@example.COM", 15, NULL), u);
-	cr_assert_eq(stats(c).queries, queries);
-	cr_assert_eq(stats(c).hits, 2);
+	cr_assert_eq(tpc_stats(c).queries, queries);
+	cr_assert_eq(tpc_stats(c).hits, 2);
 	/* a miss by email loads */
 	tpc_insert(q, "usr_bob", "Bob", "bob@example.com");
 	u = ud_pg_get_by_email(c, "BOB@EXAMPLE.COM", 15, &e);
 	cr_assert(u, "%s", e.message);
 	ud_user_view(u, &v);
 	cr_assert_eq(memcmp(v.id, "usr_bob", 7), 0);
-	cr_assert_eq(stats(c).loads, 2);
-	check(c);
-	ud_pg_close(c);
-	PQfinish(q);
-	free(ci);
+	cr_assert_eq(tpc_stats(c).loads, 2);
+	tpc_done(&t);
 }
 
 Test(pgcache, absent_users_are_negative_entries_until_created)
 {
-	char *ci = tpg_new_db();
-	ud_pg *c = tpc_open(ci, 100);
-	PGconn *q = tpg_connect(ci);
+	struct tpc t;
+	ud_pg *c;
+	PGconn *q;
+
+	tpc_setup(&t, 100);
+	c = t.c;
+	q = t.q;
 	struct ud_error e = {0};
 	uint64_t queries;
 	const ud_user *u;
@@ -83,15 +73,16 @@ Test(pgcache, absent_users_are_negative_entries_until_created)
 	cr_assert_null(ud_pg_get(c, "usr_nobody", 10, &e));
 	cr_assert_eq(e.code, UD_ENOTFOUND);
 	cr_assert_null(ud_pg_get_by_email(c, "No@Where.io", 11, NULL));
-	queries = stats(c).queries;
+	queries = tpc_stats(c).queries;
 	for (int i = 0; i < 100; i++) {
 		cr_assert_null(ud_pg_get(c, "usr_nobody", 10, &e));
 		cr_assert_eq(e.code, UD_ENOTFOUND);
 		cr_assert_null(ud_pg_get_by_email(c, "no@WHERE.io", 11, NULL));
 	}
-	cr_assert_eq(stats(c).queries, queries, "misses hammer the database");
-	cr_assert_eq(stats(c).negative_hits, 200);
-	check(c);
+	cr_assert_eq(tpc_stats(c).queries, queries,
+		     "misses hammer the database");
+	cr_assert_eq(tpc_stats(c).negative_hits, 200);
+	tpc_check(c);
 	/* created by SQL: the feed drops the negative entries */
 	tpc_insert(q, "usr_nobody", "Now Somebody", "no@where.io");
 	cr_assert(tpc_pump(c, 5000, NULL, NULL) == false);
@@ -107,34 +98,25 @@ Test(pgcache, absent_users_are_negative_entries_until_created)
 			      .email_len = 8};
 	cr_assert_eq(ud_pg_create(c, &f, &u, &e), 0, "%s", e.message);
 	cr_assert_eq(ud_pg_get_by_email(c, "new@x.io", 8, NULL), u);
-	check(c);
-	ud_pg_close(c);
-	PQfinish(q);
-	free(ci);
-}
-
-struct want {
-	const char *id, *name;
-};
-static bool has_name(ud_pg *c, void *ctx)
-{
-	const struct want *w = ctx;
-
-	return strcmp(tpc_name(c, w->id), w->name) == 0;
+	tpc_done(&t);
 }
 
 Test(pgcache, sql_update_and_delete_reach_the_cache)
 {
-	char *ci = tpg_new_db();
-	ud_pg *c = tpc_open(ci, 100);
-	PGconn *q = tpg_connect(ci);
-	struct want w = {"usr_sql", "Changed"};
+	struct tpc t;
+	ud_pg *c;
+	PGconn *q;
+
+	tpc_setup(&t, 100);
+	c = t.c;
+	q = t.q;
+	struct tpc_want w = {"usr_sql", "Changed"};
 	double t0, worst = 0;
 	uint64_t before;
 
 	tpc_insert(q, "usr_sql", "Before", "sql@x.io");
 	cr_assert_str_eq(tpc_name(c, "usr_sql"), "Before");
-	before = stats(c).loads;
+	before = tpc_stats(c).loads;
 	for (int i = 0; i < 20; i++) {
 		char name[32];
 		snprintf(name, sizeof name, "Changed %d", i);
@@ -144,29 +126,31 @@ Test(pgcache, sql_update_and_delete_reach_the_cache)
 			     " WHERE id = 'usr_sql'",
 			     name));
 		t0 = tpc_now_ms();
-		cr_assert(tpc_pump(c, 5000, has_name, &w), "update %d", i);
+		cr_assert(tpc_pump(c, 5000, tpc_has_name, &w), "update %d", i);
 		if (tpc_now_ms() - t0 > worst)
 			worst = tpc_now_ms() - t0;
 	}
-	cr_assert_eq(stats(c).loads, before, "updated in place, not reloaded");
-	cr_assert_eq(stats(c).feed_applied, 20);
+	cr_assert_eq(tpc_stats(c).loads, before,
+		     "updated in place, not reloaded");
+	cr_assert_eq(tpc_stats(c).feed_applied, 20);
 	printf("pgcache: SQL UPDATE commit -> cache, 20 updates: worst %.1f "
 	       "ms\n",
 	       worst);
 	free(tpc_sql(q, "DELETE FROM userdb.users WHERE id = 'usr_sql'"));
 	w.name = "";
-	cr_assert(tpc_pump(c, 5000, has_name, &w), "the delete evicts");
-	check(c);
-	ud_pg_close(c);
-	PQfinish(q);
-	free(ci);
+	cr_assert(tpc_pump(c, 5000, tpc_has_name, &w), "the delete evicts");
+	tpc_done(&t);
 }
 
 Test(pgcache, writes_go_to_postgres_first_with_its_verdict)
 {
-	char *ci = tpg_new_db();
-	ud_pg *c = tpc_open(ci, 100);
-	PGconn *q = tpg_connect(ci);
+	struct tpc t;
+	ud_pg *c;
+	PGconn *q;
+
+	tpc_setup(&t, 100);
+	c = t.c;
+	q = t.q;
 	struct ud_error e = {0};
 	struct ud_fields f = {.set = UD_F_NAME | UD_F_EMAIL,
 			      .name = "Wes",
@@ -244,6 +228,26 @@ Test(pgcache, writes_go_to_postgres_first_with_its_verdict)
 		    id);
 	cr_assert_str_eq(s, "1");
 	free(s);
+	/* suspension and identities */
+	cr_assert_eq(ud_pg_set_suspended(c, id, strlen(id), true, &u, &e), 0,
+		     "%s", e.message);
+	cr_assert_eq(ud_pg_link_identity(c, id, strlen(id), "github", 6, "gh1",
+					 3, NULL, 0, &u, &e),
+		     0, "%s", e.message);
+	s = tpc_sql(q,
+		    "SELECT status || ' ' || (identities->'github'->>"
+		    "'user_id') FROM userdb.users WHERE id = '%s'",
+		    id);
+	cr_assert_str_eq(s, "suspended gh1");
+	free(s);
+	cr_assert_eq(
+	    ud_pg_unlink_identity(c, id, strlen(id), "github", 6, &u, &e), 0,
+	    "%s", e.message);
+	cr_assert_eq(
+	    ud_pg_unlink_identity(c, id, strlen(id), "github", 6, &u, &e),
+	    UD_ENOTFOUND);
+	cr_assert_eq(ud_pg_set_suspended(c, id, strlen(id), false, &u, &e), 0,
+		     "%s", e.message);
 	/* delete */
 	cr_assert_eq(ud_pg_delete(c, id, strlen(id), 0, &e), 0, "%s",
 		     e.message);
@@ -258,12 +262,11 @@ Test(pgcache, writes_go_to_postgres_first_with_its_verdict)
 		    id);
 	cr_assert_str_eq(s, "user.created,user.updated,user.updated,"
 			    "user.password_changed,user.password_verified,"
-			    "user.password_verified,user.deleted");
+			    "user.password_verified,user.suspended,"
+			    "user.identity_linked,user.identity_removed,"
+			    "user.unsuspended,user.deleted");
 	free(s);
-	check(c);
-	ud_pg_close(c);
-	PQfinish(q);
-	free(ci);
+	tpc_done(&t);
 }
 
 Test(pgcache, activity_is_read_from_postgres_when_asked)

@@ -20,47 +20,27 @@
 #include "helper_pg.h"
 #include "helper_pgcache.h"
 
-static struct ud_pg_stats stats(ud_pg *c)
-{
-	struct ud_pg_stats s;
-
-	ud_pg_stats(c, &s);
-	return s;
-}
-
-static void check(ud_pg *c)
-{
-	struct ud_error e = {0};
-
-	cr_assert_eq(ud_pg_check(c, &e), 0, "%s", e.message);
-}
-
-struct want {
-	const char *id, *name;
-};
-static bool has_name(ud_pg *c, void *ctx)
-{
-	const struct want *w = ctx;
-
-	return strcmp(tpc_name(c, w->id), w->name) == 0;
-}
-
 static bool feed_restarted(ud_pg *c, void *ctx)
 {
-	return stats(c).feed_restarts >= *(uint64_t *)ctx && stats(c).feed_up;
+	return tpc_stats(c).feed_restarts >= *(uint64_t *)ctx &&
+	       tpc_stats(c).feed_up;
 }
 
 static bool feed_down(ud_pg *c, void *ctx)
 {
-	return !stats(c).feed_up;
+	return !tpc_stats(c).feed_up;
 }
 
 Test(pgcache_feed, a_second_process_cache_change_reaches_the_cache)
 {
-	char *ci = tpg_new_db();
-	ud_pg *c = tpc_open(ci, 100);
-	PGconn *q = tpg_connect(ci);
-	struct want w = {"usr_two", "From The Other Process"};
+	struct tpc t;
+	ud_pg *c;
+	PGconn *q;
+
+	tpc_setup(&t, 100);
+	c = t.c;
+	q = t.q;
+	struct tpc_want w = {"usr_two", "From The Other Process"};
 	double t0;
 	int status;
 	pid_t pid;
@@ -75,7 +55,7 @@ Test(pgcache_feed, a_second_process_cache_change_reaches_the_cache)
 				      .name_len = strlen(w.name)};
 		ud_pg *other;
 		int rc;
-		o.conninfo = ci;
+		o.conninfo = t.ci;
 		if (ud_pg_open(&o, &other, NULL))
 			_exit(2);
 		rc = ud_pg_update(other, "usr_two", 7, &f, 0, NULL, NULL);
@@ -87,14 +67,11 @@ Test(pgcache_feed, a_second_process_cache_change_reaches_the_cache)
 	t0 = tpc_now_ms();
 	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0,
 		  "the other process's write failed (%d)", status);
-	cr_assert(tpc_pump(c, 5000, has_name, &w));
+	cr_assert(tpc_pump(c, 5000, tpc_has_name, &w));
 	printf("pgcache: another process's cache write -> this cache: %.1f ms "
 	       "after that process exited\n",
 	       tpc_now_ms() - t0);
-	check(c);
-	ud_pg_close(c);
-	PQfinish(q);
-	free(ci);
+	tpc_done(&t);
 }
 
 /* ---- a userdb-server node on the same database ---------------------------
@@ -175,41 +152,46 @@ static int node_http(const struct node *n, const char *method, const char *path,
 
 Test(pgcache_feed, a_userdb_node_change_reaches_the_cache)
 {
-	char *ci = tpg_new_db();
-	ud_pg *c = tpc_open(ci, 100);
-	PGconn *q = tpg_connect(ci);
-	struct want w = {"usr_node", "Via The Node"};
+	struct tpc t;
+	ud_pg *c;
+	PGconn *q;
+
+	tpc_setup(&t, 100);
+	c = t.c;
+	q = t.q;
+	struct tpc_want w = {"usr_node", "Via The Node"};
 	struct node n;
 	double t0;
 
 	signal(SIGPIPE, SIG_IGN);
 	tpc_insert(q, "usr_node", "Node", "node@x.io");
 	cr_assert_str_eq(tpc_name(c, "usr_node"), "Node");
-	node_start(&n, ci);
+	node_start(&n, t.ci);
 	cr_assert_eq(node_http(&n, "PATCH", "/v1/users/usr_node",
 			       "{\"name\": \"Via The Node\"}"),
 		     200);
 	t0 = tpc_now_ms();
-	cr_assert(tpc_pump(c, 5000, has_name, &w));
+	cr_assert(tpc_pump(c, 5000, tpc_has_name, &w));
 	printf("pgcache: a userdb node's PATCH (after its 200) -> this cache: "
 	       "%.1f ms\n",
 	       tpc_now_ms() - t0);
 	/* and the node's delete evicts */
 	cr_assert_eq(node_http(&n, "DELETE", "/v1/users/usr_node", ""), 200);
 	w.name = "";
-	cr_assert(tpc_pump(c, 5000, has_name, &w));
+	cr_assert(tpc_pump(c, 5000, tpc_has_name, &w));
 	node_stop(&n);
-	check(c);
-	ud_pg_close(c);
-	PQfinish(q);
-	free(ci);
+	tpc_done(&t);
 }
 
 Test(pgcache_feed, a_killed_feed_empties_the_cache_and_it_refills)
 {
-	char *ci = tpg_new_db();
-	ud_pg *c = tpc_open(ci, 100);
-	PGconn *q = tpg_connect(ci);
+	struct tpc t;
+	ud_pg *c;
+	PGconn *q;
+
+	tpc_setup(&t, 100);
+	c = t.c;
+	q = t.q;
 	uint64_t one = 1;
 	char *s;
 
@@ -217,7 +199,7 @@ Test(pgcache_feed, a_killed_feed_empties_the_cache_and_it_refills)
 	tpc_insert(q, "usr_l", "Other", "l@x.io");
 	cr_assert_str_eq(tpc_name(c, "usr_k"), "Kept");
 	cr_assert_str_eq(tpc_name(c, "usr_l"), "Other");
-	cr_assert_eq(stats(c).users, 2);
+	cr_assert_eq(tpc_stats(c).users, 2);
 	s = tpc_sql(q, "SELECT count(pg_terminate_backend(active_pid)) FROM"
 		       " pg_replication_slots WHERE slot_name LIKE 'userdb_c%%'"
 		       " AND database = current_database()");
@@ -228,20 +210,17 @@ Test(pgcache_feed, a_killed_feed_empties_the_cache_and_it_refills)
 			" 'usr_k'"));
 	cr_assert(tpc_pump(c, 10000, feed_restarted, &one),
 		  "the feed did not come back: %s", ud_pg_error(c));
-	cr_assert_eq(stats(c).users, 0, "the cache was not emptied");
-	cr_assert(stats(c).flushes >= 1);
-	cr_assert(!stats(c).pg_down);
+	cr_assert_eq(tpc_stats(c).users, 0, "the cache was not emptied");
+	cr_assert(tpc_stats(c).flushes >= 1);
+	cr_assert(!tpc_stats(c).pg_down);
 	cr_assert_str_eq(tpc_name(c, "usr_k"), "Fresh", "a stale read");
-	cr_assert_eq(stats(c).users, 1, "refilled on demand");
+	cr_assert_eq(tpc_stats(c).users, 1, "refilled on demand");
 	/* the new feed works */
 	free(tpc_sql(q, "UPDATE userdb.users SET name = 'Fresher' WHERE id ="
 			" 'usr_k'"));
-	struct want w = {"usr_k", "Fresher"};
-	cr_assert(tpc_pump(c, 5000, has_name, &w));
-	check(c);
-	ud_pg_close(c);
-	PQfinish(q);
-	free(ci);
+	struct tpc_want w = {"usr_k", "Fresher"};
+	cr_assert(tpc_pump(c, 5000, tpc_has_name, &w));
+	tpc_done(&t);
 }
 
 /* ---- PostgreSQL down ------------------------------------------------------
@@ -305,7 +284,7 @@ Test(pgcache_feed, postgres_down_cached_reads_go_on_misses_and_writes_fail)
 	pg_ctl(c, dir, "stop");
 	cr_assert(tpc_pump(c, 10000, feed_down, NULL));
 	tpc_pump(c, 300, NULL, NULL);
-	cr_assert(stats(c).pg_down);
+	cr_assert(tpc_stats(c).pg_down);
 	cr_assert_str_eq(tpc_name(c, "usr_d"), "Durable",
 			 "a cached lookup while PostgreSQL is down");
 	cr_assert_null(ud_pg_get(c, "usr_absent", 10, &e));
@@ -316,13 +295,13 @@ Test(pgcache_feed, postgres_down_cached_reads_go_on_misses_and_writes_fail)
 	pg_ctl(c, dir, "start");
 	cr_assert(tpc_pump(c, 15000, feed_restarted, &one),
 		  "the feed did not recover: %s", ud_pg_error(c));
-	cr_assert(!stats(c).pg_down);
+	cr_assert(!tpc_stats(c).pg_down);
 	cr_assert_str_eq(tpc_name(c, "usr_d"), "Durable");
 	cr_assert_eq(ud_pg_create(c, &f, NULL, &e), 0, "writes recover: %s",
 		     e.message);
 	cr_assert_null(ud_pg_get(c, "usr_absent", 10, &e));
 	cr_assert_eq(e.code, UD_ENOTFOUND);
-	check(c);
+	tpc_check(c);
 	ud_pg_close(c);
 	snprintf(cmd, sizeof cmd, "bash %s/tests/pg/cluster.sh stop %s",
 		 getenv("USERDB_SOURCE_DIR"), dir);
@@ -338,9 +317,13 @@ Test(pgcache_feed, postgres_down_cached_reads_go_on_misses_and_writes_fail)
 
 Test(pgcache_feed, eviction_under_the_bound_with_concurrent_invalidations)
 {
-	char *ci = tpg_new_db();
-	ud_pg *c = tpc_open(ci, BOUND);
-	PGconn *q = tpg_connect(ci);
+	struct tpc t;
+	ud_pg *c;
+	PGconn *q;
+
+	tpc_setup(&t, BOUND);
+	c = t.c;
+	q = t.q;
 	char id[32], *s;
 	int status;
 	pid_t pid;
@@ -353,7 +336,7 @@ Test(pgcache_feed, eviction_under_the_bound_with_concurrent_invalidations)
 		     N_USERS));
 	pid = fork();
 	if (pid == 0) { /* a SQL client updating random users meanwhile */
-		PGconn *w = PQconnectdb(ci);
+		PGconn *w = PQconnectdb(t.ci);
 		char sql[160];
 		srand(7);
 		for (int i = 0; i < 600 && PQstatus(w) == CONNECTION_OK; i++) {
@@ -372,15 +355,15 @@ Test(pgcache_feed, eviction_under_the_bound_with_concurrent_invalidations)
 			snprintf(id, sizeof id, "usr_e%d",
 				 1 + rand() % N_USERS);
 			cr_assert(ud_pg_get(c, id, strlen(id), NULL), "%s", id);
-			cr_assert(stats(c).users <= BOUND);
+			cr_assert(tpc_stats(c).users <= BOUND);
 		}
 		tpc_pump(c, 2, NULL, NULL);
-		check(c);
+		tpc_check(c);
 	}
 	tpc_pump(c, 500, NULL, NULL);
-	cr_assert(stats(c).evictions > 0);
-	cr_assert(stats(c).feed_applied > 0, "no invalidation met a cached "
-					     "user");
+	cr_assert(tpc_stats(c).evictions > 0);
+	cr_assert(tpc_stats(c).feed_applied > 0, "no invalidation met a cached "
+						 "user");
 	/* every cached user is PostgreSQL's current row */
 	for (int i = 1; i <= N_USERS; i++) {
 		const ud_user *u;
@@ -401,8 +384,5 @@ Test(pgcache_feed, eviction_under_the_bound_with_concurrent_invalidations)
 			  s);
 		free(s);
 	}
-	check(c);
-	ud_pg_close(c);
-	PQfinish(q);
-	free(ci);
+	tpc_done(&t);
 }
