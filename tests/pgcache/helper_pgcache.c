@@ -83,11 +83,13 @@ const char *tpc_name(ud_pg *c, const char *id)
 	return buf;
 }
 
-void tpc_setup(struct tpc *t, size_t max_users)
+struct tpc tpc_start(size_t max_users)
 {
-	t->ci = tpg_new_db();
-	t->c = tpc_open(t->ci, max_users);
-	t->q = tpg_connect(t->ci);
+	struct tpc t = {.ci = tpg_new_db()};
+
+	t.c = tpc_open(t.ci, max_users);
+	t.q = tpg_connect(t.ci);
+	return t;
 }
 
 void tpc_done(struct tpc *t)

@@ -33,8 +33,9 @@ struct tpc {
 	PGconn *q;
 };
 /* A fresh database with a cache of bound max_users on it, and a SQL
- * connection; tpc_done checks the cache's invariants and frees it all. */
-void tpc_setup(struct tpc *t, size_t max_users);
+ * connection (tpc_start); tpc_done checks the cache's invariants and frees it
+ * all. */
+struct tpc tpc_start(size_t max_users);
 void tpc_done(struct tpc *t);
 struct ud_pg_stats tpc_stats(ud_pg *c);
 /* ud_pg_check, failing the test when an invariant is broken. */

@@ -21,13 +21,9 @@ static uint64_t etag(const ud_user *u)
 
 Test(pgcache, read_through_by_id_and_email_case_insensitive)
 {
-	struct tpc t;
-	ud_pg *c;
-	PGconn *q;
-
-	tpc_setup(&t, 100);
-	c = t.c;
-	q = t.q;
+	struct tpc t = tpc_start(100);
+	ud_pg *c = t.c;
+	PGconn *q = t.q;
 	struct ud_error e = {0};
 	const ud_user *u;
 	struct ud_user_view v;
@@ -59,13 +55,9 @@ Test(pgcache, read_through_by_id_and_email_case_insensitive)
 
 Test(pgcache, absent_users_are_negative_entries_until_created)
 {
-	struct tpc t;
-	ud_pg *c;
-	PGconn *q;
-
-	tpc_setup(&t, 100);
-	c = t.c;
-	q = t.q;
+	struct tpc t = tpc_start(100);
+	ud_pg *c = t.c;
+	PGconn *q = t.q;
 	struct ud_error e = {0};
 	uint64_t queries;
 	const ud_user *u;
@@ -103,13 +95,9 @@ Test(pgcache, absent_users_are_negative_entries_until_created)
 
 Test(pgcache, sql_update_and_delete_reach_the_cache)
 {
-	struct tpc t;
-	ud_pg *c;
-	PGconn *q;
-
-	tpc_setup(&t, 100);
-	c = t.c;
-	q = t.q;
+	struct tpc t = tpc_start(100);
+	ud_pg *c = t.c;
+	PGconn *q = t.q;
 	struct tpc_want w = {"usr_sql", "Changed"};
 	double t0, worst = 0;
 	uint64_t before;
@@ -144,13 +132,9 @@ Test(pgcache, sql_update_and_delete_reach_the_cache)
 
 Test(pgcache, writes_go_to_postgres_first_with_its_verdict)
 {
-	struct tpc t;
-	ud_pg *c;
-	PGconn *q;
-
-	tpc_setup(&t, 100);
-	c = t.c;
-	q = t.q;
+	struct tpc t = tpc_start(100);
+	ud_pg *c = t.c;
+	PGconn *q = t.q;
 	struct ud_error e = {0};
 	struct ud_fields f = {.set = UD_F_NAME | UD_F_EMAIL,
 			      .name = "Wes",

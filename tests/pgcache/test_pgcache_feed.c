@@ -33,13 +33,9 @@ static bool feed_down(ud_pg *c, void *ctx)
 
 Test(pgcache_feed, a_second_process_cache_change_reaches_the_cache)
 {
-	struct tpc t;
-	ud_pg *c;
-	PGconn *q;
-
-	tpc_setup(&t, 100);
-	c = t.c;
-	q = t.q;
+	struct tpc t = tpc_start(100);
+	ud_pg *c = t.c;
+	PGconn *q = t.q;
 	struct tpc_want w = {"usr_two", "From The Other Process"};
 	double t0;
 	int status;
@@ -152,13 +148,9 @@ static int node_http(const struct node *n, const char *method, const char *path,
 
 Test(pgcache_feed, a_userdb_node_change_reaches_the_cache)
 {
-	struct tpc t;
-	ud_pg *c;
-	PGconn *q;
-
-	tpc_setup(&t, 100);
-	c = t.c;
-	q = t.q;
+	struct tpc t = tpc_start(100);
+	ud_pg *c = t.c;
+	PGconn *q = t.q;
 	struct tpc_want w = {"usr_node", "Via The Node"};
 	struct node n;
 	double t0;
@@ -185,13 +177,9 @@ Test(pgcache_feed, a_userdb_node_change_reaches_the_cache)
 
 Test(pgcache_feed, a_killed_feed_empties_the_cache_and_it_refills)
 {
-	struct tpc t;
-	ud_pg *c;
-	PGconn *q;
-
-	tpc_setup(&t, 100);
-	c = t.c;
-	q = t.q;
+	struct tpc t = tpc_start(100);
+	ud_pg *c = t.c;
+	PGconn *q = t.q;
 	uint64_t one = 1;
 	char *s;
 
@@ -317,13 +305,9 @@ Test(pgcache_feed, postgres_down_cached_reads_go_on_misses_and_writes_fail)
 
 Test(pgcache_feed, eviction_under_the_bound_with_concurrent_invalidations)
 {
-	struct tpc t;
-	ud_pg *c;
-	PGconn *q;
-
-	tpc_setup(&t, BOUND);
-	c = t.c;
-	q = t.q;
+	struct tpc t = tpc_start(BOUND);
+	ud_pg *c = t.c;
+	PGconn *q = t.q;
 	char id[32], *s;
 	int status;
 	pid_t pid;
