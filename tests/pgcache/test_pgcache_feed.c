@@ -370,3 +370,37 @@ Test(pgcache_feed, eviction_under_the_bound_with_concurrent_invalidations)
 	}
 	tpc_done(&t);
 }
+
+static bool locked_has_name(ud_pg *c, const char *id, const char *name)
+{
+	bool same;
+
+	ud_pg_lock(c);
+	same = strcmp(tpc_name(c, id), name) == 0;
+	ud_pg_unlock(c);
+	return same;
+}
+
+Test(pgcache_feed, the_helper_thread_drives_the_feed)
+{
+	struct tpc t = tpc_start(100);
+	double end;
+
+	tpc_insert(t.q, "usr_th", "Threaded", "th@x.io");
+	cr_assert(locked_has_name(t.c, "usr_th", "Threaded"));
+	cr_assert_eq(ud_pg_thread_start(t.c), 0);
+	cr_assert_eq(ud_pg_thread_start(t.c), UD_EINVAL, "one thread only");
+	free(tpc_sql(t.q, "UPDATE userdb.users SET name = 'By SQL' WHERE id ="
+			  " 'usr_th'"));
+	/* nobody here calls ud_pg_process: the thread applies the change */
+	for (end = tpc_now_ms() + 5000; tpc_now_ms() < end;)
+		if (locked_has_name(t.c, "usr_th", "By SQL"))
+			break;
+	cr_assert(locked_has_name(t.c, "usr_th", "By SQL"));
+	ud_pg_lock(t.c);
+	tpc_check(t.c);
+	ud_pg_unlock(t.c);
+	ud_pg_close(t.c); /* stops and joins the thread */
+	PQfinish(t.q);
+	free(t.ci);
+}
