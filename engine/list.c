@@ -423,6 +423,11 @@ static void list_cells(ud_db *db, const struct ud_query *q, unsigned mask,
 	}
 }
 
+uint64_t ud_generation(const ud_db *db)
+{
+	return db->order.gen;
+}
+
 int ud_user_list(ud_db *db, const struct ud_query *q, struct ud_page *out,
 		 struct ud_error *err)
 {

@@ -411,6 +411,10 @@ struct ud_page {
 };
 int ud_user_list(ud_db *db, const struct ud_query *q, struct ud_page *out,
 		 struct ud_error *err);
+/* A number that changes whenever any user is created, changed, deleted,
+ * evicted or loaded: an answer computed from the users stays right while
+ * it holds still. */
+uint64_t ud_generation(const ud_db *db);
 
 /* Call fn for every user in creation order; a non-zero return stops the
  * walk and is returned.  The store must not be mutated during the walk. */

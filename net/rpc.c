@@ -432,19 +432,31 @@ static void pack_pagination(msgpack_packer *pk, unsigned page, unsigned limit,
 	msgpack_pack_uint64(pk, pages);
 }
 
+/* A page is answered from srv->pages while the store is unchanged
+ * (pagecache.h), keyed by the query's bytes ("\xc0" for none). */
 static int m_list(struct rpc_call *call)
 {
+	struct server *srv = call->c->srv;
+	uint64_t gen = ud_generation(srv->db);
+	const struct ud_buf *raw = NULL, *hit;
 	struct ud_query q;
 	struct ud_page *page;
 	int rc = arg_count(call, 0, 1);
 	ud_query_init(&q);
 	if (rc == 0 && call->argc == 1 &&
 	    call->argv[0].type != MSGPACK_OBJECT_NIL) {
-		const struct ud_buf *raw = repack(call, &call->argv[0]);
-		rc = raw ? ud_query_from_msgpack(&q, raw->data, raw->len,
-						 &call->err)
-			 : UD_ENOMEM;
+		raw = repack(call, &call->argv[0]);
+		if (!raw)
+			return UD_ENOMEM;
 	}
+	const char *key = raw ? raw->data : "\xc0";
+	size_t key_len = raw ? raw->len : 1;
+	if (rc == 0 && (hit = pagecache_get(&srv->pages, gen, key, key_len)))
+		return ud_buf_append(&call->rc->res, hit->data, hit->len)
+			   ? UD_ENOMEM
+			   : 0;
+	if (rc == 0 && raw)
+		rc = ud_query_from_msgpack(&q, raw->data, raw->len, &call->err);
 	if (rc)
 		return rc;
 	page = malloc(sizeof(*page));
@@ -461,6 +473,9 @@ static int m_list(struct rpc_call *call)
 				page->pages);
 	}
 	free(page);
+	if (rc == 0)
+		pagecache_put(&srv->pages, gen, key, key_len,
+			      call->rc->res.data, call->rc->res.len);
 	return rc;
 }
 

@@ -922,6 +922,7 @@ void server_destroy(struct server *srv)
 	server_release_held(srv, 0, UINT64_MAX); /* drops the references */
 	changes_free(srv->changes);
 	srv->changes = NULL;
+	pagecache_destroy(&srv->pages);
 	if (srv->sig_term)
 		event_free(srv->sig_term);
 	if (srv->sig_int)

@@ -76,6 +76,7 @@
 #include "apikey.h"
 #include "config.h"
 #include "metrics.h"
+#include "pagecache.h"
 #include "pool.h"
 #include "userdb.h"
 
@@ -169,6 +170,7 @@ struct server {
 	struct snap_waiter *snap_waiters;
 	struct backoff *backoff; /* --verify-backoff-ms, else NULL */
 	struct changes *changes; /* the change stream (changes.h) */
+	struct pagecache pages;	 /* user.list replies (pagecache.h) */
 	struct pwjob *delayed;	 /* verifications waiting out a back-off */
 	bool stopping;
 	struct pgmode *pg;	 /* --postgres, else NULL (pgmode.h) */

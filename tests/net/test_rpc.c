@@ -185,6 +185,62 @@ Test(rpc, get_many_and_list)
 	free(b);
 }
 
+/* The first user of `q`'s page (count it in *total); "" when empty. */
+static char *first_of(const char *q, const char *field, long *total)
+{
+	json_t *r = call("user.list", q, "");
+	json_t *d = json_object_get(r, "data");
+	*total = (long)json_integer_value(
+	    json_object_get(json_object_get(r, "pagination"), "total"));
+	const char *v =
+	    json_array_size(d) ? str(json_array_get(d, 0), field) : NULL;
+	char *out = strdup(v ? v : "");
+	json_decref(r);
+	return out;
+}
+
+/* The same page asked again and again is answered from the server's
+ * page cache (pagecache.h) while nothing changes; every kind of write in
+ * between shows in the next answer. */
+Test(rpc, repeated_pages_follow_every_write)
+{
+	const char *q = "[{\"limit\": 1, \"role\": \"user\"}]";
+	char *a = new_user("c1@x.com"), p[256], *v;
+	long total;
+	for (int i = 0; i < 3; i++) { /* the same, from the cache */
+		v = first_of(q, "name", &total);
+		cr_assert_str_eq(v, "N");
+		cr_assert_eq(total, 1);
+		free(v);
+	}
+	snprintf(p, sizeof p, "[\"%s\", {\"name\": \"Renamed\"}]", a);
+	json_decref(call("user.update", p, ""));
+	v = first_of(q, "name", &total);
+	cr_assert_str_eq(v, "Renamed", "a cached page outlived an update");
+	free(v);
+	snprintf(p, sizeof p, "[\"%s\", true]", a);
+	json_decref(call("user.set_suspended", p, ""));
+	v = first_of(q, "status", &total);
+	cr_assert_str_eq(v, "suspended");
+	free(v);
+	char *b = new_user("c2@x.com");
+	v = first_of(q, "id", &total);
+	cr_assert_str_eq(v, b, "the newest first, after a create");
+	cr_assert_eq(total, 2);
+	free(v);
+	snprintf(p, sizeof p, "[\"%s\"]", b);
+	json_decref(call("user.delete", p, ""));
+	v = first_of(q, "id", &total);
+	cr_assert_str_eq(v, a, "a deleted user stayed on a cached page");
+	cr_assert_eq(total, 1);
+	free(v);
+	v = first_of("[]", "id", &total); /* no query: its own entry */
+	cr_assert_str_eq(v, a);
+	free(v);
+	free(a);
+	free(b);
+}
+
 Test(rpc, passwords_suspension_identities_logs)
 {
 	char *id = new_user("pw@x.com"), p[512];
