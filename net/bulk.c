@@ -7,13 +7,16 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <jansson.h>
 #include <msgpack.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,17 +35,26 @@
 #define EXPORT_POLL_US 1000	    /* recheck a full connection this often */
 
 struct export_walk {
-	int fd;
+	int fd;		  /* the client's socket, or the pipe to the loop */
+	int timeout_ms;	  /* a reader stalled this long ends it; -1: never */
 	int role, status; /* -1: any */
 	struct ud_buf b;
 };
 
-static int write_all(int fd, const char *p, size_t n)
+/* Write all n bytes to fd, which may be non-blocking (the client's socket
+ * is the loop's, flags shared): wait for room, at most timeout_ms. */
+static int write_all(int fd, const char *p, size_t n, int timeout_ms)
 {
 	while (n) {
 		ssize_t w = write(fd, p, n);
 		if (w < 0 && errno == EINTR)
 			continue;
+		if (w < 0 && errno == EAGAIN) {
+			struct pollfd pf = {.fd = fd, .events = POLLOUT};
+			if (poll(&pf, 1, timeout_ms) <= 0 && errno != EINTR)
+				return -1;
+			continue;
+		}
 		if (w <= 0)
 			return -1;
 		p += w, n -= (size_t)w;
@@ -60,7 +72,7 @@ static int walk_flush(struct export_walk *w)
 	snprintf(head, sizeof head, "%08x\r\n", (unsigned)len); /* < 2^32 */
 	memcpy(w->b.data, head, EXPORT_HEAD);
 	if (ud_buf_append(&w->b, "\r\n", 2) ||
-	    write_all(w->fd, w->b.data, w->b.len))
+	    write_all(w->fd, w->b.data, w->b.len, w->timeout_ms))
 		return -1;
 	w->b.len = EXPORT_HEAD;
 	return 0;
@@ -92,19 +104,36 @@ static int walk_user_cb(const ud_user *u, void *ctx)
 	return w->b.len >= EXPORT_CHUNK ? walk_flush(w) : 0;
 }
 
-static void __attribute__((noreturn))
-export_child(ud_db *db, int fd, int role, int status)
+/* Close every inherited descriptor but a and b: a client socket kept open
+ * here would not see the loop close it. */
+static void close_others(int a, int b)
 {
-	struct export_walk w = {.fd = fd, .role = role, .status = status};
-	/* Only the pipe: an inherited client socket would stay open here. */
-	if (fd > 3)
-		close_range(3, (unsigned)fd - 1, 0);
-	close_range((unsigned)fd + 1, ~0u, 0);
+	int lo = a < b ? a : b, hi = a < b ? b : a;
+	if (lo > 3)
+		close_range(3, (unsigned)lo - 1, 0);
+	if (hi > lo + 1)
+		close_range((unsigned)lo + 1, (unsigned)hi - 1, 0);
+	close_range((unsigned)hi + 1, ~0u, 0);
+}
+
+/* Write the export to out (head first when head is not NULL); keep is
+ * held open until the end, when the loop sees it close. */
+static void __attribute__((noreturn))
+export_child(ud_db *db, int out, int keep, const char *head, int timeout_ms,
+	     int role, int status)
+{
+	struct export_walk w = {.fd = out,
+				.timeout_ms = timeout_ms,
+				.role = role,
+				.status = status};
+	close_others(out, keep);
 	if (ud_buf_reserve(&w.b, EXPORT_CHUNK + (64u << 10)))
+		_exit(1);
+	if (head && write_all(out, head, strlen(head), timeout_ms))
 		_exit(1);
 	w.b.len = EXPORT_HEAD;
 	if (ud_user_foreach(db, walk_user_cb, &w) || walk_flush(&w) ||
-	    write_all(fd, "0\r\n\r\n", 5))
+	    write_all(out, "0\r\n\r\n", 5, timeout_ms))
 		_exit(1);
 	_exit(0);
 }
@@ -254,7 +283,24 @@ static int export_query(const char *q, size_t n, int *role, int *status,
 	return 0;
 }
 
-static int export_fork(struct bulk_export *ex, ud_db *db, int role, int status,
+/* The writer runs only on CPU time nobody else wants (SCHED_IDLE, else
+ * the lowest nice): on a machine with as many busy threads as cores it
+ * would otherwise take a core from the loop and halve what the loop
+ * serves meanwhile.  An export on an idle machine runs at full speed; on a
+ * busy one it waits, holding nothing the loop needs (the loop only
+ * relays what the pipe has).  Best effort. */
+static void export_yield(void)
+{
+	struct sched_param sp = {0};
+	if (sched_setscheduler(0, SCHED_IDLE, &sp) != 0)
+		(void)setpriority(PRIO_PROCESS, 0, 19);
+}
+
+/* sock >= 0: the child writes head and body to the client's socket
+ * itself and the pipe only tells the loop when it is done; else it writes
+ * the body into the pipe for the loop to relay. */
+static int export_fork(struct bulk_export *ex, ud_db *db, int sock,
+		       const char *head, int timeout_ms, int role, int status,
 		       struct ud_error *err)
 {
 	int p[2];
@@ -277,7 +323,11 @@ static int export_fork(struct bulk_export *ex, ud_db *db, int role, int status,
 		    getppid() != parent)
 			_exit(1);
 		signal(SIGPIPE, SIG_DFL);
-		export_child(db, p[1], role, status);
+		export_yield();
+		if (sock >= 0)
+			export_child(db, sock, p[1], head, timeout_ms, role,
+				     status);
+		export_child(db, p[1], p[1], NULL, timeout_ms, role, status);
 	}
 	close(p[1]);
 	ex->fd = p[0];
@@ -291,7 +341,8 @@ int bulk_export_start(struct conn *c, const char *query, size_t query_len,
 {
 	struct server *srv = c->srv;
 	struct bulk_export *ex;
-	int role, status, rc;
+	char head[160];
+	int role, status, rc, sock, timeout_ms;
 	if ((rc = export_query(query, query_len, &role, &status, err)) != 0)
 		return rc;
 	if (!(ex = calloc(1, sizeof(*ex))))
@@ -301,7 +352,19 @@ int bulk_export_start(struct conn *c, const char *query, size_t query_len,
 	ex->fd = -1;
 	ex->start_ns = metrics_now_ns();
 	conn_ref(c);
-	if ((rc = export_fork(ex, srv->db, role, status, err)) != 0)
+	snprintf(head, sizeof head,
+		 "HTTP/1.1 200 OK\r\n"
+		 "Content-Type: application/x-ndjson\r\n"
+		 "Transfer-Encoding: chunked\r\n%s\r\n",
+		 keep_alive ? "" : "Connection: close\r\n");
+	/* Plaintext with nothing queued before it: the child may write to
+	 * the socket itself (TLS state lives in the loop's OpenSSL). */
+	sock = !c->tls && c->rev && conn_unsent(c) == 0 ? event_get_fd(c->rev)
+							: -1;
+	timeout_ms =
+	    srv->cfg.write_timeout ? (int)srv->cfg.write_timeout * 1000 : -1;
+	if ((rc = export_fork(ex, srv->db, sock, head, timeout_ms, role, status,
+			      err)) != 0)
 		goto fail;
 	ex->rev = event_new(srv->base, ex->fd, EV_READ, export_event_cb, ex);
 	ex->timer = evtimer_new(srv->base, export_event_cb, ex);
@@ -309,12 +372,10 @@ int bulk_export_start(struct conn *c, const char *query, size_t query_len,
 		rc = ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
 		goto fail;
 	}
-	evbuffer_add_printf(conn_reply_begin(c),
-			    "HTTP/1.1 200 OK\r\n"
-			    "Content-Type: application/x-ndjson\r\n"
-			    "Transfer-Encoding: chunked\r\n%s\r\n",
-			    keep_alive ? "" : "Connection: close\r\n");
-	conn_reply_end(c, false);
+	if (sock < 0) {
+		evbuffer_add(conn_reply_begin(c), head, strlen(head));
+		conn_reply_end(c, false);
+	}
 	event_add(ex->rev, NULL);
 	return 0;
 fail:

@@ -5,21 +5,39 @@
  * stalling the loop: the loop forks a child, which sees the store frozen at
  * the fork through copy-on-write pages (as the snapshot writer does,
  * persistence/snapshot.h), walks it in creation order and writes NDJSON,
- * already framed as HTTP/1.1 chunks, into a pipe.  The loop only moves
- * bytes: it reads the pipe straight into the connection's reply buffer
- * (evbuffer_read, no parsing) while the client keeps up, and stops reading
- * it while the connection holds more than CONN_HIGH_WATER unsent bytes (so
- * a slow client slows only its child, which blocks on the full pipe).  The
- * last chunk (size 0) is written by the child only once every user is out:
- * a child that dies early leaves the response without it, and the loop then
- * closes the connection, so a client can always tell a cut export from a
- * whole one.  The child holds only the pipe (every other inherited fd is
- * closed at once: a client socket it kept open would not see its close)
- * and dies with the server (PR_SET_PDEATHSIG).  Why fork rather than a
- * chunked walk of the live store: a walk would need a copy-on-write view
- * of every record the loop changes meanwhile (the engine swaps records in
- * place), while fork gives that view from the kernel for the price of the
- * page tables (measured: bench/bulk.sh).
+ * already framed as HTTP/1.1 chunks.  Two ways out:
+ *
+ *   direct (a plaintext connection with nothing queued before the export,
+ *     the usual case): the child writes the response head and body to the
+ *     client's socket itself, waiting for room with poll(2) (a reader that
+ *     stalls longer than --write-timeout ends it).  The loop moves no byte;
+ *     it only waits for the child's end, which it sees as EOF on a pipe
+ *     the child holds open and never writes.
+ *   relay (TLS, whose state lives in the loop's OpenSSL, or replies still
+ *     queued): the child writes the body into the pipe; the loop reads it
+ *     straight into the connection's reply buffer (evbuffer_read, no
+ *     parsing) while the client keeps up, and stops reading it while the
+ *     connection holds more than CONN_HIGH_WATER unsent bytes (a slow
+ *     client slows only its child, which blocks on the full pipe).
+ *
+ * The child runs SCHED_IDLE (else nice 19): it gets only CPU time nobody
+ * else wants, so on a busy machine an export slows down rather than take a
+ * core from the loop.  Measured (bench/bulk.sh, 300k users, shared 2-core
+ * VM): get_by_id P=16 during back-to-back exports 0.47-0.56x of alone with
+ * the relay at normal priority, 0.76-0.85x with SCHED_IDLE, 0.83-0.91x
+ * direct; what is left is the fork (page tables of the whole store) and the
+ * exporting client's own CPU on the same two cores.
+ *
+ * The last chunk (size 0) is written by the child only once every user is
+ * out: a child that dies early leaves the response without it, and the
+ * loop then closes the connection, so a client can always tell a cut
+ * export from a whole one.  The child holds only the pipe and, direct, the
+ * client's socket (every other inherited fd is closed at once: a client
+ * socket it kept open would not see its close) and dies with the server
+ * (PR_SET_PDEATHSIG).  Why fork rather than a chunked walk of the live
+ * store: a walk would need a copy-on-write view of every record the loop
+ * changes meanwhile (the engine swaps records in place), while fork gives
+ * that view from the kernel for the price of the page tables.
  *
  * Line format: the user's JSON as the API writes it, plus "password_hash"
  * (the encoded Argon2 string or null), one per line.
