@@ -38,9 +38,10 @@ int main(int argc, char **argv)
 		config_free(&cfg);
 		return status;
 	}
-	if (server_start(&srv, &cfg) == 0)
+	if (server_start(&srv, &cfg) == 0) {
 		server_run(&srv);
-	else
+		status = srv.exit_status;
+	} else
 		status = 1;
 	server_destroy(&srv);
 	config_free(&cfg);

@@ -50,6 +50,8 @@ struct pgmode {
 		size_t id_len;
 	} held;
 	uint64_t seq_lsn, seq_last, seq_done_lsn;
+	int64_t repl_next_ms, repl_backoff_ms; /* reconnecting the stream */
+	uint64_t repl_reconnects;
 };
 
 static int64_t now_ms(void)
@@ -465,7 +467,54 @@ static void repl_cb(evutil_socket_t fd, short what, void *arg)
 						    : "");
 		event_free(srv->pg->repl_ev);
 		srv->pg->repl_ev = NULL;
+		srv->pg->repl_backoff_ms = 100;
+		srv->pg->repl_next_ms = now_ms() + 100;
 	}
+}
+
+/* The slot is gone: memory can no longer be kept coherent, and only a
+ * full load at a new slot's snapshot makes it so.  Stop (exit status 3,
+ * replies in flight drained as on SIGTERM) so that the start-up load runs
+ * before this node serves again (systemd: Restart=on-failure). */
+static void slot_lost(struct server *srv)
+{
+	fprintf(stderr,
+		"userdb-server: postgres: replication slot lost (%s); stopping "
+		"so that a restart reloads every user\n",
+		pg_repl_error(srv->pg->repl));
+	srv->exit_status = 3;
+	srv->stopping = true;
+	event_base_loopbreak(srv->base);
+}
+
+/* The stream ended: connect again with back-off (100 ms .. 5 s). */
+static void repl_retry(struct server *srv)
+{
+	struct pgmode *pm = srv->pg;
+	struct ud_error err = {0};
+
+	if (srv->stopping || pm->repl_ev || now_ms() < pm->repl_next_ms)
+		return;
+	if (pg_repl_lost(pm->repl)) {
+		slot_lost(srv);
+		return;
+	}
+	if (pg_repl_restart(pm->repl, srv->cfg.postgres, &err) == 0 &&
+	    (pm->repl_ev = event_new(srv->base, pg_repl_fd(pm->repl),
+				     EV_READ | EV_PERSIST, repl_cb, srv)) &&
+	    event_add(pm->repl_ev, NULL) == 0) {
+		fprintf(stderr, "userdb-server: postgres: replication stream "
+				"resumed from the slot\n");
+		pm->repl_reconnects++;
+		return;
+	}
+	if (pg_repl_lost(pm->repl)) {
+		slot_lost(srv);
+		return;
+	}
+	pm->repl_next_ms = now_ms() + pm->repl_backoff_ms;
+	pm->repl_backoff_ms =
+	    pm->repl_backoff_ms * 2 > 5000 ? 5000 : pm->repl_backoff_ms * 2;
 }
 
 int pgmode_start(struct server *srv)
@@ -549,6 +598,8 @@ void pgmode_tick(struct server *srv)
 	watch(srv);
 	if (pm->repl_ev)
 		pg_repl_tick(pm->repl, now_ms());
+	else
+		repl_retry(srv);
 	if (pg_writer_state(pm->w) != pm->last_state) {
 		if (pg_writer_state(pm->w) == PG_READY)
 			fprintf(stderr, "userdb-server: postgres: connected\n");
@@ -686,7 +737,9 @@ int pgmode_metrics(struct server *srv, struct ud_buf *b)
 	    "# TYPE userdb_pg_changes_deduped_total counter\n"
 	    "userdb_pg_changes_deduped_total %llu\n"
 	    "# TYPE userdb_pg_replication_lag_bytes gauge\n"
-	    "userdb_pg_replication_lag_bytes %llu\n",
+	    "userdb_pg_replication_lag_bytes %llu\n"
+	    "# TYPE userdb_pg_replication_reconnects_total counter\n"
+	    "userdb_pg_replication_reconnects_total %llu\n",
 	    pg_writer_state(srv->pg->w) == PG_READY,
 	    (unsigned long long)st.committed, (unsigned long long)st.refused,
 	    (unsigned long long)st.lost, (unsigned long long)st.inflight,
@@ -695,6 +748,7 @@ int pgmode_metrics(struct server *srv, struct ud_buf *b)
 				 srv->pg->refused_rows),
 	    srv->pg->repl_ev != NULL, (unsigned long long)srv->pg->applied,
 	    (unsigned long long)srv->pg->skipped,
-	    (unsigned long long)(lag > 0 ? lag : 0));
+	    (unsigned long long)(lag > 0 ? lag : 0),
+	    (unsigned long long)srv->pg->repl_reconnects);
 	return ud_buf_append(b, t, (size_t)n) ? -1 : 0;
 }

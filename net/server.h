@@ -173,6 +173,7 @@ struct server {
 	struct pagecache pages;	 /* user.list replies (pagecache.h) */
 	struct pwjob *delayed;	 /* verifications waiting out a back-off */
 	bool stopping;
+	int exit_status;	 /* main exits with it after server_run (0) */
 	struct pgmode *pg;	 /* --postgres, else NULL (pgmode.h) */
 	uint64_t pg_seen;	 /* last write serial a reply was noted for */
 	int rpc_port, http_port; /* as bound */

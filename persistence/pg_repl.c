@@ -65,8 +65,10 @@ static void set_error(struct pg_repl *r, const char *what, const char *msg)
 
 static PGconn *repl_connect(const char *conninfo, struct ud_error *err)
 {
-	const char *k[] = {"dbname", "replication", "options", NULL};
-	const char *v[] = {conninfo, "database",
+	/* connect_timeout first: the conninfo's own wins */
+	const char *k[] = {"connect_timeout", "dbname", "replication",
+			   "options", NULL};
+	const char *v[] = {"2", conninfo, "database",
 			   "-c TimeZone=UTC -c DateStyle=ISO", NULL};
 	PGconn *c = PQconnectdbParams(k, v, 1);
 
@@ -172,6 +174,10 @@ int pg_repl_start(struct pg_repl *r, pg_change_fn fn, void *ctx,
 		 r->slot);
 	res = PQexec(r->c, sql);
 	if (PQresultStatus(res) != PGRES_COPY_BOTH) {
+		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		/* no such slot, or one invalidated (max_slot_wal_keep_size) */
+		if (st && (!strcmp(st, "42704") || !strcmp(st, "55000")))
+			r->lost = true;
 		ud_error_set(err, UD_EUNAVAILABLE, NULL,
 			     "postgres: START_REPLICATION: %s",
 			     PQerrorMessage(r->c));
@@ -182,6 +188,17 @@ int pg_repl_start(struct pg_repl *r, pg_change_fn fn, void *ctx,
 	PQsetnonblocking(r->c, 1);
 	r->streaming = true;
 	return 0;
+}
+
+int pg_repl_restart(struct pg_repl *r, const char *conninfo,
+		    struct ud_error *err)
+{
+	PQfinish(r->c);
+	r->streaming = false;
+	r->error[0] = 0;
+	if (!(r->c = repl_connect(conninfo, err)))
+		return UD_EUNAVAILABLE;
+	return pg_repl_start(r, r->fn, r->ctx, err);
 }
 
 void pg_repl_free(struct pg_repl *r)

@@ -87,6 +87,13 @@ int pg_repl_origin_name(char *out, size_t n, const char *node_id);
 int pg_repl_start(struct pg_repl *r, pg_change_fn fn, void *ctx,
 		  struct ud_error *err);
 void pg_repl_free(struct pg_repl *r);
+/* After the stream ended (not lost): connect again (blocking, at most
+ * about 2 s unless conninfo says otherwise) and stream from the slot's
+ * confirmed position, so what was not acknowledged comes again (deduped
+ * by the callback).  0, or UD_EUNAVAILABLE with pg_repl_lost() true when
+ * the slot is gone or invalidated. */
+int pg_repl_restart(struct pg_repl *r, const char *conninfo,
+		    struct ud_error *err);
 /* Also call fn (with pg_repl_start's ctx) at each commit.  NULL: none. */
 void pg_repl_on_commit(struct pg_repl *r, pg_commit_fn fn);
 /* The slot's consistent point: every commit at or after it comes through

@@ -697,6 +697,7 @@ def t_change_stream_has_one_numbering_on_every_node():
            (wa.reply, wb.reply))
     st, u, _ = a.call("POST", "/v1/users", {"name": "S", "email": "s@x.io"})
     uid = u["data"]["id"]
+    converge([a, b], ci, "the user reached B")
     expect(b.call("PATCH", "/v1/users/%s/is-suspended" % uid,
                   {"is_suspended": True})[0] == 200, "suspend via B")
     psql(ci, "UPDATE userdb.users SET name = 'from sql' WHERE id = '%s'"
@@ -746,7 +747,55 @@ def t_change_stream_has_one_numbering_on_every_node():
     b.kill()
 
 
-CASES = [t_change_stream_has_one_numbering_on_every_node,
+def t_broken_stream_reconnects_and_a_lost_slot_reloads():
+    """A replication stream cut while running reconnects from the slot
+    (what came meanwhile arrives once); a slot lost while running stops
+    the node (exit 3) so that its restart reloads everything."""
+    ci = new_db()
+    a, b = Server(ci), Server(ci)
+    node = open(os.path.join(a.dir, "node-id")).read().strip()
+    slot = "userdb_" + node
+
+    def cut():
+        psql(ci, "SELECT pg_terminate_backend(active_pid) FROM"
+             " pg_replication_slots WHERE slot_name = '%s'" % slot)
+    w = Watch(a)
+    cut()
+    for i in range(5):
+        expect(b.call("POST", "/v1/users", {"name": "W%d" % i,
+                                            "email": "w%d@x.io" % i}
+                      )[0] == 201, "write through B")
+    psql(ci, "UPDATE userdb.users SET name = 'sql' WHERE email = 'w0@x.io'")
+    converge([a, b], ci, "after the stream was cut")
+    got = w.wait(6)
+    time.sleep(0.3)
+    expect(len(got) == 6 and len({c["seq"] for c in got}) == 6,
+           "each change once on A's watcher: %d" % len(got))
+    expect(a.metric("userdb_pg_replication_up") == 1 and
+           a.metric("userdb_pg_replication_reconnects_total") >= 1,
+           "reconnected")
+    w.close()
+    # the slot lost while A runs: A stops, and its restart reloads
+    deadline = time.time() + 10
+    while True:
+        cut()
+        try:
+            psql(ci, "SELECT pg_drop_replication_slot('%s')" % slot)
+            break
+        except RuntimeError:
+            expect(time.time() < deadline, "could not drop A's slot")
+    b.call("POST", "/v1/users", {"name": "Late", "email": "late@x.io"})
+    a.proc.wait(timeout=20)
+    expect(a.proc.returncode == 3, "exit 3: %r" % a.proc.returncode)
+    expect(any("slot lost" in ln for ln in a.out), a.out[-3:])
+    a.start()
+    converge([a, b], ci, "after the reload")
+    a.kill()
+    b.kill()
+
+
+CASES = [t_broken_stream_reconnects_and_a_lost_slot_reloads,
+t_change_stream_has_one_numbering_on_every_node,
 t_drop_node_drops_a_dead_nodes_slot_and_origin,
 t_races_between_nodes_get_409_and_412,
          t_three_nodes_converge_after_random_writes_through_each,
