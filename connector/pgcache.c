@@ -315,13 +315,14 @@ static void feed_lost(ud_pg *c)
 /* FEED_DOWN -> FEED_STREAMING on a new temporary slot, or back off. */
 static int feed_start(ud_pg *c, struct ud_error *err)
 {
-	static unsigned serial;
 	struct ud_error e = {0};
 	struct pg_repl *r;
 	char name[48];
 
+	/* unique among this process's slots: pid, clock, attempt */
 	snprintf(name, sizeof name, "c%x%x%x", (unsigned)getpid(),
-		 (unsigned)(pgc_now_ms() & 0xffffff), ++serial & 0xfff);
+		 (unsigned)(pgc_now_ms() & 0xffffff),
+		 (unsigned)(++c->slot_serial & 0xfff));
 	r = pg_repl_create_temp_slot(c->conninfo, name, &e);
 	if (!r || pg_repl_start(r, feed_change_cb, c, &e)) {
 		pg_repl_free(r);

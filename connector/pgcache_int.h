@@ -68,6 +68,7 @@ struct ud_pg {
 	uint64_t epoch; /* moves on every feed (re)start and emptying */
 	int64_t feed_next_try_ms, feed_backoff_ms;
 	bool ever_streamed;
+	unsigned slot_serial; /* feed connections tried (slot names) */
 	struct placeholder ph;
 	/* the verdict on the last write statement (pgcache_write.c) */
 	int jcode;

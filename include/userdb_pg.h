@@ -18,7 +18,8 @@
  *
  * Coherence: the feed.  Each cache follows PostgreSQL's logical replication
  * stream (pgoutput, publication userdb_pub) on a TEMPORARY slot of its own,
- * "userdb_c<pid><random>", which PostgreSQL drops when the connection ends.
+ * "userdb_c<pid><clock><attempt>", which PostgreSQL drops when the
+ * connection ends.
  * We chose the stream over LISTEN/NOTIFY from a trigger because it needs no
  * schema change, carries every commit of every writer (a node, a SQL client,
  * another cache) in commit order with the whole new row, so a cached user is
