@@ -17,9 +17,17 @@
  *   - users through the engine's load halves (ud_load_begin sized by
  *     pg_class.reltuples, ud_load_prepare + ud_load_prefetch +
  *     ud_load_apply in batches of LOAD_BATCH): the same checks as
- *     ud_db_apply(), keys hashed once, no rehash.
+ *     ud_db_apply(), keys hashed once, no rehash;
+ *   - two threads for the users: the owner reads COPY rows into one slot
+ *     of LOAD_BATCH and applies the slots in order, a helper turns the
+ *     other slot's rows into prepared records (binary fields, pg_row_put,
+ *     ud_load_prepare: the half that reads no store).  Skips are reported
+ *     by the owner, in row order.  No helper (pthread_create failed): the
+ *     owner prepares each slot itself.
  * Figures before/after: bench/README.md.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +67,24 @@ static const unsigned char event_kinds[PGE__COUNT] = {
 	" failed_verifies"
 #define EVENTS_BIN "id, user_id, event, created_at, details"
 
+/* A batch of user rows on their way: read (the owner), prepared (the
+ * helper, or the owner when there is none), applied (the owner). */
+enum { SLOT_FREE, SLOT_FULL, SLOT_DONE };
+struct slot {
+	int state;
+	char *line[LOAD_BATCH]; /* PQgetCopyData buffers, freed when applied */
+	const unsigned char *p[LOAD_BATCH];
+	size_t n[LOAD_BATCH], nrows;
+	uint64_t seq0; /* creation seq of row 0 */
+	/* prepared: row r is batch entry at[r], or -1 with err[r] */
+	int at[LOAD_BATCH];
+	struct ud_error *err;
+	char ids[LOAD_BATCH][72];
+	struct ud_load_batch *batch;
+	struct ud_buf rec;
+	char num[MAX_COLS][24];
+};
+
 struct loader {
 	PGconn *c;
 	ud_db *db;
@@ -66,14 +92,15 @@ struct loader {
 	void *skip_ctx;
 	struct pg_load_stats *st;
 	struct ud_buf rec;
-	const unsigned char *kinds; /* of the COPY running */
-	bool header;		    /* its first row (with the file header) */
-	char num[MAX_COLS][24];	    /* converted numbers of the current row */
-	/* users prepared, not applied yet, and their ids for messages */
-	struct ud_load_batch *batch;
-	size_t nb;
-	uint64_t rows;
-	char ids[LOAD_BATCH][72];
+	bool header;		/* its first row (with the file header) */
+	char num[MAX_COLS][24]; /* converted numbers of the current row */
+	uint64_t rows; /* user rows read: the next one's creation seq */
+	/* the users pipeline: the owner fills one slot with COPY rows while
+	 * the helper prepares the other; the owner applies them in order */
+	struct slot slot[2];
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stop;
 	/* the events of the user being gathered */
 	char uid[128];
 	size_t uid_len;
@@ -168,8 +195,9 @@ static void bin_field(int k, const unsigned char *p, int32_t n, char *num,
 
 /* One binary COPY tuple (after the file header) into want fields.
  * 1: the trailer, 0: a row, -1: not a row of want fields. */
-static int bin_split(struct loader *l, const unsigned char *p, size_t n,
-		     struct pg_val *v, int want)
+static int bin_split(const unsigned char *kinds, char (*num)[24],
+		     const unsigned char *p, size_t n, struct pg_val *v,
+		     int want)
 {
 	size_t off = 2;
 
@@ -187,7 +215,7 @@ static int bin_split(struct loader *l, const unsigned char *p, size_t n,
 		off += 4;
 		if (len > 0 && n - off < (size_t)len)
 			return -1;
-		bin_field(l->kinds[f], p + off, len, l->num[f], &v[f]);
+		bin_field(kinds[f], p + off, len, num[f], &v[f]);
 		off += len > 0 ? (size_t)len : 0;
 	}
 	return off == n ? 0 : -1;
@@ -217,38 +245,111 @@ static void skipped(struct loader *l, const char *what, const char *why)
 		l->skip(l->skip_ctx, what, why);
 }
 
-/* Apply the prepared users in order; each the store refuses is skipped. */
-static void apply_users(struct loader *l)
+/* Prepare the rows of s (any thread: touches s alone). */
+static void slot_prepare(struct slot *s)
 {
-	struct ud_error e = {0};
+	struct pg_val v[MAX_COLS];
+	int nb = 0;
 
-	for (size_t j = 0; j < l->nb; j++) {
-		if (j + LOAD_PREFETCH < l->nb)
-			ud_load_prefetch(l->db, l->batch, j + LOAD_PREFETCH);
-		if (ud_load_apply(l->db, l->batch, j, &e))
-			skipped(l, l->ids[j], e.message);
-		else
-			l->st->users++;
+	for (size_t r = 0; r < s->nrows; r++) {
+		struct ud_error *e = &s->err[r];
+		s->at[r] = -1;
+		s->rec.len = 0;
+		if (bin_split(user_kinds, s->num, s->p[r], s->n[r], v,
+			      PGU__COUNT)) {
+			snprintf(s->ids[r], sizeof s->ids[r], "a row");
+			ud_error_set(e, UD_EINVAL, NULL,
+				     "not a row of the expected columns");
+			continue;
+		}
+		snprintf(s->ids[r], sizeof s->ids[r], "user %.*s",
+			 v[PGU_ID].s ? (int)v[PGU_ID].n : 4,
+			 v[PGU_ID].s ? v[PGU_ID].s : "NULL");
+		if (pg_row_put(v, s->seq0 + r, -1, 0, &s->rec, e) == 0 &&
+		    ud_load_prepare(s->batch, (size_t)nb, s->rec.data,
+				    s->rec.len, e) == 0)
+			s->at[r] = nb++;
 	}
-	l->nb = 0;
 }
 
-static void load_user(struct loader *l, const struct pg_val *v)
+/* Apply the prepared rows of s in order (the owner); each row the codec
+ * or the store refused is skipped.  Frees its lines; s is free after. */
+static void slot_apply(struct loader *l, struct slot *s)
 {
 	struct ud_error e = {0};
-	char *what = l->ids[l->nb];
+	int last = -1;
 
-	l->rec.len = 0;
-	snprintf(what, sizeof l->ids[0], "user %.*s",
-		 v[PGU_ID].s ? (int)v[PGU_ID].n : 4,
-		 v[PGU_ID].s ? v[PGU_ID].s : "NULL");
-	if (pg_row_put(v, ++l->rows, -1, 0, &l->rec, &e) ||
-	    ud_load_prepare(l->batch, l->nb, l->rec.data, l->rec.len, &e)) {
-		skipped(l, what, e.message);
+	for (size_t r = 0; r < s->nrows; r++)
+		if (s->at[r] >= 0)
+			last = s->at[r];
+	for (size_t r = 0; r < s->nrows; r++) {
+		int j = s->at[r];
+		if (j >= 0 && j + LOAD_PREFETCH <= last)
+			ud_load_prefetch(l->db, s->batch,
+					 (size_t)j + LOAD_PREFETCH);
+		if (j < 0)
+			skipped(l, s->ids[r], s->err[r].message);
+		else if (ud_load_apply(l->db, s->batch, (size_t)j, &e))
+			skipped(l, s->ids[r], e.message);
+		else
+			l->st->users++;
+		PQfreemem(s->line[r]);
+	}
+	s->nrows = 0;
+}
+
+static void *helper_main(void *arg)
+{
+	struct loader *l = arg;
+
+	pthread_mutex_lock(&l->mu);
+	for (;;) {
+		struct slot *s = NULL;
+		for (int i = 0; i < 2; i++)
+			if (l->slot[i].state == SLOT_FULL)
+				s = &l->slot[i];
+		if (l->stop)
+			break;
+		if (!s) {
+			pthread_cond_wait(&l->cv, &l->mu);
+			continue;
+		}
+		pthread_mutex_unlock(&l->mu);
+		slot_prepare(s);
+		pthread_mutex_lock(&l->mu);
+		s->state = SLOT_DONE;
+		pthread_cond_broadcast(&l->cv);
+	}
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+/* Slot i is read: have it prepared (by the helper when there is one). */
+static void slot_submit(struct loader *l, int i, bool helper)
+{
+	if (!helper) {
+		slot_prepare(&l->slot[i]);
+		l->slot[i].state = SLOT_DONE;
 		return;
 	}
-	if (++l->nb == LOAD_BATCH)
-		apply_users(l);
+	pthread_mutex_lock(&l->mu);
+	l->slot[i].state = SLOT_FULL;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+}
+
+/* Wait until slot i (if submitted) is prepared, then apply it. */
+static void slot_finish(struct loader *l, int i)
+{
+	struct slot *s = &l->slot[i];
+
+	pthread_mutex_lock(&l->mu);
+	while (s->state == SLOT_FULL)
+		pthread_cond_wait(&l->cv, &l->mu);
+	pthread_mutex_unlock(&l->mu);
+	if (s->state == SLOT_DONE)
+		slot_apply(l, s);
+	s->state = SLOT_FREE;
 }
 
 /* Apply the gathered log of l->uid, if any. */
@@ -321,15 +422,16 @@ static int copy_rows(struct loader *l, const char *sql,
 		return pg_fail(l->c, "COPY", err);
 	}
 	PQclear(r);
-	l->kinds = kinds;
 	l->header = true;
 	while ((n = PQgetCopyData(l->c, &line, 0)) > 0) {
 		const unsigned char *p = (const unsigned char *)line;
 		size_t len = (size_t)n;
 		int k = l->header ? bin_header(&p, &len) : 0;
 		l->header = false;
-		if (k == 0)
-			k = bin_split(l, p, len, v, ncols);
+		if (k == 0 && len == 0) /* the header alone */
+			k = 1;
+		else if (k == 0)
+			k = bin_split(kinds, l->num, p, len, v, ncols);
 		if (k < 0)
 			skipped(l, "a row",
 				"not a row of the expected columns");
@@ -343,6 +445,81 @@ static int copy_rows(struct loader *l, const char *sql,
 	while ((r = PQgetResult(l->c)) != NULL)
 		PQclear(r);
 	return n ? 0 : pg_fail(l->c, "COPY", err);
+}
+
+/* The users COPY: rows gathered into slots of LOAD_BATCH, each prepared
+ * while the next one fills, applied in order. */
+static int copy_users(struct loader *l, bool helper, struct ud_error *err)
+{
+	PGresult *r = PQexec(l->c, "COPY (SELECT " USERS_BIN
+				   " FROM userdb.users ORDER BY created_at, id)"
+				   " TO STDOUT (FORMAT binary)");
+	bool first = true;
+	int cur = 0, n;
+	char *line;
+
+	if (PQresultStatus(r) != PGRES_COPY_OUT) {
+		PQclear(r);
+		return pg_fail(l->c, "COPY", err);
+	}
+	PQclear(r);
+	while ((n = PQgetCopyData(l->c, &line, 0)) > 0) {
+		struct slot *s = &l->slot[cur];
+		const unsigned char *p = (const unsigned char *)line;
+		size_t len = (size_t)n;
+		bool bad = first && bin_header(&p, &len);
+		first = false;
+		if (bad || len == 0 || /* the header alone, or the trailer: */
+		    (len == 2 && be(p, 2) == 0xffff)) {
+			if (bad)
+				skipped(l, "a row", "no binary COPY header");
+			PQfreemem(line);
+			continue;
+		}
+		if (s->nrows == 0)
+			s->seq0 = l->rows + 1;
+		l->rows++;
+		s->line[s->nrows] = line;
+		s->p[s->nrows] = p;
+		s->n[s->nrows++] = len;
+		if (s->nrows == LOAD_BATCH) {
+			slot_submit(l, cur, helper);
+			cur ^= 1;
+			slot_finish(l, cur); /* the batch before: in order */
+		}
+	}
+	slot_finish(l, cur ^ 1);
+	if (l->slot[cur].nrows)
+		slot_submit(l, cur, helper);
+	slot_finish(l, cur);
+	r = PQgetResult(l->c);
+	n = n == -1 && PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	while ((r = PQgetResult(l->c)) != NULL)
+		PQclear(r);
+	return n ? 0 : pg_fail(l->c, "COPY", err);
+}
+
+/* Start the helper with every signal blocked (they stay the owner's). */
+static bool helper_start(pthread_t *t, struct loader *l)
+{
+	sigset_t all, old;
+	bool ok;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ok = pthread_create(t, NULL, helper_main, l) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ok;
+}
+
+static void helper_stop(struct loader *l, pthread_t t)
+{
+	pthread_mutex_lock(&l->mu);
+	l->stop = true;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	pthread_join(t, NULL);
 }
 
 /* The counters record: highest version, event id and time in the data. */
@@ -389,6 +566,8 @@ int pg_load(PGconn *c, ud_db *db, const char *snapshot, pg_skip_fn skip,
 	struct loader l = {
 	    .c = c, .db = db, .skip = skip, .skip_ctx = skip_ctx, .st = st};
 	char set[128];
+	bool helper = false;
+	pthread_t t;
 	int rc;
 
 	memset(st, 0, sizeof(*st));
@@ -398,22 +577,26 @@ int pg_load(PGconn *c, ud_db *db, const char *snapshot, pg_skip_fn skip,
 	    strspn(snapshot, "0123456789ABCDEF-") != strlen(snapshot))
 		return ud_error_set(err, UD_EINVAL, NULL,
 				    "postgres: bad snapshot name");
+	pthread_mutex_init(&l.mu, NULL);
+	pthread_cond_init(&l.cv, NULL);
 	rc =
 	    exec_cmd(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err);
 	if (rc == 0 && snapshot)
 		rc = exec_cmd(c, set, err);
 	if (rc == 0)
 		rc = load_counters(&l, err);
-	if (rc == 0 && !(l.batch = ud_load_batch_new(LOAD_BATCH)))
-		rc = ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
+	for (int i = 0; i < 2 && rc == 0; i++)
+		if (!(l.slot[i].batch = ud_load_batch_new(LOAD_BATCH)) ||
+		    !(l.slot[i].err =
+			  calloc(LOAD_BATCH, sizeof(*l.slot[i].err))))
+			rc =
+			    ud_error_set(err, UD_ENOMEM, NULL, "out of memory");
 	if (rc == 0)
-		rc = copy_rows(&l,
-			       "COPY (SELECT " USERS_BIN " FROM userdb.users"
-			       " ORDER BY created_at, id) TO STDOUT"
-			       " (FORMAT binary)",
-			       user_kinds, PGU__COUNT, load_user, err);
+		helper = helper_start(&t, &l); /* else: all on this thread */
 	if (rc == 0)
-		apply_users(&l);
+		rc = copy_users(&l, helper, err);
+	if (helper)
+		helper_stop(&l, t);
 	if (rc == 0)
 		rc = copy_rows(&l,
 			       "COPY (SELECT " EVENTS_BIN " FROM userdb.events"
@@ -426,7 +609,13 @@ int pg_load(PGconn *c, ud_db *db, const char *snapshot, pg_skip_fn skip,
 		rc = exec_cmd(c, "COMMIT", err);
 	else
 		PQclear(PQexec(c, "ROLLBACK"));
-	ud_load_batch_free(l.batch);
+	for (int i = 0; i < 2; i++) {
+		ud_load_batch_free(l.slot[i].batch);
+		free(l.slot[i].err);
+		ud_buf_free(&l.slot[i].rec);
+	}
+	pthread_cond_destroy(&l.cv);
+	pthread_mutex_destroy(&l.mu);
 	ud_buf_free(&l.rec);
 	ud_buf_free(&l.details);
 	free(l.ev);
