@@ -22,10 +22,10 @@ HEAD
 			next
 		line = $0; sub(/^  --[^ ]+/, "", line)
 		arg = ""
-		if (match(line, /^ [A-Z]+ /)) {
+		if (match(line, /^ [A-Z_]+ /)) {
 			arg = substr(line, 2, RLENGTH - 2)
 		}
-		help = line; sub(/^ *[A-Z]* +/, "", help)
+		help = line; sub(/^ *[A-Z_]* +/, "", help)
 		if (arg == "") sub(/^ +/, "", help)
 		val = arg == "" ? "1" : ""
 		if (flag == "data-dir") help = help "; the unit: /var/lib/userdb"
