@@ -15,13 +15,14 @@ file makes with the openssl command line:
 Prints "N checks, M failed" and exits 1 on any failure."""
 import json
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import udclient  # noqa: E402
 
 BIN = os.environ.get("USERDB_BIN_DIR", "build")
 SERVER = os.environ.get("USERDB_SERVER", os.path.join(BIN, "userdb-server"))
@@ -42,87 +43,17 @@ def check(cond, what, got=None):
     return bool(cond)
 
 
-def sh(*args):
-    subprocess.run(args, cwd=TMP, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-
-
-CA_CNF = """[ca]
-default_ca = d
-[d]
-database = ./index-%(n)s.txt
-new_certs_dir = .
-serial = ./serial-%(n)s
-default_md = sha256
-policy = p
-copy_extensions = copy
-unique_subject = no
-[p]
-commonName = supplied
-"""
-
-
-def make_ca(name):
-    with open(os.path.join(TMP, name + ".cnf"), "w") as f:
-        f.write(CA_CNF % {"n": name})
-    open(os.path.join(TMP, "index-%s.txt" % name), "w").close()
-    with open(os.path.join(TMP, "serial-%s" % name), "w") as f:
-        f.write("01\n")
-    sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-       "ec_paramgen_curve:P-256", "-nodes", "-keyout", name + ".key",
-       "-out", name + ".pem", "-days", "2", "-subj", "/CN=" + name)
-    return os.path.join(TMP, name + ".pem")
-
-
-def make_cert(ca, name, san="DNS:localhost,IP:127.0.0.1", dates=("-days", "2")):
-    sh("openssl", "req", "-newkey", "ec", "-pkeyopt",
-       "ec_paramgen_curve:P-256", "-nodes", "-keyout", name + ".key",
-       "-out", name + ".csr", "-subj", "/CN=" + name, "-addext",
-       "subjectAltName=" + san)
-    sh("openssl", "ca", "-batch", "-config", ca + ".cnf", "-cert",
-       ca + ".pem", "-keyfile", ca + ".key", "-in", name + ".csr", "-out",
-       name + ".pem", "-notext", *dates)
-    return os.path.join(TMP, name + ".pem"), os.path.join(TMP, name + ".key")
-
-
-class Server:
-    def __init__(self, cert=None, key=None):
-        args = [SERVER, "--port", "0", "--http-port", "0", "--no-persist",
-                "--api-key", KEY, "--socket", os.path.join(TMP, "sock")]
-        if cert:
-            args += ["--tls-cert", cert, "--tls-key", key]
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith("USERDB_")}
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, text=True,
-                                     env=env)
-        self.rpc = self.http = None
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                break
-            m = re.search(r"ready rpc=\S+:(\d+) http=\S+:(\d+)", line)
-            if m:
-                self.rpc, self.http = m.group(1), m.group(2)
-                break
-        if not self.http:
-            self.proc.kill()
-            raise RuntimeError("server did not start")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return "timeout"
+def Server(cert=None, key=None):
+    args = ["--api-key", KEY, "--socket", os.path.join(TMP, "sock")]
+    if cert:
+        args += ["--tls-cert", cert, "--tls-key", key]
+    return udclient.Server(*args, server=SERVER)
 
 
 def cli(srv, *args, host="127.0.0.1", tls=(), stdin=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("USERDB_")}
-    cmd = [CLI, "--host", host, "--port", srv.rpc, "--http-port", srv.http,
+    cmd = [CLI, "--host", host, "--port", str(srv.rpc[1]),
+           "--http-port", str(srv.http[1]),
            "--api-key", KEY, *tls, *args]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
                        env=env, input=stdin)
@@ -202,8 +133,8 @@ def t_refused(S, ca, other_ca, tmp):
           (rc, out, err))
 
 
-def t_wrong_cert(ca, name, **kw):
-    cert, key = make_cert("ca", name, **kw)
+def t_wrong_cert(CA, ca, name, **kw):
+    cert, key = CA.cert(name, cn=name, **kw)
     S = Server(cert, key)
     try:
         rc, out, err = cli(S, "ping", tls=("--cacert", ca))
@@ -215,21 +146,21 @@ def t_wrong_cert(ca, name, **kw):
 
 def main():
     try:
-        ca = make_ca("ca")
-        other_ca = make_ca("otherca")
-        cert, key = make_cert("ca", "server")
+        CA = udclient.TestCA(TMP)
+        ca, other_ca = CA.pem, udclient.TestCA(TMP, "otherca").pem
+        cert, key = CA.cert("server")
         S = Server(cert, key)
         try:
             t_commands(S, ca)
             t_refused(S, ca, other_ca, TMP)
         finally:
-            check(S.stop() == 0, "the TLS server stops cleanly")
+            S.stop()
         (rc, err), (rc2, err2) = t_wrong_cert(
-            ca, "expired", dates=("-startdate", "20200101000000Z",
+            CA, ca, "expired", dates=("-startdate", "20200101000000Z",
                                   "-enddate", "20200102000000Z"))
         check(rc == 3 and "expired" in err and rc2 == 2 and "expired" in err2,
               "an expired certificate is refused", (rc, err, rc2, err2))
-        (rc, err), (rc2, err2) = t_wrong_cert(ca, "elsewhere",
+        (rc, err), (rc2, err2) = t_wrong_cert(CA, ca, "elsewhere",
                                               san="DNS:db.example.org")
         check(rc == 3 and "certificate verify failed" in err and rc2 == 2,
               "a certificate naming another host is refused",
