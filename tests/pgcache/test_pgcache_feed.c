@@ -404,3 +404,45 @@ Test(pgcache_feed, the_helper_thread_drives_the_feed)
 	PQfinish(t.q);
 	free(t.ci);
 }
+
+Test(pgcache_feed, two_caches_racing_for_one_email_one_gets_409)
+{
+	struct tpc t = tpc_start(100);
+	struct ud_fields f = {.set = UD_F_NAME | UD_F_EMAIL,
+			      .name = "Racer",
+			      .name_len = 5,
+			      .email = "race@x.io",
+			      .email_len = 9};
+	struct ud_error e = {0};
+	int ok = 0, dup = 0, status[4];
+	pid_t pid[4];
+	char *s;
+
+	for (int i = 0; i < 4; i++) {
+		pid[i] = fork();
+		if (pid[i] == 0) { /* each its own process and cache */
+			struct ud_pg_options o = ud_pg_options_default;
+			ud_pg *other;
+			int rc;
+			o.conninfo = t.ci;
+			if (ud_pg_open(&o, &other, NULL))
+				_exit(3);
+			rc = ud_pg_create(other, &f, NULL, &e);
+			ud_pg_close(other);
+			_exit(rc == 0 ? 0 : rc == UD_EDUPEMAIL ? 1 : 2);
+		}
+	}
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(waitpid(pid[i], &status[i], 0), pid[i]);
+		cr_assert(WIFEXITED(status[i]));
+		ok += WEXITSTATUS(status[i]) == 0;
+		dup += WEXITSTATUS(status[i]) == 1;
+	}
+	cr_assert(ok == 1 && dup == 3, "%d created, %d got 409", ok, dup);
+	s = tpc_sql(t.q, "SELECT count(*) FROM userdb.users");
+	cr_assert_str_eq(s, "1");
+	free(s);
+	/* and this cache, which never saw it, gets 409 from PostgreSQL */
+	cr_assert_eq(ud_pg_create(t.c, &f, NULL, &e), UD_EDUPEMAIL);
+	tpc_done(&t);
+}
