@@ -94,6 +94,19 @@ static int reply_head_write_cb(void *data, const char *buf, size_t len)
 	return 0;
 }
 
+/* Append [1, msgid, err, nil] to out. */
+static void pack_error_reply(struct evbuffer *out, uint64_t msgid,
+			     const struct ud_error *err)
+{
+	msgpack_packer pk;
+	msgpack_packer_init(&pk, out, evbuffer_write_cb);
+	msgpack_pack_array(&pk, 4);
+	msgpack_pack_uint8(&pk, 1);
+	msgpack_pack_uint64(&pk, msgid);
+	pack_error(&pk, err);
+	msgpack_pack_nil(&pk);
+}
+
 /* Queue [1, msgid, error|nil, result|nil].  rc != 0 sends err. */
 static void rpc_reply(struct conn *c, uint64_t msgid, int rc,
 		      const struct ud_error *err, const struct ud_buf *res,
@@ -103,12 +116,7 @@ static void rpc_reply(struct conn *c, uint64_t msgid, int rc,
 	struct evbuffer *out = conn_reply_begin(c);
 	c->reply_tag = msgid;
 	if (rc) {
-		msgpack_packer_init(&pk, out, evbuffer_write_cb);
-		msgpack_pack_array(&pk, 4);
-		msgpack_pack_uint8(&pk, 1);
-		msgpack_pack_uint64(&pk, msgid);
-		pack_error(&pk, err);
-		msgpack_pack_nil(&pk);
+		pack_error_reply(out, msgid, err);
 	} else {
 		struct reply_head h = {0};
 		msgpack_packer_init(&pk, &h, reply_head_write_cb);
@@ -126,13 +134,8 @@ static void rpc_reply(struct conn *c, uint64_t msgid, int rc,
 static void rpc_refused(struct conn *c, uint64_t tag,
 			const struct ud_error *err, struct evbuffer *out)
 {
-	msgpack_packer pk;
-	msgpack_packer_init(&pk, out, evbuffer_write_cb);
-	msgpack_pack_array(&pk, 4);
-	msgpack_pack_uint8(&pk, 1);
-	msgpack_pack_uint64(&pk, tag);
-	pack_error(&pk, err);
-	msgpack_pack_nil(&pk);
+	(void)c;
+	pack_error_reply(out, tag, err);
 }
 
 static void rpc_error_reply(struct conn *c, uint64_t msgid, int code,
