@@ -405,6 +405,19 @@ static void load_event(struct loader *l, const struct pg_val *v)
 		l->nev++;
 }
 
+/* After the last PQgetCopyData (which returned n): the COPY's verdict.
+ * 0 or UD_EUNAVAILABLE. */
+static int copy_end(PGconn *c, int n, struct ud_error *err)
+{
+	PGresult *r = PQgetResult(c);
+	bool ok = n == -1 && PQresultStatus(r) == PGRES_COMMAND_OK;
+
+	PQclear(r);
+	while ((r = PQgetResult(c)) != NULL)
+		PQclear(r);
+	return ok ? 0 : pg_fail(c, "COPY", err);
+}
+
 /* Run one COPY ... TO STDOUT (FORMAT binary) of columns kinds[0..ncols)
  * and hand each row to row. */
 static int copy_rows(struct loader *l, const char *sql,
@@ -439,12 +452,7 @@ static int copy_rows(struct loader *l, const char *sql,
 			row(l, v);
 		PQfreemem(line);
 	}
-	r = PQgetResult(l->c);
-	n = n == -1 && PQresultStatus(r) == PGRES_COMMAND_OK;
-	PQclear(r);
-	while ((r = PQgetResult(l->c)) != NULL)
-		PQclear(r);
-	return n ? 0 : pg_fail(l->c, "COPY", err);
+	return copy_end(l->c, n, err);
 }
 
 /* The users COPY: rows gathered into slots of LOAD_BATCH, each prepared
@@ -492,12 +500,7 @@ static int copy_users(struct loader *l, bool helper, struct ud_error *err)
 	if (l->slot[cur].nrows)
 		slot_submit(l, cur, helper);
 	slot_finish(l, cur);
-	r = PQgetResult(l->c);
-	n = n == -1 && PQresultStatus(r) == PGRES_COMMAND_OK;
-	PQclear(r);
-	while ((r = PQgetResult(l->c)) != NULL)
-		PQclear(r);
-	return n ? 0 : pg_fail(l->c, "COPY", err);
+	return copy_end(l->c, n, err);
 }
 
 /* Start the helper with every signal blocked (they stay the owner's). */
