@@ -129,7 +129,9 @@ node() {
 	w=$(ub --port "$port" --op wait --timeout 600)
 	local pid cpu pmcpu
 	eval "pid=\$PID_$name"
-	cpu=$(tree_ns "$pid")
+	# /proc/PID/stat, not schedstat: it keeps the CPU of threads that ended
+	# (pg_load's helper)
+	cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) / hz * 1e9 }' "/proc/$pid/stat")
 	pmcpu=$(tree_ns "$PM")
 	python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d["server_cpu_s"]=float(sys.argv[2])/1e9; d["tree_cpu_s"]=(float(sys.argv[4])-float(sys.argv[3]))/1e9; print(json.dumps(d))' \
 		"$w" "$cpu" "$pm0" "$pmcpu"
