@@ -162,6 +162,53 @@ Test(pg_load, hostile_rows_are_skipped_counted_and_named)
 	PQfinish(c);
 }
 
+/* More users than one batch of the two-thread load (512): every batch
+ * applied once, in creation order, and the refused rows named in row
+ * order wherever they fall. */
+Test(pg_load, many_batches_load_in_order_with_skips_named_in_order)
+{
+	char *ci;
+	PGconn *c = migrated(&ci);
+	struct pg_load_stats st;
+	struct ud_error err;
+	struct skips sk = {0};
+	ud_db *db = empty_db();
+	struct ud_page page;
+	struct ud_query q;
+	struct ud_user_view v;
+
+	free(tpg_exec(
+	    c, "INSERT INTO userdb.users (id, name, email, email_folded,"
+	       " role, custom_data, created_at)"
+	       " SELECT 'usr_' || i, 'U ' || i,"
+	       "  CASE WHEN i = 700 THEN 'bad' WHEN i = 1500 THEN 'U3@x.io'"
+	       "   ELSE 'u' || i || '@x.io' END,"
+	       "  CASE WHEN i = 1500 THEN 'dup' ELSE 'u' || i || '@x.io' END,"
+	       "  'user', '{}', timestamptz '2025-01-01' + i * interval '1 s'"
+	       " FROM generate_series(0, 1999) i"));
+	/* user 1500's email folds to user 3's: only the store finds that */
+	cr_assert_eq(pg_load(c, db, NULL, on_skip, &sk, &st, &err), 0, "%s",
+		     err.message);
+	cr_assert_eq(st.users, 1998);
+	cr_assert_eq(st.rows_skipped, 2);
+	cr_assert_str_eq(sk.what[0], "user usr_700");
+	cr_assert_str_eq(sk.what[1], "user usr_1500");
+	cr_assert(ud_user_get(db, "usr_0", 5) &&
+		  ud_user_get(db, "usr_1999", 8));
+	cr_assert_null(ud_user_get(db, "usr_1500", 8));
+	/* newest first: the last created comes back first */
+	ud_query_init(&q);
+	q.limit = 1;
+	cr_assert_eq(ud_user_list(db, &q, &page, &err), 0, "%s", err.message);
+	cr_assert_eq(page.total, 1998);
+	ud_user_view(page.items[0], &v);
+	cr_assert_eq(v.id_len, 8);
+	cr_assert(memcmp(v.id, "usr_1999", 8) == 0);
+	ud_db_free(db);
+	free(ci);
+	PQfinish(c);
+}
+
 Test(pg_load, an_empty_schema_loads_nothing)
 {
 	char *ci;
