@@ -8,6 +8,8 @@ pkgs=(build-essential cmake pkg-config libevent-dev libmsgpack-dev libxxhash-dev
 # The console (net/console_pack.c links zlib; tests/console runs chromium
 # through node >= 20).  npm: part of NodeSource's nodejs; Debian has it apart.
 pkgs+=(zlib1g-dev chromium nodejs)
+# bench/pg.sh (ctest bench_pg_quick): pgbench comes with the client package.
+pkgs+=(postgresql-client-15)
 command -v npm >/dev/null || pkgs+=(npm)
 # The OpenAPI conformance check (tests/net/openapi_check.py).
 pkgs+=(python3-jsonschema)
